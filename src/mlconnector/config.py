@@ -1,0 +1,506 @@
+"""Settings: ``mlconnector.toml`` overridden by ``MLCONNECTOR_*`` environment variables.
+
+Where the file is: ``--config``, else ``MLCONNECTOR_CONFIG``, else
+``{MLCONNECTOR_HOME}/mlconnector.toml`` (home defaults to ``~/.mlconnector``).
+
+Environment overrides: ``MLCONNECTOR_`` + the dotted key in upper case with ``__`` between levels,
+e.g. ``MLCONNECTOR_DATABASE_URL``, ``MLCONNECTOR_WEB__PORT=9000``,
+``MLCONNECTOR_CONNECTIONS__ACME__POLL__ORDERS=120``. Values are read as TOML literals when they
+parse as one (``120``, ``true``, ``["OK", "Hold"]``) and as plain strings otherwise. Only
+variables whose first level is a setting of the file are applied, so other ``MLCONNECTOR_*``
+variables (``MLCONNECTOR_CONFIG``, credentials for ``--from-env``) never break loading.
+
+No secret belongs here: keys that look like one are refused with a pointer to
+``mlconnector credentials set`` (secrets live in the encrypted vault). Every problem is a
+:class:`~mlconnector.errors.ConfigError` naming the file, the dotted key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from mlconnector.errors import ConfigError
+
+ENV_PREFIX = "MLCONNECTOR_"
+CONFIG_FILE_NAME = "mlconnector.toml"
+DEFAULT_HOME = "~/.mlconnector"
+
+#: connection names appear in URLs, env variable names and the database: keep them plain
+CONNECTION_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+
+#: names of keys that would hold a secret; such values go to the vault, never into the file
+_SECRET_KEY = re.compile(
+    r"(?i)(password|passwd|secret|api[_-]?key|apikey|consumer[_-]?key|private[_-]?key|"
+    r"credential|^token$|access[_-]?token|refresh[_-]?token|auth[_-]?token|bearer)"
+)
+
+ORDER_KEY_FIELDS = frozenset({"pcn", "order_id", "order_number", "group"})
+
+
+def _check_base_url(value: str) -> str:
+    """An absolute http(s) URL; the trailing slash is dropped so paths join predictably."""
+    match = re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", value)
+    if not match:
+        raise ValueError("must be an absolute http:// or https:// URL without query or fragment")
+    return value.rstrip("/")
+
+
+BaseURL = Annotated[str, AfterValidator(_check_base_url)]
+
+
+class _Section(BaseModel):
+    """Every section refuses unknown keys and is immutable once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PlexDatasources(_Section):
+    """Data Source API ids (Plex-global, granted per web-service user and tenant)."""
+
+    update_shipper_tracking: int = Field(default=230447, gt=0)
+    shipped_containers: int = Field(default=2233, gt=0)
+    inventory_adjustment: int | None = Field(default=None, gt=0)
+
+
+class PlexSettings(_Section):
+    """How to reach one Plex tenant.
+
+    The Consumer Key/Secret and the web-service password are in the vault, not here.
+    """
+
+    auth_mode: Literal["oauth2", "api_key"] = "api_key"
+    pcn: str | None = Field(default=None, pattern=r"^\d{1,12}$")
+    tenant_id: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+    )
+    rest_base_url: BaseURL = "https://connect.plex.com"
+    datasource_base_url: BaseURL = "https://cloud.plex.com"
+    soap_url: BaseURL = "https://api.plexonline.com/DataSource/Service.asmx"
+    token_url: BaseURL | None = None
+    oauth_scope: str | None = None
+    #: also send the Consumer Secret in ``api_secret_header`` (some tenants want it; unverified)
+    send_api_secret_header: bool = False
+    # header names are settings because Plex's public documentation is incomplete
+    api_key_header: str = "X-Plex-Connect-Api-Key"
+    customer_id_header: str = "X-Plex-Connect-Customer-Id"
+    tenant_id_header: str = "X-Plex-Connect-Tenant-Id"
+    api_secret_header: str = "X-Plex-Connect-Api-Secret"  # noqa: S105 (a header name)
+    #: the web-service user (HTTP Basic) of the Data Source API and SOAP; its password is vaulted
+    web_service_user: str | None = None
+    datasources: PlexDatasources = PlexDatasources()
+    read_window_hours: float = Field(default=24.0, gt=0, le=24 * 31)
+    shippable_container_statuses: tuple[str, ...] = Field(default=("OK",), min_length=1)
+    #: shipper statuses in which a shipper may still receive releases (datasource write-back)
+    open_shipper_statuses: tuple[str, ...] = Field(default=("Open", "Pending"), min_length=1)
+
+    @field_validator("pcn", mode="before")
+    @classmethod
+    def _pcn_as_text(cls, value: object) -> object:
+        # a PCN is a number to people (and to TOML), a string to the Plex header
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _oauth2_needs_token_url(self) -> PlexSettings:
+        if self.auth_mode == "oauth2" and self.token_url is None:
+            raise ValueError("auth_mode 'oauth2' needs token_url (the OAuth2 token endpoint)")
+        if self.pcn and self.tenant_id:
+            raise ValueError("set pcn or tenant_id, not both (they choose the tenant two ways)")
+        return self
+
+
+class ShipStationSettings(_Section):
+    """ShipStation hosts. The V1 key/secret and V2 API key are vaulted."""
+
+    v1_base_url: BaseURL = "https://ssapi.shipstation.com"
+    v2_base_url: BaseURL = "https://api.shipstation.com"
+    #: full-match regular expressions for webhook ``resource_url`` hosts, besides the V1/V2 hosts
+    allowed_webhook_hosts: tuple[str, ...] = (r"ssapi\d*\.shipstation\.com",)
+
+    @field_validator("allowed_webhook_hosts")
+    @classmethod
+    def _patterns_compile(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from exc
+        return patterns
+
+    def webhook_host_allowed(self, host: str) -> bool:
+        """Whether a webhook ``resource_url`` host may receive our credentials."""
+        host = host.lower()
+        configured = {_host_of(self.v1_base_url), _host_of(self.v2_base_url)}
+        return host in configured or any(
+            re.fullmatch(pattern, host) for pattern in self.allowed_webhook_hosts
+        )
+
+
+def _host_of(url: str) -> str:
+    return url.split("://", 1)[1].split("/", 1)[0].split(":", 1)[0].lower()
+
+
+class PollIntervals(_Section):
+    """Seconds between polls per flow. Minimums protect the remote rate limits."""
+
+    orders: int = Field(default=300, ge=60, le=86400)
+    inventory: int = Field(default=900, ge=300, le=86400)
+    shipments: int = Field(default=300, ge=60, le=86400)
+    order_status: int = Field(default=600, ge=60, le=86400)
+
+
+class CarrierMapping(_Section):
+    """One Plex carrier, as ShipStation knows it."""
+
+    carrier_code: str = Field(min_length=1)
+    service_code: str | None = None
+    requested_shipping_service: str | None = None
+
+
+class StoreMapping(_Section):
+    """Which ShipStation store a new order goes to: customer code first, then order type."""
+
+    by_customer: dict[str, int] = Field(default_factory=dict)
+    by_order_type: dict[str, int] = Field(default_factory=dict)
+    default: int | None = None
+
+
+class Mappings(_Section):
+    """Plex codes to ShipStation ids. Keys are Plex codes exactly as Plex shows them."""
+
+    #: Plex building code → ShipStation V1 ``warehouseId``
+    warehouses: dict[str, int] = Field(default_factory=dict)
+    #: Plex location → ShipStation V2 inventory location id (e.g. ``"se-123"``)
+    inventory_locations: dict[str, str] = Field(default_factory=dict)
+    stores: StoreMapping = StoreMapping()
+    #: Plex carrier → ShipStation carrier/service
+    carriers: dict[str, CarrierMapping] = Field(default_factory=dict)
+
+
+class RetryBudget(_Section):
+    """How hard one operation is retried before it goes to ``dead`` for an operator."""
+
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    base_delay_seconds: float = Field(default=30.0, gt=0, le=3600)
+    max_delay_seconds: float = Field(default=3600.0, gt=0, le=86400)
+
+
+class ConnectionConfig(_Section):
+    """One tenant pair: a Plex PCN and a ShipStation account."""
+
+    enabled: bool = True
+    plex: PlexSettings = PlexSettings()
+    shipstation: ShipStationSettings = ShipStationSettings()
+    poll: PollIntervals = PollIntervals()
+    mappings: Mappings = Mappings()
+    grouping: Literal["ship_date", "order"] = "ship_date"
+    order_key_template: str = "plex-{pcn}-{order_id}-{group}"
+    write_back: Literal["shipper", "datasource"] = "shipper"
+    retry: RetryBudget = RetryBudget()
+
+    @field_validator("order_key_template")
+    @classmethod
+    def _template_fields(cls, template: str) -> str:
+        try:
+            names = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+        except ValueError as exc:
+            raise ValueError(f"is not a valid template: {exc}") from exc
+        unknown = names - ORDER_KEY_FIELDS
+        if unknown:
+            raise ValueError(
+                f"uses unknown placeholder(s) {sorted(unknown)}; "
+                f"allowed: {{{'}, {'.join(sorted(ORDER_KEY_FIELDS))}}}"
+            )
+        if "group" not in names or not names & {"order_id", "order_number"}:
+            raise ValueError(
+                "must contain {group} and {order_id} or {order_number} so each key is unique"
+            )
+        return template
+
+    @model_validator(mode="after")
+    def _pcn_for_template(self) -> ConnectionConfig:
+        if "{pcn}" in self.order_key_template and self.plex.pcn is None:
+            raise ValueError(
+                "plex.pcn is required: order_key_template uses {pcn} "
+                "(set plex.pcn, or remove {pcn} from the template)"
+            )
+        return self
+
+
+class WebSettings(_Section):
+    """Where the webhook receiver and operator UI listen."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+
+
+class Config(_Section):
+    """The whole configuration, after the environment has been applied."""
+
+    home: Path
+    database_url: str = ""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    web: WebSettings = WebSettings()
+    #: the URL ShipStation reaches this deployment at, for webhook subscriptions
+    public_base_url: BaseURL | None = None
+    #: where failures needing an operator are POSTed
+    alert_webhook_url: BaseURL | None = None
+    connections: dict[str, ConnectionConfig] = Field(default_factory=dict)
+    #: the file this came from (``None`` when no file existed)
+    source: Path | None = None
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("connections")
+    @classmethod
+    def _names(cls, connections: dict[str, ConnectionConfig]) -> dict[str, ConnectionConfig]:
+        for name in connections:
+            check_connection_name(name)
+        return connections
+
+    @model_validator(mode="after")
+    def _default_database(self) -> Config:
+        if not self.database_url:
+            url = f"sqlite+aiosqlite:///{self.home / 'mlconnector.db'}"
+            object.__setattr__(self, "database_url", url)
+        return self
+
+    def connection(self, name: str) -> ConnectionConfig:
+        """The named connection, or a ``ConfigError`` listing the configured ones."""
+        try:
+            return self.connections[name]
+        except KeyError:
+            known = ", ".join(sorted(self.connections)) or "none"
+            where = self.source or "the configuration"
+            raise ConfigError(
+                f"{where}: no connection named {name!r} (configured: {known})",
+                hint="add it with `mlconnector connections add`",
+            ) from None
+
+
+def check_connection_name(name: str) -> str:
+    """Return ``name`` if it is a valid connection name, else raise ``ValueError``."""
+    if not CONNECTION_NAME.match(name) or "__" in name:
+        raise ValueError(
+            f"connection name {name!r} must be 1-40 lower-case letters, digits, '_' or '-', "
+            "start with a letter and not contain '__'"
+        )
+    return name
+
+
+# --- locating the file -------------------------------------------------------------------------
+def expand_path(value: str | Path, env: Mapping[str, str]) -> Path:
+    """Expand a leading ``~`` with the injected ``HOME`` (falls back to the process home)."""
+    text = str(value)
+    if text == "~" or text.startswith("~/"):
+        base = env.get("HOME") or str(Path.home())
+        text = base + text[1:]
+    return Path(text)
+
+
+def resolve_home(env: Mapping[str, str]) -> Path:
+    """``MLCONNECTOR_HOME`` or ``~/.mlconnector``."""
+    return expand_path(env.get(f"{ENV_PREFIX}HOME") or DEFAULT_HOME, env)
+
+
+def resolve_config_path(path: str | Path | None, env: Mapping[str, str]) -> Path:
+    """``--config``, else ``MLCONNECTOR_CONFIG``, else ``{home}/mlconnector.toml``."""
+    if path:
+        return expand_path(path, env)
+    if env.get(f"{ENV_PREFIX}CONFIG"):
+        return expand_path(env[f"{ENV_PREFIX}CONFIG"], env)
+    return resolve_home(env) / CONFIG_FILE_NAME
+
+
+# --- loading -----------------------------------------------------------------------------------
+def load_config(
+    path: str | Path | None, env: Mapping[str, str], *, missing_ok: bool = False
+) -> Config:
+    """Read, override and validate the configuration; every problem is a ``ConfigError``.
+
+    ``path`` is the ``--config`` value (``None`` to use the environment/default). With
+    ``missing_ok``, an absent file yields the defaults (no connections) instead of an error.
+    """
+    file = resolve_config_path(path, env)
+    raw = _read_toml(file, missing_ok=missing_ok)
+    origins: dict[tuple[str, ...], str] = {}
+    _apply_env(raw, env, origins, file)
+    _refuse_secrets(raw, Config, (), file, origins)
+    if "source" in raw:
+        raise ConfigError(f"{file}: source: unknown key (it is set by the loader)")
+    home = raw.get("home", DEFAULT_HOME)
+    if isinstance(home, str):
+        # a relative home is relative to the file that names it, not to the working directory
+        raw["home"] = file.parent / expand_path(home, env)
+    try:
+        return Config.model_validate({**raw, "source": file if file.exists() else None})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, file, origins)) from None
+
+
+def _read_toml(file: Path, *, missing_ok: bool) -> dict[str, Any]:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if missing_ok:
+            return {}
+        raise ConfigError(
+            f"{file}: configuration file not found",
+            hint="run `mlconnector init`, or pass --config / set MLCONNECTOR_CONFIG",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot be read ({exc})") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib's message ends with "(at line N, column M)"
+        raise ConfigError(f"{file}: TOML syntax error: {exc}") from None
+
+
+def _env_value(text: str) -> Any:
+    """A TOML literal when the text is one (``120``, ``true``, ``["a"]``), else the string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _apply_env(
+    raw: dict[str, Any],
+    env: Mapping[str, str],
+    origins: dict[tuple[str, ...], str],
+    file: Path,
+) -> None:
+    """Overlay ``MLCONNECTOR_A__B__C=value`` onto ``raw["a"]["b"]["c"]``."""
+    settable = set(Config.model_fields) - {"source"}
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = tuple(name[len(ENV_PREFIX) :].lower().split("__"))
+        if parts[0] not in settable:
+            continue  # MLCONNECTOR_CONFIG, credentials for --from-env, other tools' variables
+        if any(not part for part in parts):
+            raise ConfigError(f"environment variable {name}: empty level between '__' separators")
+        target = raw
+        for depth, part in enumerate(parts[:-1]):
+            child = target.setdefault(part, {})
+            if not isinstance(child, dict):
+                key = ".".join(parts[: depth + 1])
+                raise ConfigError(
+                    f"environment variable {name}: {file}: {key} is a value, not a table"
+                )
+            target = child
+        target[parts[-1]] = _env_value(env[name])
+        origins[parts] = name
+
+
+def _field_kind(model: type[BaseModel], key: str) -> tuple[str, type[BaseModel] | None]:
+    """``("model", M)`` for a section, ``("dict", M)`` for a table of M, else ``("leaf", None)``."""
+    annotation = model.model_fields[key].annotation
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "model", annotation
+    if get_origin(annotation) is dict:
+        value_type = get_args(annotation)[1]
+        if isinstance(value_type, type) and issubclass(value_type, BaseModel):
+            return "dict", value_type
+    return "leaf", None
+
+
+def _refuse_secrets(
+    raw: Mapping[str, Any],
+    model: type[BaseModel],
+    path: tuple[str, ...],
+    file: Path,
+    origins: Mapping[tuple[str, ...], str],
+) -> None:
+    """Refuse a key that is not a setting and looks like it would hold a secret."""
+    for key, value in raw.items():
+        here = (*path, key)
+        if key not in model.model_fields or (key == "source" and model is Config):
+            if _SECRET_KEY.search(key):
+                where = f"environment variable {origins[here]}" if here in origins else str(file)
+                raise ConfigError(
+                    f"{where}: {'.'.join(here)}: secrets are not allowed in the configuration",
+                    hint="store it in the encrypted vault with `mlconnector credentials set`",
+                )
+            continue
+        kind, sub = _field_kind(model, key)
+        if kind == "model" and sub is not None and isinstance(value, Mapping):
+            _refuse_secrets(value, sub, here, file, origins)
+        elif kind == "dict" and sub is not None and isinstance(value, Mapping):
+            for item_key, item in value.items():
+                if isinstance(item, Mapping):
+                    _refuse_secrets(item, sub, (*here, item_key), file, origins)
+
+
+# --- error messages ----------------------------------------------------------------------------
+def _model_at(loc: tuple[str | int, ...]) -> type[BaseModel] | None:
+    """The section model that the path ``loc`` points into (``None`` for a free-form table)."""
+    model: type[BaseModel] | None = Config
+    pending_item: type[BaseModel] | None = None
+    for part in loc:
+        if pending_item is not None:
+            model, pending_item = pending_item, None
+            continue
+        if model is None or not isinstance(part, str) or part not in model.model_fields:
+            return None
+        kind, sub = _field_kind(model, part)
+        if kind == "model":
+            model = sub
+        elif kind == "dict":
+            pending_item = sub
+        else:
+            return None
+    return None if pending_item is not None else model
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _explain(error: Mapping[str, Any]) -> str:
+    """What is wrong with one key and what is allowed, in an operator's words."""
+    kind = error["type"]
+    loc = tuple(error["loc"])
+    if kind == "extra_forbidden":
+        parent = _model_at(loc[:-1])
+        allowed = sorted(set(parent.model_fields) - {"source"}) if parent else []
+        return "unknown key; allowed here: " + (", ".join(allowed) or "none")
+    if kind == "missing":
+        return "required key is missing"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if kind in {"model_type", "dict_type"}:
+        return f"must be a table (got {_short(error.get('input'))})"
+    return f"{message} (got {_short(error.get('input'))})"
+
+
+def _describe(exc: ValidationError, file: Path, origins: Mapping[tuple[str, ...], str]) -> str:
+    lines = [f"{file}: invalid configuration"]
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        dotted = ".".join(str(part) for part in loc) or "(top level)"
+        line = f"  {dotted}: {_explain(error)}"
+        origin = origins.get(tuple(str(part) for part in loc))
+        if origin:
+            line += f" [set by environment variable {origin}]"
+        lines.append(line)
+    return "\n".join(lines)
