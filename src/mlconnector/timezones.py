@@ -11,11 +11,14 @@ DST decisions (deliberate, and tested for every hour 2000-2040):
   place a record up to one hour *earlier* than it really was, never later; cursors overlap by two
   hours (DESIGN §1 rule 2) and de-duplicate on (id, modified), so nothing is missed. For an outgoing
   filter, :func:`to_pacific_naive` of an instant in the second occurrence gives the same wall time,
-  which ShipStation reads as the first one: the window only widens.
+  which ShipStation reads as the first one: a start bound moves an hour earlier (the window
+  widens); an end bound too (the window ends early), and the next run's two-hour overlap covers it.
 * **Spring forward (the gap, e.g. 02:30 on the second Sunday of March never happens).** A naive time
   in the gap cannot come from a correct clock; we read it with the pre-transition offset (PST), i.e.
   02:30 → 10:30 UTC (= 03:30 PDT), the instant a clock that missed the change would have meant.
-  It stays monotonic with its neighbours: 01:59 PST < gap < 03:00 PDT.
+  It is later than every real time before the gap (01:59 PST < 02:30), but it coincides with the
+  hour after it (02:30 and 03:30 read as the same instant, and 02:30 reads later than 03:00 PDT):
+  no reading of an hour that never happened can keep order with both neighbours.
 """
 
 from __future__ import annotations
@@ -90,13 +93,13 @@ def to_pacific_naive(instant: datetime) -> datetime:
 
 def format_pacific(instant: datetime) -> str:
     """V1 body form: ``2015-07-16T14:00:34.8230000`` (Pacific, 7 fractional digits, no offset)."""
-    local = to_pacific_naive(instant)
-    return local.strftime("%Y-%m-%dT%H:%M:%S.") + f"{local.microsecond:06d}0"
+    # isoformat, unlike strftime("%Y"), always writes four year digits.
+    return to_pacific_naive(instant).isoformat(timespec="microseconds") + "0"
 
 
 def format_pacific_filter(instant: datetime) -> str:
     """V1 query-filter form: ``yyyy-mm-dd hh:mm:ss`` in Pacific."""
-    return to_pacific_naive(instant).strftime("%Y-%m-%d %H:%M:%S")
+    return to_pacific_naive(instant).isoformat(sep=" ", timespec="seconds")
 
 
 def format_pacific_filter_ceil(instant: datetime) -> str:
@@ -118,8 +121,8 @@ def format_utc_z(instant: datetime) -> str:
     """Plex form: ``2026-01-15T12:00:00.0000000Z``."""
     if instant.tzinfo is None:
         raise ValueError("format_utc_z takes an aware datetime")
-    utc = instant.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond:06d}0Z"
+    utc = instant.astimezone(UTC).replace(tzinfo=None)
+    return utc.isoformat(timespec="microseconds") + "0Z"
 
 
 def parse_iso_offset(value: str) -> datetime:
