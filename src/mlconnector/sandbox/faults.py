@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -40,8 +41,17 @@ class FaultConfig:
     injected: dict[str, int] = field(default_factory=dict)
 
 
+#: builds the body and headers of an injected 429 for one request (a simulator's own shape)
+RateLimitResponder = Callable[[Scope, FaultConfig], tuple[bytes, list[tuple[bytes, bytes]]]]
+
+
 class FaultInjector:
-    """ASGI middleware that injects the faults described by ``config``."""
+    """ASGI middleware that injects the faults described by ``config``.
+
+    ``rate_limit_response``, when given, shapes each injected 429 (body and headers) so a storm
+    looks like the simulated service's own limit answer; otherwise ``rate_limit_body`` is sent with
+    ``Retry-After`` and ``X-Rate-Limit-Reset``.
+    """
 
     def __init__(
         self,
@@ -51,12 +61,14 @@ class FaultInjector:
         *,
         exempt_prefixes: tuple[str, ...] = ("/_operator", "/_sandbox"),
         rate_limit_body: bytes = b'{"message":"Too Many Requests"}',
+        rate_limit_response: RateLimitResponder | None = None,
     ) -> None:
         self.app = app
         self.clock = clock
         self.config = config or FaultConfig()
         self.exempt_prefixes = exempt_prefixes
         self.rate_limit_body = rate_limit_body
+        self.rate_limit_response = rate_limit_response
         self._rng = random.Random(self.config.seed)
 
     def configure(self, **changes: object) -> FaultConfig:
@@ -78,6 +90,10 @@ class FaultInjector:
         if cfg.storm_requests > 0:
             cfg.storm_requests -= 1
             self._count("storm")
+            if self.rate_limit_response is not None:
+                body, headers = self.rate_limit_response(scope, cfg)
+                await _respond(send, 429, body, headers)
+                return
             await _respond(
                 send,
                 429,
