@@ -1,0 +1,514 @@
+"""The Plex Connect REST client: reads in bounded windows, and the shipping/inventory primitives.
+
+Paths and filter names come from the developers.plex.com scrape (shared/specs). Lists are bare,
+unpaginated JSON arrays; a 404 on a list means "nothing there" (reference §6).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from mlconnector.clock import Clock
+from mlconnector.errors import ConnectorError, InvalidResponseError, NotFoundError, excerpt
+from mlconnector.http import ApiClient, RateLimiterRegistry, Redactor, RequestEvent, RetryPolicy
+from mlconnector.plex.auth import PlexCredentials, TokenClient
+from mlconnector.plex.errors import classify_connect
+from mlconnector.plex.models import (
+    Address,
+    Container,
+    Customer,
+    InventoryShipment,
+    Location,
+    OnHand,
+    OrderLine,
+    Part,
+    Release,
+    SalesOrder,
+    ScheduledRelease,
+    Shipper,
+    ShipperLine,
+)
+from mlconnector.plex.settings import PlexSettings
+from mlconnector.plex.windows import check_ids, check_in_window, chunks, windows
+from mlconnector.timezones import format_utc_z
+
+log = logging.getLogger("mlconnector.plex")
+
+M = TypeVar("M", bound=BaseModel)
+Params = list[tuple[str, str]]
+
+#: fields of the shipper update body (PUT shipping/v1-beta1/customer-shippers/{id})
+SHIPPER_UPDATE_FIELDS = frozenset(
+    {
+        "carrierId",
+        "freightTerms",
+        "status",
+        "shipperNumber",
+        "trackingNumber",
+        "trailerNumber",
+        "scheduledShipDate",
+        "shipperNote",
+        "truckId",
+        "freightAmount",
+        "bolNote",
+        "pallets",
+    }
+)
+
+#: ids per request when filtering by a repeated id parameter
+ID_CHUNK = 50
+
+
+def secrets_of(settings: PlexSettings) -> list[str]:
+    """Every secret in the settings, for the redactor."""
+    auth = settings.auth
+    values = [auth.api_key, auth.api_secret, auth.client_secret, auth.ws_password]
+    return [v.get_secret_value() for v in values if v is not None]
+
+
+class PlexClient(ApiClient):
+    """Plex Connect REST (``connect.plex.com``): typed reads and the write primitives."""
+
+    service = "plex"
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        settings: PlexSettings,
+        *,
+        clock: Clock,
+        limiters: RateLimiterRegistry | None = None,
+        retry: RetryPolicy | None = None,
+        redactor: Redactor | None = None,
+        on_event: Callable[[RequestEvent], None] | None = None,
+    ) -> None:
+        redactor = redactor or Redactor()
+        for secret in secrets_of(settings):
+            redactor.add(secret)
+        token_client = None
+        if settings.auth.strategy == "oauth2":
+            assert settings.endpoints.token_url is not None
+            token_client = TokenClient(
+                http,
+                token_url=settings.endpoints.token_url,
+                auth=settings.auth,
+                clock=clock,
+                redactor=redactor,
+                retry=retry,
+            )
+        self.credentials = PlexCredentials(settings.auth, clock=clock, token_client=token_client)
+        limiter = None
+        if limiters is not None:
+            limiter = limiters.for_credential(
+                httpx.URL(settings.endpoints.connect_url).host,
+                self.credentials.credential_id,
+                limit_per_minute=settings.requests_per_minute,
+            )
+        super().__init__(
+            http,
+            base_url=settings.endpoints.connect_url,
+            clock=clock,
+            retry=retry,
+            limiter=limiter,
+            redactor=redactor,
+            on_event=on_event,
+        )
+        self.settings = settings
+        self._customers: dict[str, Customer] = {}
+        self._addresses: dict[str, list[Address]] = {}
+
+    # --- base-class hooks ------------------------------------------------------------------------
+    async def auth_headers(self) -> dict[str, str]:
+        return await self.credentials.headers()
+
+    async def refresh_auth(self) -> bool:
+        return await self.credentials.refresh()
+
+    def classify(self, response: httpx.Response) -> ConnectorError | None:
+        if response.status_code < 400:
+            return None
+        kwargs: dict[str, Any] = {
+            "status": response.status_code,
+            "request_id": self.request_id(response),
+            "body_excerpt": self.redactor.text(excerpt(response.text) or ""),
+        }
+        error = classify_connect(response, routing=self.routing_label(), kwargs=kwargs)
+        return error if error is not None else super().classify(response)
+
+    def routing_label(self) -> str:
+        """How the tenant is chosen, for messages."""
+        auth = self.settings.auth
+        if auth.pcn:
+            return f"PCN {auth.pcn}"
+        if auth.tenant_id:
+            return f"tenant {auth.tenant_id}"
+        return "the app's default tenant"
+
+    # --- generic helpers -------------------------------------------------------------------------
+    async def get_list(self, path: str, model: type[M], params: Params | None = None) -> list[M]:
+        """GET a bare-array list; 404 means an empty result in Plex's semantics."""
+        try:
+            body = await self.request_json("GET", path, params=params or [], record=path)
+        except NotFoundError:
+            return []
+        if body is None:
+            return []
+        if not isinstance(body, list):
+            raise InvalidResponseError(f"Plex {path} answered a {type(body).__name__}, not a list")
+        return [self._parse(model, item, path) for item in body]
+
+    async def get_one(self, path: str, model: type[M]) -> M:
+        """GET one record (a 404 stays a :class:`NotFoundError`)."""
+        body = await self.request_json("GET", path, record=path)
+        return self._parse(model, body, path)
+
+    async def send(self, method: str, path: str, model: type[M], body: Any = None) -> M:
+        """POST/PUT and parse the record Plex answers."""
+        answer = await self.request_json(method, path, json_body=body, record=path)
+        return self._parse(model, answer, path)
+
+    def _parse(self, model: type[M], item: Any, path: str) -> M:
+        try:
+            return model.model_validate(item)
+        except ValidationError as exc:
+            raise InvalidResponseError(
+                f"Plex {path} answered a record that is not a valid {model.__name__}: "
+                f"{exc.errors()[0]['msg']}",
+                body_excerpt=self.redactor.text(excerpt(str(item)) or ""),
+            ) from exc
+
+    async def _windowed(
+        self,
+        path: str,
+        model: type[M],
+        start: datetime,
+        end: datetime,
+        *,
+        begin_param: str,
+        end_param: str,
+        date_of: Callable[[M], datetime | None],
+        id_of: Callable[[M], str],
+        extra: Params | None = None,
+    ) -> AsyncIterator[M]:
+        """Walk ``[start, end]`` in windows, check each answer, de-duplicate window edges."""
+        previous_edge: set[tuple[str, datetime | None]] = set()
+        for low, high in windows(start, end, self.settings.window):
+            params = [
+                *(extra or []),
+                (begin_param, format_utc_z(low)),
+                (end_param, format_utc_z(high)),
+            ]
+            records = await self.get_list(path, model, params)
+            check_in_window(
+                ((id_of(r), date_of(r)) for r in records),
+                low,
+                high,
+                resource=path,
+                filter_names=f"{begin_param}/{end_param}",
+            )
+            edge: set[tuple[str, datetime | None]] = set()
+            for record in records:
+                key = (id_of(record), date_of(record))
+                if key in previous_edge:
+                    continue  # already yielded by the previous window (inclusive bounds)
+                if key[1] == high:
+                    edge.add(key)
+                yield record
+            previous_edge = edge
+
+    # --- sales -----------------------------------------------------------------------------------
+    def iter_orders_modified(self, start: datetime, end: datetime) -> AsyncIterator[SalesOrder]:
+        """Sales orders modified in ``[start, end]`` (``modifiedByDateBegin/End``), by window."""
+        return self._windowed(
+            "sales/v1/orders",
+            SalesOrder,
+            start,
+            end,
+            begin_param="modifiedByDateBegin",
+            end_param="modifiedByDateEnd",
+            date_of=lambda o: o.modified_date,
+            id_of=lambda o: o.id,
+        )
+
+    def iter_releases_modified(self, start: datetime, end: datetime) -> AsyncIterator[Release]:
+        """Releases modified in ``[start, end]`` (``modifiedDateBegin/End``), window by window."""
+        return self._windowed(
+            "sales/v1/releases",
+            Release,
+            start,
+            end,
+            begin_param="modifiedDateBegin",
+            end_param="modifiedDateEnd",
+            date_of=lambda r: r.modified_date,
+            id_of=lambda r: r.id,
+        )
+
+    async def get_order(self, order_id: str) -> SalesOrder:
+        """One sales order."""
+        return await self.get_one(f"sales/v1/orders/{order_id}", SalesOrder)
+
+    async def list_orders(self, ids: Iterable[str]) -> list[SalesOrder]:
+        """Sales orders by id (checked: nothing else may come back)."""
+        return await self._by_ids("sales/v1/orders", SalesOrder, "id", list(ids), lambda o: o.id)
+
+    async def list_order_lines(self, order_id: str) -> list[OrderLine]:
+        """The lines of one sales order."""
+        lines = await self.get_list(f"sales/v1/orders/{order_id}/lines", OrderLine)
+        check_ids(
+            (line.order_id or order_id for line in lines),
+            [order_id],
+            resource="sales order lines",
+            filter_name="order id path",
+        )
+        return lines
+
+    async def list_releases_for_lines(self, line_ids: Iterable[str]) -> list[Release]:
+        """Releases of the given order lines (``orderLineIds``, checked)."""
+        return await self._by_ids(
+            "sales/v1/releases", Release, "orderLineIds", list(line_ids), lambda r: r.order_line_id
+        )
+
+    async def list_releases(self, ids: Iterable[str]) -> list[Release]:
+        """Releases by id (checked)."""
+        return await self._by_ids("sales/v1/releases", Release, "id", list(ids), lambda r: r.id)
+
+    async def get_release(self, release_id: str) -> Release:
+        """One release."""
+        return await self.get_one(f"sales/v1/releases/{release_id}", Release)
+
+    async def _by_ids(
+        self,
+        path: str,
+        model: type[M],
+        param: str,
+        ids: list[str],
+        key: Callable[[M], str | None],
+    ) -> list[M]:
+        found: list[M] = []
+        for chunk in chunks(sorted(set(ids)), ID_CHUNK):
+            records = await self.get_list(path, model, [(param, i) for i in chunk])
+            check_ids((key(r) for r in records), chunk, resource=path, filter_name=param)
+            found.extend(records)
+        return found
+
+    # --- customers, parts, locations -------------------------------------------------------------
+    async def get_customer(self, customer_id: str) -> Customer:
+        """One customer (cached for the client's life: customers rarely change)."""
+        cached = self._customers.get(customer_id)
+        if cached is None:
+            cached = await self.get_one(f"mdm/v1/customers/{customer_id}", Customer)
+            self._customers[customer_id] = cached
+        return cached
+
+    async def list_addresses(self, customer_id: str) -> list[Address]:
+        """The addresses of one customer (cached)."""
+        cached = self._addresses.get(customer_id)
+        if cached is None:
+            cached = await self.get_list(f"mdm/v1/customers/{customer_id}/addresses", Address)
+            self._addresses[customer_id] = cached
+        return cached
+
+    async def get_address(self, customer_id: str, address_id: str) -> Address:
+        """One customer address, from the cached list."""
+        for address in await self.list_addresses(customer_id):
+            if address.id.lower() == address_id.lower():
+                return address
+        raise NotFoundError(
+            f"Plex customer {customer_id} has no address {address_id}",
+            record=address_id,
+            hint="the order's ship-to/bill-to address may have been deleted in Plex",
+        )
+
+    def forget_cached(self) -> None:
+        """Drop the customer and address caches (at the start of a sync run)."""
+        self._customers.clear()
+        self._addresses.clear()
+
+    async def list_parts(self, ids: Iterable[str]) -> list[Part]:
+        """Parts by id (checked; an unfiltered parts list is tens of MB)."""
+        return await self._by_ids("mdm/v1/parts", Part, "id", list(ids), lambda p: p.id)
+
+    async def get_part(self, part_id: str) -> Part:
+        """One part."""
+        return await self.get_one(f"mdm/v1/parts/{part_id}", Part)
+
+    async def list_locations(self) -> list[Location]:
+        """Inventory locations (a small table)."""
+        return await self.get_list("inventory/v1/inventory-definitions/locations", Location)
+
+    # --- inventory -------------------------------------------------------------------------------
+    async def list_containers(
+        self, *, part_id: str | None = None, location_id: str | None = None
+    ) -> list[Container]:
+        """Active containers, filtered by part and/or location (checked)."""
+        params: Params = []
+        if part_id:
+            params.append(("partId", part_id))
+        if location_id:
+            params.append(("locationId", location_id))
+        containers = await self.get_list(
+            "inventory/v1/inventory-tracking/containers", Container, params
+        )
+        if part_id:
+            check_ids(
+                (c.part_id for c in containers),
+                [part_id],
+                resource="containers",
+                filter_name="partId",
+            )
+        if location_id:
+            check_ids(
+                (c.location_id for c in containers),
+                [location_id],
+                resource="containers",
+                filter_name="locationId",
+            )
+        return containers
+
+    def shippable(self, container: Container) -> bool:
+        """Whether a container counts as on-hand stock (configured statuses, case-insensitive)."""
+        statuses = {s.lower() for s in self.settings.shippable_statuses}
+        return (container.container_status or "").lower() in statuses and container.quantity > 0
+
+    async def on_hand(self, part_ids: Iterable[str] | None = None) -> list[OnHand]:
+        """On-hand per (part, location): the sum of shippable containers' quantities."""
+        containers: list[Container] = []
+        if part_ids is None:
+            containers = await self.list_containers()
+        else:
+            for part_id in sorted(set(part_ids)):
+                containers.extend(await self.list_containers(part_id=part_id))
+        totals: dict[tuple[str, str | None], list[Container]] = {}
+        for container in containers:
+            if container.part_id and self.shippable(container):
+                totals.setdefault((container.part_id, container.location_id), []).append(container)
+        return [
+            OnHand(
+                part_id=part,
+                location_id=location,
+                quantity=sum(c.quantity for c in group),
+                part_no=group[0].part_no,
+                location=group[0].location,
+                containers=len(group),
+            )
+            for (part, location), group in sorted(totals.items(), key=lambda kv: str(kv[0]))
+        ]
+
+    # --- customer shippers -----------------------------------------------------------------------
+    async def list_shippers(self, params: Params) -> list[Shipper]:
+        """Customer shippers by the given filters."""
+        return await self.get_list("shipping/v1/customer-shippers", Shipper, params)
+
+    async def get_shipper(self, shipper_id: str) -> Shipper:
+        """One customer shipper."""
+        return await self.get_one(f"shipping/v1/customer-shippers/{shipper_id}", Shipper)
+
+    async def list_shipper_lines(self, shipper_id: str) -> list[ShipperLine]:
+        """The lines of one shipper."""
+        return await self.get_list(f"shipping/v1/customer-shippers/{shipper_id}/lines", ShipperLine)
+
+    async def create_shipper(self, body: dict[str, Any]) -> Shipper:
+        """``POST shipping/v1-beta1/customer-shippers`` (beta)."""
+        return await self.send("POST", "shipping/v1-beta1/customer-shippers", Shipper, body)
+
+    async def update_shipper(self, shipper_id: str, changes: dict[str, Any]) -> Shipper:
+        """Read, merge, PUT the whole shipper back (Plex does not document partial updates)."""
+        current = await self.get_shipper(shipper_id)
+        dumped = current.model_dump(by_alias=True, mode="json")
+        body = {k: v for k, v in dumped.items() if k in SHIPPER_UPDATE_FIELDS and v is not None}
+        body.update(changes)
+        return await self.send(
+            "PUT", f"shipping/v1-beta1/customer-shippers/{shipper_id}", Shipper, body
+        )
+
+    async def schedule_release(self, shipper_id: str, release_id: str) -> list[ScheduledRelease]:
+        """Put a release onto a shipper; returns the shipper lines it landed on."""
+        body = {"releaseId": release_id, "forceNewLine": False}
+        answer = await self.request_json(
+            "POST",
+            f"shipping/v1-beta1/customer-shippers/{shipper_id}/schedule-releases",
+            json_body=body,
+            record=release_id,
+        )
+        items = answer if isinstance(answer, list) else [answer]
+        return [self._parse(ScheduledRelease, item, "schedule-releases") for item in items]
+
+    async def load_fifo(self, shipper_id: str, line_id: str) -> ShipperLine:
+        """Load containers onto a shipper line, first in first out (Plex picks them)."""
+        return await self.send(
+            "POST",
+            f"shipping/v1-beta1/customer-shippers/{shipper_id}/lines/{line_id}/load-fifo",
+            ShipperLine,
+        )
+
+    async def ship_shipper(self, shipper_id: str) -> Shipper:
+        """Ship the shipper: Plex removes its loaded containers from on-hand."""
+        return await self.send(
+            "POST", f"shipping/v1-beta1/customer-shippers/{shipper_id}/ship", Shipper
+        )
+
+    async def shipper_keys(self, shipper_ids: list[str]) -> dict[str, int]:
+        """REST uuids → datasource ``Shipper_Key`` integers (Id Conversion API)."""
+        ids = self.settings.datasources
+        answer = await self.request_json(
+            "POST",
+            "platform/identity-mappings/v1/ids-to-keys",
+            json_body={"standardObjectName": ids.shipper_standard_object, "ids": shipper_ids},
+        )
+        result: dict[str, int] = {}
+        rows = answer.get("recordIdentifiers", []) if isinstance(answer, dict) else []
+        for row in rows:
+            if isinstance(row, dict) and row.get("Id") is not None:
+                key = row.get(ids.shipper_key_column)
+                if key is not None:
+                    result[str(row["Id"]).lower()] = int(key)
+        return result
+
+    # --- inventory shipments ---------------------------------------------------------------------
+    async def find_inventory_shipments(self, code: str) -> list[InventoryShipment]:
+        """Inventory shipments whose ``externalShipmentCode`` is ``code`` (checked)."""
+        found = await self.get_list(
+            "inventory/v1/inventory-shipping/shipments",
+            InventoryShipment,
+            [("externalShipmentCode", code)],
+        )
+        check_ids(
+            (s.external_shipment_code for s in found),
+            [code],
+            resource="inventory shipments",
+            filter_name="externalShipmentCode",
+        )
+        return found
+
+    async def create_inventory_shipment(self, code: str) -> InventoryShipment:
+        """``POST inventory/v1/inventory-shipping/shipments``."""
+        return await self.send(
+            "POST",
+            "inventory/v1/inventory-shipping/shipments",
+            InventoryShipment,
+            {"externalShipmentCode": code},
+        )
+
+    async def inventory_shipment_action(
+        self, shipment_id: str, action: str, serial_nos: list[str] | None = None
+    ) -> InventoryShipment:
+        """``stage`` / ``unstage`` (with serials), ``ship`` / ``unship`` (beta endpoints)."""
+        body = {"serialNos": serial_nos} if serial_nos is not None else None
+        return await self.send(
+            "POST",
+            f"inventory/v1-beta1/inventory-shipping/shipments/{shipment_id}/{action}",
+            InventoryShipment,
+            body,
+        )
+
+    async def get_inventory_shipment(self, shipment_id: str) -> InventoryShipment:
+        """One inventory shipment."""
+        return await self.get_one(
+            f"inventory/v1/inventory-shipping/shipments/{shipment_id}", InventoryShipment
+        )

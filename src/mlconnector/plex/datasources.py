@@ -1,0 +1,450 @@
+"""Plex datasources: the JSON Data Source API and the legacy SOAP ``ExecuteDataSource``.
+
+Both authenticate a *web-service user* with HTTP Basic and run Plex stored procedures by integer
+id. Two traps are handled here: a result cut at the datasource's Read Row Limit (the flag has
+three spellings) and a SOAP answer of HTTP 200 whose ``Error`` is ``true``.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+from xml.etree.ElementTree import Element  # types only; parsing uses defusedxml
+from xml.sax.saxutils import escape
+
+import httpx
+from defusedxml import ElementTree as SafeET
+
+from mlconnector.clock import Clock
+from mlconnector.errors import (
+    AuthenticationError,
+    ConfigError,
+    ConnectorError,
+    FatalError,
+    InvalidResponseError,
+    NotFoundError,
+    PermissionDeniedError,
+    RemoteValidationError,
+    TransientError,
+    excerpt,
+)
+from mlconnector.http import ApiClient, RateLimiterRegistry, Redactor, RequestEvent, RetryPolicy
+from mlconnector.plex.settings import PlexSettings
+from mlconnector.plex.windows import windows
+from mlconnector.timezones import format_utc_z
+
+log = logging.getLogger("mlconnector.plex.datasources")
+
+ROW_LIMIT_FLAGS = ("rowLimitExceeded", "limitExceeded", "rowLimitedExceeded")
+
+_ACCESS = {
+    "CUSTOMER_ACCESS_DENIED",
+    "DATA_SOURCE_ACCESS_DENIED",
+    "DATA_SOURCE_API_ACCESS_DENIED",
+    "DATA_SOURCE_INPUT_NOT_ACCESSIBLE",
+    "USER_ACCESS_DENIED",
+}
+_SETUP = {
+    "DATA_SOURCE_NOT_FOUND",
+    "DATA_SOURCE_INPUT_NOT_FOUND",
+    "DATA_SOURCE_INPUT_REQUIRED",
+    "METHOD_NOT_ALLOWED",
+}
+_VALUE = {
+    "DATA_SOURCE_INPUT_FORMAT_INVALID",
+    "DATA_SOURCE_INPUT_NOT_NULLABLE",
+    "DATA_SOURCE_INPUT_TYPE_MISMATCH",
+}
+
+
+class RowLimitExceededError(FatalError):
+    """A datasource cut its result at its Read Row Limit: the rows are incomplete."""
+
+
+class DataSourceError(FatalError):
+    """A datasource (JSON or SOAP) reported an error in its answer body."""
+
+
+@dataclass
+class DataSourceResult:
+    """Rows (as dicts), output parameters and whether Plex cut the result short."""
+
+    datasource_id: int
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    row_limit_exceeded: bool = False
+    transaction_no: str | None = None
+
+
+def basic_auth(username: str, password: str) -> str:
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"
+
+
+def classify_datasource_code(
+    code: str, message: str, datasource_id: int | str, kwargs: dict[str, Any]
+) -> ConnectorError:
+    """Map a Data Source API error code into the error tree (Plex says: branch on the code)."""
+    text = f"Plex datasource {datasource_id}: {code}: {message}"
+    if code in _ACCESS:
+        return PermissionDeniedError(
+            text,
+            hint=(
+                f"grant datasource {datasource_id} to the web-service user on the Plex screen "
+                "'Web Service Access By User Account' (it must be Self Serviceable or Global "
+                "Allow; otherwise the Plex Champion opens a case)"
+            ),
+            **kwargs,
+        )
+    if code in _SETUP:
+        return ConfigError(
+            text,
+            hint=f"check datasource {datasource_id} and its input names on the Data Sources screen",
+            **kwargs,
+        )
+    if code in _VALUE:
+        return RemoteValidationError(text, **kwargs)
+    if code == "DATA_SOURCE_OBJECT_NOT_FOUND":
+        return NotFoundError(text, **kwargs)
+    if code == "REQUEST_PROCESSING_ERROR":
+        return TransientError(text, **kwargs)
+    return DataSourceError(text, **kwargs)
+
+
+def _ws_credentials(settings: PlexSettings) -> tuple[str, str]:
+    auth = settings.auth
+    if not auth.ws_username or auth.ws_password is None:
+        raise ConfigError(
+            "plex.auth.ws_username and plex.auth.ws_password (the Plex web-service user) are "
+            "required for the Data Source API and SOAP"
+        )
+    return auth.ws_username, auth.ws_password.get_secret_value()
+
+
+class PlexDataSourceClient(ApiClient):
+    """``POST /api/datasources/{id}/execute?format=2`` on the configured datasource host."""
+
+    service = "plex-datasource"
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        settings: PlexSettings,
+        *,
+        clock: Clock,
+        limiters: RateLimiterRegistry | None = None,
+        retry: RetryPolicy | None = None,
+        redactor: Redactor | None = None,
+        on_event: Callable[[RequestEvent], None] | None = None,
+        on_row_limit: Literal["raise", "warn"] = "raise",
+    ) -> None:
+        user, password = _ws_credentials(settings)
+        redactor = redactor or Redactor()
+        redactor.add(password)
+        limiter = None
+        if limiters is not None:
+            limiter = limiters.for_credential(
+                httpx.URL(settings.endpoints.datasource_url).host,
+                f"ws:{user}",
+                limit_per_minute=settings.requests_per_minute,
+            )
+        super().__init__(
+            http,
+            base_url=settings.endpoints.datasource_url,
+            clock=clock,
+            retry=retry,
+            limiter=limiter,
+            redactor=redactor,
+            on_event=on_event,
+        )
+        self.settings = settings
+        self.on_row_limit = on_row_limit
+        self._authorization = basic_auth(user, password)
+
+    async def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": self._authorization}
+
+    def classify(self, response: httpx.Response) -> ConnectorError | None:
+        code, message = self._first_error(response)
+        if code is None:
+            return super().classify(response)
+        datasource_id = response.request.url.path.rstrip("/").split("/")[-2]
+        kwargs: dict[str, Any] = {
+            "status": response.status_code,
+            "request_id": self.request_id(response),
+            "body_excerpt": self.redactor.text(excerpt(response.text) or ""),
+        }
+        if response.status_code == 401 and code not in _ACCESS:
+            return AuthenticationError(
+                f"Plex refused the web-service user for datasource {datasource_id}: {message}",
+                hint="check plex.auth.ws_username / ws_password",
+                **kwargs,
+            )
+        return classify_datasource_code(code, message or "", datasource_id, kwargs)
+
+    @staticmethod
+    def _first_error(response: httpx.Response) -> tuple[str | None, str | None]:
+        # A body with errors[] is an error even under HTTP 200.
+        try:
+            body = response.json()
+        except ValueError:
+            return None, None
+        errors = body.get("errors") if isinstance(body, dict) else None
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            return str(errors[0].get("code") or "UNKNOWN"), str(errors[0].get("message") or "")
+        return None, None
+
+    async def execute(
+        self, datasource_id: int, inputs: Mapping[str, Any] | None = None
+    ) -> DataSourceResult:
+        """Run a datasource (``format=2``); a cut result raises or warns, as configured."""
+        path = self.settings.endpoints.datasource_execute_path.format(id=datasource_id)
+        body = await self.request_json(
+            "POST",
+            path,
+            params={"format": "2"},
+            json_body=dict(inputs or {}),
+            headers={"Accept": "application/json"},
+            record=f"datasource {datasource_id}",
+        )
+        result = self._result(datasource_id, body)
+        if result.row_limit_exceeded:
+            self._row_limit(result, inputs)
+        return result
+
+    def _result(self, datasource_id: int, body: Any) -> DataSourceResult:
+        if not isinstance(body, dict):
+            raise InvalidResponseError(f"Plex datasource {datasource_id} answered no JSON object")
+        rows: list[dict[str, Any]] = []
+        flagged = any(bool(body.get(flag)) for flag in ROW_LIMIT_FLAGS)
+        if isinstance(body.get("rows"), list):
+            rows = [r for r in body["rows"] if isinstance(r, dict)]
+        for table in body.get("tables") or []:  # the default (non format=2) shape
+            if isinstance(table, dict):
+                columns = [str(c) for c in table.get("columns") or []]
+                rows.extend(dict(zip(columns, r, strict=False)) for r in table.get("rows") or [])
+                flagged = flagged or any(bool(table.get(flag)) for flag in ROW_LIMIT_FLAGS)
+        outputs = body.get("outputs") if isinstance(body.get("outputs"), dict) else {}
+        return DataSourceResult(
+            datasource_id=datasource_id,
+            rows=rows,
+            outputs=dict(outputs or {}),
+            row_limit_exceeded=flagged,
+            transaction_no=str(body["transactionNo"]) if body.get("transactionNo") else None,
+        )
+
+    def _row_limit(self, result: DataSourceResult, inputs: Mapping[str, Any] | None) -> None:
+        message = (
+            f"Plex datasource {result.datasource_id} hit its Read Row Limit: only "
+            f"{len(result.rows)} rows came back and the rest were cut off (inputs: "
+            f"{self.redactor.text(str(dict(inputs or {})))})"
+        )
+        hint = "narrow the window (plex.window) or the filters so each call stays under the limit"
+        if self.on_row_limit == "raise":
+            raise RowLimitExceededError(
+                message, record=f"datasource {result.datasource_id}", hint=hint
+            )
+        log.warning("%s; %s", message, hint)
+
+    async def stream_rows(
+        self,
+        datasource_id: int,
+        start: datetime,
+        end: datetime,
+        *,
+        begin_input: str,
+        end_input: str,
+        inputs: Mapping[str, Any] | None = None,
+        window: timedelta | None = None,
+        min_window: timedelta = timedelta(minutes=5),
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield the rows of ``[start, end]`` window by window; memory holds one window only.
+
+        A window cut at the row limit is halved and re-read (down to ``min_window``; below that
+        the row-limit error is raised, since no narrower date filter can help).
+        """
+        pending = list(windows(start, end, window or self.settings.window))
+        pending.reverse()
+        while pending:
+            low, high = pending.pop()
+            values = {
+                **(inputs or {}),
+                begin_input: format_utc_z(low),
+                end_input: format_utc_z(high),
+            }
+            try:
+                result = await self._execute_strict(datasource_id, values)
+            except RowLimitExceededError:
+                if high - low <= min_window:
+                    raise
+                middle = low + (high - low) / 2
+                pending.extend([(middle, high), (low, middle)])
+                continue
+            for row in result.rows:
+                yield row
+
+    async def _execute_strict(
+        self, datasource_id: int, inputs: Mapping[str, Any]
+    ) -> DataSourceResult:
+        saved, self.on_row_limit = self.on_row_limit, "raise"
+        try:
+            return await self.execute(datasource_id, inputs)
+        finally:
+            self.on_row_limit = saved
+
+
+class PlexSoapClient(ApiClient):
+    """SOAP 1.1 ``ExecuteDataSource`` on the legacy DataSource service."""
+
+    service = "plex-soap"
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        settings: PlexSettings,
+        *,
+        clock: Clock,
+        retry: RetryPolicy | None = None,
+        redactor: Redactor | None = None,
+        on_event: Callable[[RequestEvent], None] | None = None,
+    ) -> None:
+        user, password = _ws_credentials(settings)
+        redactor = redactor or Redactor()
+        redactor.add(password)
+        super().__init__(
+            http,
+            base_url=settings.endpoints.soap_url,
+            clock=clock,
+            retry=retry,
+            redactor=redactor,
+            on_event=on_event,
+        )
+        self.soap_url = settings.endpoints.soap_url
+        self.namespace = settings.endpoints.soap_namespace
+        self._authorization = basic_auth(user, password)
+
+    async def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": self._authorization}
+
+    def envelope(self, datasource_id: int, inputs: Mapping[str, Any]) -> str:
+        """The SOAP 1.1 request body (values XML-escaped)."""
+        params = "".join(
+            "<dat:InputParameter>"
+            f"<dat:Value>{escape(_soap_value(value))}</dat:Value>"
+            f"<dat:Name>{escape(name)}</dat:Name>"
+            "<dat:Required>false</dat:Required><dat:Output>false</dat:Output>"
+            "</dat:InputParameter>"
+            for name, value in inputs.items()
+        )
+        return (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+            f'xmlns:dat="{escape(self.namespace)}"><soapenv:Body><dat:ExecuteDataSource>'
+            f"<dat:ExecuteDataSourceRequest><dat:DataSourceKey>{int(datasource_id)}"
+            f"</dat:DataSourceKey><dat:InputParameters>{params}</dat:InputParameters>"
+            "</dat:ExecuteDataSourceRequest></dat:ExecuteDataSource></soapenv:Body>"
+            "</soapenv:Envelope>"
+        )
+
+    async def execute(
+        self, datasource_id: int, inputs: Mapping[str, Any] | None = None
+    ) -> DataSourceResult:
+        """Run a datasource over SOAP; ``Error=true`` in an HTTP 200 answer raises."""
+        response = await self.request(
+            "POST",
+            self.soap_url,
+            content=self.envelope(datasource_id, dict(inputs or {})).encode("utf-8"),
+            headers={
+                "Content-Type": "text/xml; charset=utf-8",
+                "SOAPAction": f"{self.namespace}/ExecuteDataSource",
+            },
+            record=f"datasource {datasource_id}",
+        )
+        return self.parse(datasource_id, response.content)
+
+    def parse(self, datasource_id: int, content: bytes) -> DataSourceResult:
+        """Parse an ``ExecuteDataSourceResult`` (with defusedxml); raise on ``Error=true``."""
+        try:
+            root = SafeET.fromstring(content)
+        except SafeET.ParseError as exc:
+            raise InvalidResponseError(
+                f"Plex SOAP datasource {datasource_id} answered malformed XML",
+                body_excerpt=excerpt(content),
+            ) from exc
+        result = _find(root, "ExecuteDataSourceResult")
+        if result is None:
+            raise InvalidResponseError(
+                f"Plex SOAP datasource {datasource_id} answered no ExecuteDataSourceResult",
+                body_excerpt=excerpt(content),
+            )
+        if _text(result, "Error").lower() == "true":
+            raise DataSourceError(
+                f"Plex SOAP datasource {datasource_id} failed (HTTP 200 with Error=true): "
+                f"ErrorNo {_text(result, 'ErrorNo') or '?'}: {_text(result, 'Message')}",
+                record=f"datasource {datasource_id}",
+                hint=(
+                    f"look up instance {_text(result, 'InstanceNo') or '?'} in Plex; check the "
+                    "inputs and that the web-service user may run this datasource"
+                ),
+            )
+        return DataSourceResult(
+            datasource_id=datasource_id,
+            rows=_soap_rows(result),
+            outputs=_soap_outputs(result),
+            transaction_no=_text(result, "InstanceNo") or None,
+        )
+
+
+def _soap_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, datetime):
+        return format_utc_z(value)
+    return "" if value is None else str(value)
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _find(node: Element, name: str) -> Element | None:
+    for element in node.iter():
+        if _local(element.tag) == name:
+            return element
+    return None
+
+
+def _children(node: Element | None, name: str) -> list[Element]:
+    if node is None:
+        return []
+    return [child for child in node if _local(child.tag) == name]
+
+
+def _text(node: Element, name: str) -> str:
+    for child in node:
+        if _local(child.tag) == name:
+            return (child.text or "").strip()
+    return ""
+
+
+def _soap_rows(result: Element) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for result_set in _children(_first(result, "ResultSets"), "ResultSet"):
+        for row in _children(_first(result_set, "Rows"), "Row"):
+            columns = _children(_first(row, "Columns"), "Column")
+            rows.append({_text(c, "Name"): _text(c, "Value") for c in columns})
+    return rows
+
+
+def _soap_outputs(result: Element) -> dict[str, Any]:
+    params = _children(_first(result, "OutputParameters"), "OutputParameter")
+    return {_text(p, "Name"): _text(p, "Value") for p in params}
+
+
+def _first(node: Element | None, name: str) -> Element | None:
+    found = _children(node, name)
+    return found[0] if found else None

@@ -1,0 +1,396 @@
+"""Recording a ShipStation shipment in Plex: two strategies, both crash-safe by look-before-send.
+
+* ``shipper`` (Plex's own accounting): create a customer shipper for the shipped releases, put the
+  releases on it, load containers FIFO, ship it (Plex's ship reduces on-hand), with carrier,
+  tracking and a note carrying the ShipStation reference.
+* ``datasource``: update the tracking number and note of the Plex shipper that already holds the
+  releases through the Data Source API, and reduce on-hand with an inventory shipment
+  (create → stage → ship) whose ``externalShipmentCode`` is the ShipStation reference.
+
+Every write carries the reference (``ss-shipment-{id}``) from its very first request, and
+:meth:`write_shipment` calls :meth:`find_existing` first, so a retry after a crash resumes or
+confirms the earlier attempt instead of writing a second shipment.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from mlconnector.errors import ConfigError, FatalError, SkipRecordError
+from mlconnector.plex.client import PlexClient
+from mlconnector.plex.datasources import PlexDataSourceClient
+from mlconnector.plex.models import (
+    Container,
+    InventoryShipment,
+    ShipmentWrite,
+    Shipper,
+    WriteResult,
+)
+from mlconnector.plex.windows import FilterIgnoredError, windows
+from mlconnector.timezones import format_utc_z
+
+log = logging.getLogger("mlconnector.plex.writeback")
+
+SHIPPED_SHIPPER = frozenset({"shipped", "closed", "complete", "completed"})
+SHIPPED_INVENTORY = frozenset({"shipped"})
+
+
+class ReversalNotSupportedError(FatalError):
+    """Plex's public API cannot un-ship a customer shipper; a person must reverse it in Plex."""
+
+
+@dataclass(frozen=True)
+class ExistingWrite:
+    """What an earlier attempt left in Plex for one reference."""
+
+    shipper: Shipper | None = None
+    inventory_shipment: InventoryShipment | None = None
+
+    @property
+    def found(self) -> bool:
+        return self.shipper is not None or self.inventory_shipment is not None
+
+
+def shipper_is_shipped(shipper: Shipper) -> bool:
+    return (shipper.status or "").lower() in SHIPPED_SHIPPER
+
+
+class WriteStrategy:
+    """Shared look-up logic of both strategies."""
+
+    name = "base"
+
+    def __init__(self, plex: PlexClient) -> None:
+        self.plex = plex
+
+    def check_reference(self, reference: str) -> None:
+        limit = self.plex.settings.max_reference_length
+        if not reference or len(reference) > limit:
+            raise ConfigError(
+                f"the external reference {reference!r} must be 1..{limit} characters "
+                "(Plex externalShipmentCode limit)",
+                record=reference,
+            )
+
+    async def find_existing(
+        self, reference: str, *, tracking_number: str | None = None
+    ) -> ExistingWrite:
+        """Look in Plex for a shipper or inventory shipment an earlier attempt wrote."""
+        self.check_reference(reference)
+        shipments = await self.plex.find_inventory_shipments(reference)
+        shipper = await self.find_shipper(reference, tracking_number=tracking_number)
+        return ExistingWrite(
+            shipper=shipper, inventory_shipment=shipments[0] if shipments else None
+        )
+
+    async def find_shipper(
+        self, reference: str, *, tracking_number: str | None = None
+    ) -> Shipper | None:
+        """A shipper whose notes carry ``reference``: by tracking number, else recent shippers."""
+        if tracking_number:
+            found = await self.plex.list_shippers([("trackingNumber", tracking_number)])
+            if any((s.tracking_number or "") != tracking_number for s in found):
+                raise FilterIgnoredError(
+                    "filter ignored: Plex returned shippers with another tracking number; "
+                    "refusing a silent full-table sync (customer shippers, trackingNumber)",
+                    record=reference,
+                )
+            for shipper in found:
+                if shipper.mentions(reference):
+                    return shipper
+        return await self._find_recent_shipper(reference)
+
+    async def _find_recent_shipper(self, reference: str) -> Shipper | None:
+        now = self.plex.clock.now()
+        start = now - self.plex.settings.find_existing_lookback
+        # Newest first: an earlier attempt is most likely recent.
+        spans = list(windows(start, now + timedelta(minutes=5), self.plex.settings.window))
+        for low, high in reversed(spans):
+            found = await self.plex.list_shippers(
+                [("createdDateBegin", format_utc_z(low)), ("createdDateEnd", format_utc_z(high))]
+            )
+            for shipper in found:
+                created = shipper.created_date
+                if created is not None and not low <= created <= high:
+                    raise FilterIgnoredError(
+                        "filter ignored: Plex returned records outside the window; refusing a "
+                        "silent full-table sync (customer shippers, createdDateBegin/End)",
+                        record=shipper.id,
+                    )
+                if shipper.mentions(reference):
+                    return shipper
+        return None
+
+    async def write_shipment(self, shipment: ShipmentWrite) -> WriteResult:
+        """Record ``shipment`` in Plex, unless an earlier attempt already did."""
+        raise NotImplementedError
+
+
+class ShipperStrategy(WriteStrategy):
+    """Create, load and ship a customer shipper (Plex's ship reduces on-hand)."""
+
+    name = "shipper"
+
+    async def find_existing(
+        self, reference: str, *, tracking_number: str | None = None
+    ) -> ExistingWrite:
+        """A shipper whose notes carry ``reference``; no inventory shipment here."""
+        self.check_reference(reference)
+        return ExistingWrite(
+            shipper=await self.find_shipper(reference, tracking_number=tracking_number)
+        )
+
+    async def write_shipment(self, shipment: ShipmentWrite) -> WriteResult:
+        """Create (or resume) the shipper for ``shipment`` and ship it."""
+        existing = await self.find_existing(
+            shipment.reference, tracking_number=shipment.tracking_number
+        )
+        if existing.shipper is not None and shipper_is_shipped(existing.shipper):
+            return WriteResult(
+                shipment.reference, self.name, shipper_id=existing.shipper.id, already_done=True
+            )
+        resumed = existing.shipper is not None
+        shipper = existing.shipper or await self._create(shipment)
+        await self._schedule_and_load(shipper.id, shipment)
+        shipped = await self.plex.ship_shipper(shipper.id)
+        if (shipped.tracking_number or None) != shipment.tracking_number or not shipped.mentions(
+            shipment.reference
+        ):
+            await self.plex.update_shipper(shipper.id, self._tracking(shipment, shipped))
+        return WriteResult(shipment.reference, self.name, shipper_id=shipper.id, resumed=resumed)
+
+    async def _create(self, shipment: ShipmentWrite) -> Shipper:
+        customer_id, address_id = await self._destination(shipment)
+        body: dict[str, object] = {
+            "customerId": customer_id,
+            "customerAddressId": address_id,
+            "scheduledShipDate": format_utc_z(shipment.ship_date),
+            "shipperNote": shipment.note(),
+        }
+        if shipment.tracking_number:
+            body["trackingNumber"] = shipment.tracking_number
+        if shipment.carrier_id:
+            body["carrierId"] = shipment.carrier_id
+        return await self.plex.create_shipper(body)
+
+    async def _destination(self, shipment: ShipmentWrite) -> tuple[str, str]:
+        if shipment.customer_id and shipment.customer_address_id:
+            return shipment.customer_id, shipment.customer_address_id
+        if shipment.order_id:
+            order = await self.plex.get_order(shipment.order_id)
+            address = shipment.customer_address_id or order.ship_to_address_id
+            if order.customer_id and address:
+                return order.customer_id, address
+        raise SkipRecordError(
+            f"cannot tell which Plex customer and ship-to {shipment.reference} belongs to",
+            record=shipment.reference,
+            hint="the shipment must carry the Plex order id (or customer and address ids)",
+        )
+
+    async def _schedule_and_load(self, shipper_id: str, shipment: ShipmentWrite) -> None:
+        lines = await self.plex.list_shipper_lines(shipper_id)
+        on_shipper = {line.release_id: line for line in lines if line.release_id}
+        line_ids: list[str] = []
+        for item in shipment.lines:
+            line = on_shipper.get(item.release_id)
+            if line is None:
+                scheduled = await self.plex.schedule_release(shipper_id, item.release_id)
+                line_ids.extend(s.shipper_line_id for s in scheduled)
+            elif not line.quantity:
+                line_ids.append(line.id)  # scheduled by the crashed attempt, never loaded
+        for line_id in dict.fromkeys(line_ids):
+            loaded = await self.plex.load_fifo(shipper_id, line_id)
+            wanted = sum(i.quantity for i in shipment.lines if i.release_id == loaded.release_id)
+            if wanted and loaded.quantity != wanted:
+                log.warning(
+                    "%s: Plex loaded %s of release %s FIFO, ShipStation shipped %s",
+                    shipment.reference,
+                    loaded.quantity,
+                    loaded.release_id,
+                    wanted,
+                )
+
+    @staticmethod
+    def _tracking(shipment: ShipmentWrite, shipper: Shipper) -> dict[str, object]:
+        note = shipper.shipper_note or ""
+        if shipment.reference not in note:
+            note = f"{note}\n{shipment.note()}".strip()
+        changes: dict[str, object] = {"shipperNote": note}
+        if shipment.tracking_number:
+            changes["trackingNumber"] = shipment.tracking_number
+        if shipment.carrier_id:
+            changes["carrierId"] = shipment.carrier_id
+        return changes
+
+    async def reverse(self, reference: str) -> WriteResult:
+        """A voided label: Plex's public API has no un-ship for customer shippers.
+
+        The shipper's note is marked as voided and the tracking number cleared, then
+        :class:`ReversalNotSupportedError` tells the operator to un-ship it in Plex (the public
+        API offers no container quantity adjustment either; reference §3b).
+        """
+        self.check_reference(reference)
+        shipper = await self.find_shipper(reference)
+        if shipper is None:
+            return WriteResult(reference, self.name, details={"nothing_to_reverse": True})
+        mark = f"VOIDED in ShipStation: {reference}"
+        if mark not in (shipper.shipper_note or ""):
+            note = f"{shipper.shipper_note or ''}\n{mark}".strip()
+            await self.plex.update_shipper(shipper.id, {"shipperNote": note, "trackingNumber": ""})
+        raise ReversalNotSupportedError(
+            f"the label of {reference} was voided, but Plex shipper "
+            f"{shipper.shipper_number or shipper.id} cannot be un-shipped through the public API",
+            record=reference,
+            hint=(
+                "un-ship the shipper in Plex (Customer Shippers screen) so its containers return "
+                "to inventory; its note is marked VOIDED; or use the datasource strategy, whose "
+                "inventory shipments can be un-shipped"
+            ),
+        )
+
+
+class DataSourceStrategy(WriteStrategy):
+    """Tracking via the Data Source API on the existing shipper; on-hand via inventory shipment."""
+
+    name = "datasource"
+
+    def __init__(self, plex: PlexClient, datasources: PlexDataSourceClient) -> None:
+        super().__init__(plex)
+        self.datasources = datasources
+
+    async def find_existing(
+        self, reference: str, *, tracking_number: str | None = None
+    ) -> ExistingWrite:
+        """The inventory shipment coded with ``reference`` (the shipper's note is informative)."""
+        self.check_reference(reference)
+        shipments = await self.plex.find_inventory_shipments(reference)
+        return ExistingWrite(inventory_shipment=shipments[0] if shipments else None)
+
+    async def write_shipment(self, shipment: ShipmentWrite) -> WriteResult:
+        """Update the holding shipper's tracking/note and reduce on-hand, exactly once."""
+        existing = await self.find_existing(shipment.reference)
+        found = existing.inventory_shipment
+        if found is not None and (found.shipment_status or "").lower() in SHIPPED_INVENTORY:
+            return WriteResult(
+                shipment.reference,
+                self.name,
+                inventory_shipment_id=found.id,
+                already_done=True,
+            )
+        details: dict[str, object] = {}
+        shipper_id = await self._update_shipper(shipment, details)
+        inventory = found or await self.plex.create_inventory_shipment(shipment.reference)
+        if not inventory.containers:
+            serials = await self._pick_containers(shipment)
+            inventory = await self.plex.inventory_shipment_action(inventory.id, "stage", serials)
+            details["serial_nos"] = serials
+        await self.plex.inventory_shipment_action(inventory.id, "ship")
+        return WriteResult(
+            shipment.reference,
+            self.name,
+            shipper_id=shipper_id,
+            inventory_shipment_id=inventory.id,
+            resumed=found is not None,
+            details=details,
+        )
+
+    async def locate_shipper(self, shipment: ShipmentWrite) -> Shipper | None:
+        """The open Plex shipper whose lines hold the shipped releases, if any."""
+        if shipment.shipper_id:
+            return await self.plex.get_shipper(shipment.shipper_id)
+        wanted = {line.release_id.lower() for line in shipment.lines}
+        releases = await self.plex.list_releases(sorted(wanted))
+        addresses = sorted({r.ship_to_address_id for r in releases if r.ship_to_address_id})
+        for address in addresses:
+            for status in self.plex.settings.open_shipper_statuses:
+                candidates = await self.plex.list_shippers(
+                    [("customerAddressId", address), ("status", status)]
+                )
+                for shipper in candidates:
+                    lines = await self.plex.list_shipper_lines(shipper.id)
+                    if wanted & {(line.release_id or "").lower() for line in lines}:
+                        return shipper
+        return None
+
+    async def _update_shipper(
+        self, shipment: ShipmentWrite, details: dict[str, object]
+    ) -> str | None:
+        shipper = await self.locate_shipper(shipment)
+        if shipper is None:
+            details["shipper"] = "no Plex shipper holds these releases; tracking not written"
+            return None
+        if shipper.mentions(shipment.reference) and (
+            not shipment.tracking_number or shipper.tracking_number == shipment.tracking_number
+        ):
+            return shipper.id  # written by the crashed attempt
+        keys = await self.plex.shipper_keys([shipper.id])
+        key = keys.get(shipper.id.lower())
+        if key is None:
+            raise SkipRecordError(
+                f"Plex returned no Shipper_Key for shipper {shipper.id}",
+                record=shipment.reference,
+                hint="check plex.datasources.shipper_standard_object / shipper_key_column",
+            )
+        note = shipper.shipper_note or ""
+        if shipment.reference not in note:
+            note = f"{note}\n{shipment.note()}".strip()
+        # "Update" datasources null omitted inputs: always send all three.
+        await self.datasources.execute(
+            self.plex.settings.datasources.shipper_tracking_update,
+            {
+                "Shipper_Key": key,
+                "Tracking_No": shipment.tracking_number or shipper.tracking_number or "",
+                "Shipper_Note": note,
+            },
+        )
+        return shipper.id
+
+    async def _pick_containers(self, shipment: ShipmentWrite) -> list[str]:
+        """Whole shippable containers, oldest first, summing exactly to each part's quantity."""
+        needed: dict[str, float] = {}
+        for line in shipment.lines:
+            needed[line.part_id] = needed.get(line.part_id, 0) + line.quantity
+        serials: list[str] = []
+        for part_id, quantity in needed.items():
+            containers = [
+                c
+                for c in await self.plex.list_containers(part_id=part_id)
+                if self.plex.shippable(c)
+            ]
+            serials.extend(self._exact(containers, quantity, part_id, shipment.reference))
+        return serials
+
+    @staticmethod
+    def _exact(containers: list[Container], quantity: float, part_id: str, ref: str) -> list[str]:
+        remaining = quantity
+        picked: list[str] = []
+        fifo = sorted(
+            containers, key=lambda c: (c.add_date_time is None, c.add_date_time, c.serial_no)
+        )
+        for container in fifo:
+            if 0 < container.quantity <= remaining:
+                picked.append(container.serial_no)
+                remaining -= container.quantity
+            if remaining == 0:
+                return picked
+        raise SkipRecordError(
+            f"cannot reduce exactly {quantity:g} of part {part_id} for {ref} with whole "
+            f"containers (inventory shipments stage whole containers; {remaining:g} left over)",
+            record=ref,
+            hint="split a container in Plex to the shipped quantity, or use the shipper strategy",
+        )
+
+    async def reverse(self, reference: str) -> WriteResult:
+        """A voided label: un-ship the inventory shipment (beta endpoint), restoring on-hand."""
+        existing = await self.find_existing(reference)
+        shipment = existing.inventory_shipment
+        if shipment is None:
+            return WriteResult(reference, self.name, details={"nothing_to_reverse": True})
+        if (shipment.shipment_status or "").lower() not in SHIPPED_INVENTORY:
+            return WriteResult(
+                reference, self.name, inventory_shipment_id=shipment.id, already_done=True
+            )
+        await self.plex.inventory_shipment_action(shipment.id, "unship")
+        return WriteResult(reference, self.name, inventory_shipment_id=shipment.id)
