@@ -1,0 +1,133 @@
+"""Opening the database: URL from the environment, engine set-up per backend, migrations to head.
+
+Alembic runs programmatically from the ``migrations`` directory shipped inside the package; no
+``alembic.ini`` is needed at runtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection as SyncConnection
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from mlconnector.clock import Clock, SystemClock
+from mlconnector.errors import ConfigError
+from mlconnector.http.redact import Redactor
+from mlconnector.store.repository import Store
+from mlconnector.store.vault import Vault, home_dir
+
+DATABASE_URL_ENV = "MLCONNECTOR_DATABASE_URL"
+DB_FILE = "mlconnector.db"
+MIGRATIONS = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def database_url(env: Mapping[str, str]) -> str:
+    """``MLCONNECTOR_DATABASE_URL``, else the SQLite file ``{home}/mlconnector.db``."""
+    if env.get(DATABASE_URL_ENV):
+        return normalize_url(env[DATABASE_URL_ENV])
+    return f"sqlite+aiosqlite:///{home_dir(env) / DB_FILE}"
+
+
+def normalize_url(url: str) -> str:
+    """Pick the async driver for a plain URL (``postgresql://`` → psycopg 3, ``sqlite://`` →
+    aiosqlite); other backends are refused."""
+    for prefix, driver in (
+        ("postgres://", "postgresql+psycopg://"),
+        ("postgresql://", "postgresql+psycopg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(prefix):
+            return driver + url[len(prefix) :]
+    if url.startswith(("postgresql+psycopg://", "sqlite+aiosqlite://")):
+        return url
+    scheme = url.split(":", 1)[0]
+    raise ConfigError(
+        f"unsupported database URL scheme {scheme!r} in {DATABASE_URL_ENV}",
+        hint="use postgresql://user@host/db or sqlite:////path/to/file.db",
+    )
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine; on SQLite with WAL, a busy timeout, foreign keys on and transactions that
+    take the write lock at BEGIN (so read-then-write never fails halfway with "database locked")."""
+    url = normalize_url(url)
+    if not url.startswith("sqlite"):
+        return create_async_engine(url, pool_pre_ping=True)
+    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    database = make_url(url).database
+    in_memory = database in (None, "", ":memory:")
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy emit BEGIN itself (the driver's implicit transactions are unreliable).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: SyncConnection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def alembic_config() -> Config:
+    """An Alembic configuration pointing at the packaged migrations (no ini file)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
+    return config
+
+
+async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
+    """Upgrade the database to ``revision`` (default: the latest)."""
+
+    def upgrade(sync_connection: SyncConnection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = sync_connection
+        command.upgrade(config, revision)
+
+    async with engine.begin() as conn:
+        await conn.run_sync(upgrade)
+
+
+async def open_store(
+    url: str,
+    *,
+    clock: Clock | None = None,
+    vault: Vault | None = None,
+    redactor: Redactor | None = None,
+    run_migrations: bool = True,
+) -> Store:
+    """Connect to ``url``, migrate it to head, and return the :class:`Store`.
+
+    For SQLite the parent folder of the file must exist (``init_home`` creates the default one).
+    """
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        database = make_url(engine.url).database
+        if database and database != ":memory:" and not Path(database).parent.is_dir():
+            await engine.dispose()
+            raise ConfigError(
+                f"the folder for the database {database} does not exist",
+                hint="run `mlconnector init` or create the folder",
+            )
+    if run_migrations:
+        try:
+            await migrate(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+    return Store(engine, clock=clock or SystemClock(), vault=vault, redactor=redactor)

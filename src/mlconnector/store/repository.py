@@ -1,0 +1,1297 @@
+"""``Store``: the one interface to the connector's state. All SQL lives in this module.
+
+Every method is a coroutine running one short transaction, so a caller never holds a database
+transaction across a network call. Times come from the injected clock unless a method takes an
+explicit ``now`` (the engine passes the instant it decided on). The same code runs on SQLite
+(embedded) and PostgreSQL (scale-out); where they differ (``INSERT … ON CONFLICT`` dialects, ``FOR
+UPDATE SKIP LOCKED``) the difference is handled here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Self
+
+from sqlalchemy import Row, Select, and_, case, delete, func, literal, or_, select, true, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from mlconnector.clock import Clock
+from mlconnector.errors import VaultError
+from mlconnector.http.redact import Redactor
+from mlconnector.store.exceptions import OperationStateError, StoreError, UnknownConnectionError
+from mlconnector.store.records import (
+    AuditEvent,
+    AuditQuery,
+    Connection,
+    CredentialInfo,
+    Cursor,
+    Enqueued,
+    InboxItem,
+    Lease,
+    Link,
+    Operation,
+    OperationState,
+    Received,
+    ShipmentLine,
+)
+from mlconnector.store.schema import (
+    audit_events,
+    connections,
+    credentials,
+    cursors,
+    inventory_snapshot,
+    leases,
+    links,
+    operations,
+    shipment_lines,
+    webhook_inbox,
+)
+
+if TYPE_CHECKING:
+    from mlconnector.store.vault import Vault
+
+_KIND = re.compile(r"^[a-z0-9_]{1,64}$")
+_MAX_ERROR = 4000
+_S = OperationState
+
+
+class Store:
+    """The connector's state: connections, credentials, cursors, links, the idempotent outbox,
+    the audit trail, the webhook inbox, leases, the inventory snapshot and shipment write-backs.
+
+    Build one with :func:`mlconnector.store.open_store`; close it with :meth:`close` (or use it as
+    an async context manager). ``vault`` is needed only by the credential methods; ``redactor``
+    masks known secrets in audit details, operation errors and webhook headers, and learns every
+    secret that passes through the credential methods.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        clock: Clock,
+        vault: Vault | None = None,
+        redactor: Redactor | None = None,
+    ) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._vault = vault
+        self._redactor = redactor or Redactor()
+        self._postgres = engine.dialect.name == "postgresql"
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    @property
+    def engine(self) -> AsyncEngine:
+        """The underlying engine (for tests and diagnostics; use the methods, not raw SQL)."""
+        return self._engine
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._engine.dialect.name
+
+    @property
+    def vault(self) -> Vault | None:
+        """The vault used by the credential methods, if any."""
+        return self._vault
+
+    def with_vault(self, vault: Vault) -> Store:
+        """A store sharing this engine but encrypting credentials with ``vault``."""
+        return Store(self._engine, clock=self._clock, vault=vault, redactor=self._redactor)
+
+    async def close(self) -> None:
+        """Dispose of the connection pool."""
+        await self._engine.dispose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- helpers -------------------------------------------------------------------------------
+    def _now(self, now: datetime | None) -> datetime:
+        return now if now is not None else self._clock.now()
+
+    def _insert(self, table: Any) -> Any:
+        """An INSERT supporting ``on_conflict_do_nothing/update`` for the current dialect."""
+        return pg_insert(table) if self._postgres else sqlite_insert(table)
+
+    @asynccontextmanager
+    async def _tx(self, connection: str | None = None) -> AsyncIterator[AsyncConnection]:
+        """One transaction; a foreign-key failure on ``connection`` becomes a clear error."""
+        try:
+            async with self._engine.begin() as conn:
+                yield conn
+        except IntegrityError as exc:
+            if connection is not None and await self.get_connection(connection) is None:
+                raise UnknownConnectionError(connection) from exc
+            raise StoreError(f"the database refused the write: {exc.orig}") from exc
+
+    # --- connections ---------------------------------------------------------------------------
+    async def create_connection(
+        self,
+        name: str,
+        *,
+        plex_tenant: str | None = None,
+        plex_pcn: str | None = None,
+        shipstation_account: str | None = None,
+        settings: Mapping[str, Any] | None = None,
+        enabled: bool = True,
+    ) -> Connection:
+        """Create a connection; :class:`StoreError` if the name is taken."""
+        now = self._clock.now()
+        values = {
+            "name": name,
+            "plex_tenant": plex_tenant,
+            "plex_pcn": plex_pcn,
+            "shipstation_account": shipstation_account,
+            "settings": dict(settings or {}),
+            "enabled": enabled,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            async with self._engine.begin() as conn:
+                row = (
+                    await conn.execute(connections.insert().values(values).returning(connections))
+                ).one()
+        except IntegrityError as exc:
+            raise StoreError(
+                f"a connection named {name!r} already exists",
+                hint="choose another name or update the existing connection",
+            ) from exc
+        return _connection(row)
+
+    async def get_connection(self, name: str) -> Connection | None:
+        """The connection called ``name``, or ``None``."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(select(connections).where(connections.c.name == name))
+            ).first()
+        return _connection(row) if row else None
+
+    async def list_connections(self, *, enabled_only: bool = False) -> list[Connection]:
+        """Every connection, by name."""
+        query = select(connections).order_by(connections.c.name)
+        if enabled_only:
+            query = query.where(connections.c.enabled.is_(True))
+        async with self._engine.connect() as conn:
+            return [_connection(r) for r in await conn.execute(query)]
+
+    async def update_connection(
+        self,
+        name: str,
+        *,
+        plex_tenant: str | None = None,
+        plex_pcn: str | None = None,
+        shipstation_account: str | None = None,
+        settings: Mapping[str, Any] | None = None,
+        enabled: bool | None = None,
+    ) -> Connection:
+        """Change the fields given (``None`` leaves a field as it is); ``settings`` is replaced."""
+        values: dict[str, Any] = {"updated_at": self._clock.now()}
+        for key, value in (
+            ("plex_tenant", plex_tenant),
+            ("plex_pcn", plex_pcn),
+            ("shipstation_account", shipstation_account),
+            ("enabled", enabled),
+        ):
+            if value is not None:
+                values[key] = value
+        if settings is not None:
+            values["settings"] = dict(settings)
+        async with self._engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    update(connections)
+                    .where(connections.c.name == name)
+                    .values(values)
+                    .returning(connections)
+                )
+            ).first()
+        if row is None:
+            raise UnknownConnectionError(name)
+        return _connection(row)
+
+    async def delete_connection(self, name: str) -> bool:
+        """Delete a connection and (by cascade) all its state except the audit trail."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(delete(connections).where(connections.c.name == name))
+        return result.rowcount > 0
+
+    # --- credentials ---------------------------------------------------------------------------
+    def _require_vault(self) -> Vault:
+        if self._vault is None:
+            raise VaultError(
+                "this store was opened without a vault; credentials cannot be read or written",
+                hint="open the store with vault=load_vault(env)",
+            )
+        return self._vault
+
+    async def set_credential(
+        self, connection: str, kind: str, secret: str, *, now: datetime | None = None
+    ) -> CredentialInfo:
+        """Encrypt ``secret`` and store it (replacing any previous one); only ciphertext is kept."""
+        if not _KIND.match(kind):
+            raise StoreError(f"invalid credential kind {kind!r}", hint="use lowercase [a-z0-9_]")
+        if not secret:
+            raise StoreError(f"empty secret for {connection}/{kind}", hint="give a non-empty value")
+        vault = self._require_vault()
+        self._redactor.add(secret)
+        token = vault.encrypt(secret)
+        now = self._now(now)
+        values = {
+            "connection": connection,
+            "kind": kind,
+            "ciphertext": token,
+            "key_version": vault.key_version,
+            "updated_at": now,
+        }
+        stmt = self._insert(credentials).values(values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["connection", "kind"],
+            set_={k: stmt.excluded[k] for k in ("ciphertext", "key_version", "updated_at")},
+        )
+        async with self._tx(connection) as conn:
+            await conn.execute(stmt)
+        return CredentialInfo(connection, kind, _mask(secret), vault.key_version, now)
+
+    async def get_credential(self, connection: str, kind: str) -> str | None:
+        """The secret in clear, or ``None`` if not set. :class:`VaultError` on a wrong key."""
+        vault = self._require_vault()
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(credentials.c.ciphertext, credentials.c.key_version).where(
+                        credentials.c.connection == connection, credentials.c.kind == kind
+                    )
+                )
+            ).first()
+        if row is None:
+            return None
+        secret = vault.decrypt(row.ciphertext, record=f"credential {connection}/{kind}")
+        self._redactor.add(secret)
+        return secret
+
+    async def list_credentials_masked(self, connection: str) -> list[CredentialInfo]:
+        """The credentials of a connection, masked (at most the last 4 characters shown)."""
+        vault = self._require_vault()
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(credentials)
+                    .where(credentials.c.connection == connection)
+                    .order_by(credentials.c.kind)
+                )
+            ).all()
+        infos = []
+        for row in rows:
+            secret = vault.decrypt(row.ciphertext, record=f"credential {connection}/{row.kind}")
+            self._redactor.add(secret)
+            infos.append(
+                CredentialInfo(connection, row.kind, _mask(secret), row.key_version, row.updated_at)
+            )
+        return infos
+
+    async def delete_credential(self, connection: str, kind: str) -> bool:
+        """Forget a credential; ``True`` if there was one."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                delete(credentials).where(
+                    credentials.c.connection == connection, credentials.c.kind == kind
+                )
+            )
+        return result.rowcount > 0
+
+    async def verify_credentials(self, vault: Vault | None = None) -> int:
+        """Decrypt every stored credential with ``vault`` (default: this store's) and return how
+        many there are; :class:`VaultError` naming the first one that does not open."""
+        vault = vault or self._require_vault()
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(select(credentials))).all()
+        for row in rows:
+            vault.decrypt(row.ciphertext, record=f"credential {row.connection}/{row.kind}")
+        return len(rows)
+
+    async def reencrypt_credentials(
+        self, reencrypt: Callable[[str, str], tuple[str, str]], *, now: datetime | None = None
+    ) -> int:
+        """Replace every credential's ciphertext with ``reencrypt(ciphertext, record)`` →
+        ``(new_ciphertext, key_version)``, all in one transaction: if any call raises, nothing is
+        written. Returns the number of credentials. Used by :func:`vault.rotate_keys`."""
+        now = self._now(now)
+        async with self._engine.begin() as conn:
+            rows = (await conn.execute(select(credentials))).all()
+            # Compute every new value before the first write: a failure leaves the table untouched.
+            new = [
+                (row, *reencrypt(row.ciphertext, f"credential {row.connection}/{row.kind}"))
+                for row in rows
+            ]
+            for row, token, version in new:
+                await conn.execute(
+                    update(credentials)
+                    .where(
+                        credentials.c.connection == row.connection,
+                        credentials.c.kind == row.kind,
+                    )
+                    .values(ciphertext=token, key_version=version, updated_at=now)
+                )
+        return len(new)
+
+    # --- cursors -------------------------------------------------------------------------------
+    async def get_cursor(self, connection: str, flow: str) -> Cursor | None:
+        """The stored position of ``flow`` for ``connection``, or ``None`` before the first run."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(cursors).where(
+                        cursors.c.connection == connection, cursors.c.flow == flow
+                    )
+                )
+            ).first()
+        return Cursor(row.connection, row.flow, row.value, row.updated_at) if row else None
+
+    async def set_cursor(
+        self, connection: str, flow: str, value: str, *, now: datetime | None = None
+    ) -> Cursor:
+        """Store the position of ``flow`` (call only after the batch it covers is committed)."""
+        now = self._now(now)
+        stmt = self._insert(cursors).values(
+            connection=connection, flow=flow, value=value, updated_at=now
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["connection", "flow"],
+            set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
+        )
+        async with self._tx(connection) as conn:
+            await conn.execute(stmt)
+        return Cursor(connection, flow, value, now)
+
+    async def list_cursors(self, connection: str) -> list[Cursor]:
+        """Every cursor of a connection, by flow."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(cursors).where(cursors.c.connection == connection).order_by(cursors.c.flow)
+            )
+            return [Cursor(r.connection, r.flow, r.value, r.updated_at) for r in rows]
+
+    # --- links ---------------------------------------------------------------------------------
+    async def save_link(self, link: Link, *, now: datetime | None = None) -> Link:
+        """Insert or replace the link for ``(link.connection, link.order_key)`` (all fields)."""
+        now = self._now(now)
+        values = {
+            "connection": link.connection,
+            "order_key": link.order_key,
+            "plex_order_id": link.plex_order_id,
+            "group_key": link.group_key,
+            "ss_order_id": link.ss_order_id,
+            "content_hash": link.content_hash,
+            "ss_status": link.ss_status,
+            "frozen_reason": link.frozen_reason,
+            "release_ids": list(link.release_ids),
+            "updated_at": now,
+        }
+        stmt = self._insert(links).values(values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["connection", "order_key"],
+            set_={k: stmt.excluded[k] for k in values if k not in ("connection", "order_key")},
+        ).returning(links)
+        async with self._tx(link.connection) as conn:
+            row = (await conn.execute(stmt)).one()
+        return _link(row)
+
+    async def get_link(self, connection: str, order_key: str) -> Link | None:
+        """The link with this ``orderKey``, or ``None``."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(links).where(
+                        links.c.connection == connection, links.c.order_key == order_key
+                    )
+                )
+            ).first()
+        return _link(row) if row else None
+
+    async def find_links(
+        self,
+        connection: str,
+        *,
+        plex_order_id: str | None = None,
+        ss_order_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[Link]:
+        """Links of a connection, filtered by Plex order id and/or ShipStation orderId."""
+        query = select(links).where(links.c.connection == connection)
+        if plex_order_id is not None:
+            query = query.where(links.c.plex_order_id == plex_order_id)
+        if ss_order_id is not None:
+            query = query.where(links.c.ss_order_id == ss_order_id)
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(query.order_by(links.c.order_key).limit(limit))
+            return [_link(r) for r in rows]
+
+    async def list_links(
+        self,
+        connection: str,
+        *,
+        frozen: bool | None = None,
+        after_order_key: str | None = None,
+        limit: int = 1000,
+    ) -> list[Link]:
+        """Links by ``order_key`` (page with ``after_order_key``); ``frozen`` filters on
+        whether a ``frozen_reason`` is set."""
+        query = select(links).where(links.c.connection == connection)
+        if frozen is True:
+            query = query.where(links.c.frozen_reason.is_not(None))
+        elif frozen is False:
+            query = query.where(links.c.frozen_reason.is_(None))
+        if after_order_key is not None:
+            query = query.where(links.c.order_key > after_order_key)
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(query.order_by(links.c.order_key).limit(limit))
+            return [_link(r) for r in rows]
+
+    async def set_link_status(
+        self,
+        connection: str,
+        order_key: str,
+        ss_status: str,
+        *,
+        frozen_reason: str | None = None,
+        now: datetime | None = None,
+    ) -> Link | None:
+        """Record the last known ShipStation status (and why the order is frozen, if it is).
+        ``None`` when there is no such link."""
+        async with self._engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    update(links)
+                    .where(links.c.connection == connection, links.c.order_key == order_key)
+                    .values(
+                        ss_status=ss_status, frozen_reason=frozen_reason, updated_at=self._now(now)
+                    )
+                    .returning(links)
+                )
+            ).first()
+        return _link(row) if row else None
+
+    # --- outbox --------------------------------------------------------------------------------
+    async def enqueue(
+        self,
+        connection: str,
+        flow: str,
+        kind: str,
+        idempotency_key: str,
+        payload: Mapping[str, Any],
+        *,
+        now: datetime | None = None,
+    ) -> Enqueued:
+        """Record an outbound write before it is sent. Insert-or-get by ``idempotency_key``: a
+        second call with the same key returns the existing operation (whatever its state and
+        payload) with ``created=False`` and never creates another."""
+        now = self._now(now)
+        stmt = (
+            self._insert(operations)
+            .values(
+                connection=connection,
+                flow=flow,
+                kind=kind,
+                idempotency_key=idempotency_key,
+                payload=dict(payload),
+                state=_S.PENDING.value,
+                attempts=0,
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(operations)
+        )
+        async with self._tx(connection) as conn:
+            row = (await conn.execute(stmt)).first()
+            if row is not None:
+                return Enqueued(_operation(row), created=True)
+            existing = (
+                await conn.execute(
+                    select(operations).where(operations.c.idempotency_key == idempotency_key)
+                )
+            ).one()
+        return Enqueued(_operation(existing), created=False)
+
+    async def get_operation(self, op_id: int) -> Operation | None:
+        """The operation with this id, or ``None``."""
+        return await self._one_operation(operations.c.id == op_id)
+
+    async def get_operation_by_key(self, idempotency_key: str) -> Operation | None:
+        """The operation with this idempotency key, or ``None``."""
+        return await self._one_operation(operations.c.idempotency_key == idempotency_key)
+
+    async def _one_operation(self, where: Any) -> Operation | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(operations).where(where))).first()
+        return _operation(row) if row else None
+
+    async def _transition(
+        self, op_id: int, allowed: Sequence[OperationState], values: Mapping[str, Any], action: str
+    ) -> Operation:
+        """A guarded state change: applied only if the operation is in an ``allowed`` state."""
+        async with self._engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    update(operations)
+                    .where(
+                        operations.c.id == op_id,
+                        operations.c.state.in_([s.value for s in allowed]),
+                    )
+                    .values(dict(values))
+                    .returning(operations)
+                )
+            ).first()
+            if row is not None:
+                return _operation(row)
+            current = (
+                await conn.execute(select(operations.c.state).where(operations.c.id == op_id))
+            ).first()
+        if current is None:
+            raise OperationStateError(f"cannot {action} operation {op_id}: no such operation")
+        raise OperationStateError(
+            f"cannot {action} operation {op_id}: it is {current.state}",
+            record=f"operation {op_id}",
+            hint="replay it first if it is dead" if current.state == _S.DEAD else None,
+        )
+
+    async def mark_sent(self, op_id: int, *, now: datetime | None = None) -> Operation:
+        """``pending``/``failed`` (or ``sent`` again, when re-sending after a crash) → ``sent``.
+        Call just before the request leaves."""
+        return await self._transition(
+            op_id,
+            (_S.PENDING, _S.FAILED, _S.SENT),
+            {"state": _S.SENT.value, "updated_at": self._now(now)},
+            "mark as sent",
+        )
+
+    async def confirm(
+        self, op_id: int, *, remote_ref: str | None = None, now: datetime | None = None
+    ) -> Operation:
+        """→ ``confirmed`` (from ``pending``, ``sent`` or ``failed``, e.g. when a look-before-send
+        found the remote record). Confirming a confirmed operation returns it unchanged."""
+        values: dict[str, Any] = {
+            "state": _S.CONFIRMED.value,
+            "next_attempt_at": None,
+            "updated_at": self._now(now),
+        }
+        if remote_ref is not None:
+            values["remote_ref"] = remote_ref
+        try:
+            return await self._transition(
+                op_id, (_S.PENDING, _S.SENT, _S.FAILED), values, "confirm"
+            )
+        except OperationStateError:
+            op = await self.get_operation(op_id)
+            if op is not None and op.state is _S.CONFIRMED:
+                return op
+            raise
+
+    async def fail(
+        self,
+        op_id: int,
+        error: str,
+        *,
+        next_attempt_at: datetime,
+        max_attempts: int,
+        now: datetime | None = None,
+    ) -> Operation:
+        """Count a failed attempt. → ``failed`` (due again at ``next_attempt_at``), or ``dead``
+        when this attempt reaches ``max_attempts``. ``error`` is redacted and truncated."""
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        exhausted = operations.c.attempts + 1 >= max_attempts
+        values = {
+            "attempts": operations.c.attempts + 1,
+            "state": case((exhausted, _S.DEAD.value), else_=_S.FAILED.value),
+            "next_attempt_at": case((exhausted, None), else_=next_attempt_at),
+            "last_error": self._redactor.text(error)[:_MAX_ERROR],
+            "updated_at": self._now(now),
+        }
+        return await self._transition(op_id, (_S.PENDING, _S.SENT, _S.FAILED), values, "fail")
+
+    async def due(
+        self, connection: str, flow: str, *, now: datetime | None = None, limit: int = 100
+    ) -> list[Operation]:
+        """Operations to send now: ``pending``, and ``failed`` whose ``next_attempt_at`` has
+        come, oldest first."""
+        now = self._now(now)
+        query = (
+            select(operations)
+            .where(
+                operations.c.connection == connection,
+                operations.c.flow == flow,
+                or_(
+                    operations.c.state == _S.PENDING.value,
+                    and_(
+                        operations.c.state == _S.FAILED.value,
+                        operations.c.next_attempt_at <= now,
+                    ),
+                ),
+            )
+            .order_by(operations.c.id)
+            .limit(limit)
+        )
+        return await self._operations(query)
+
+    async def left_sent(
+        self,
+        *,
+        older_than: datetime,
+        connection: str | None = None,
+        flow: str | None = None,
+        limit: int = 100,
+    ) -> list[Operation]:
+        """Crash recovery: operations still ``sent`` since before ``older_than``. Their outcome is
+        unknown; look the remote record up before re-sending."""
+        query = select(operations).where(
+            operations.c.state == _S.SENT.value, operations.c.updated_at <= older_than
+        )
+        if connection is not None:
+            query = query.where(operations.c.connection == connection)
+        if flow is not None:
+            query = query.where(operations.c.flow == flow)
+        return await self._operations(query.order_by(operations.c.id).limit(limit))
+
+    async def replay(
+        self,
+        ids: Sequence[int] | None = None,
+        *,
+        connection: str | None = None,
+        flow: str | None = None,
+        states: Sequence[OperationState] = (_S.FAILED, _S.DEAD),
+        now: datetime | None = None,
+    ) -> list[Operation]:
+        """Move ``failed``/``dead`` operations (by ids and/or filter) back to ``pending`` with a
+        fresh attempt budget. Updates in place: never creates an operation; operations in any
+        other state are left alone. Returns the operations replayed."""
+        bad = [s for s in states if s not in (_S.FAILED, _S.DEAD)]
+        if bad:
+            raise ValueError(f"only failed or dead operations can be replayed, not {bad}")
+        stmt = update(operations).where(operations.c.state.in_([s.value for s in states]))
+        if ids is not None:
+            stmt = stmt.where(operations.c.id.in_(list(ids)))
+        if connection is not None:
+            stmt = stmt.where(operations.c.connection == connection)
+        if flow is not None:
+            stmt = stmt.where(operations.c.flow == flow)
+        stmt = stmt.values(
+            state=_S.PENDING.value, attempts=0, next_attempt_at=None, updated_at=self._now(now)
+        ).returning(operations)
+        async with self._engine.begin() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return sorted((_operation(r) for r in rows), key=lambda op: op.id)
+
+    async def list_operations(
+        self,
+        *,
+        connection: str | None = None,
+        flow: str | None = None,
+        states: Sequence[OperationState] | None = None,
+        limit: int = 100,
+    ) -> list[Operation]:
+        """Operations, most recently updated first (for the CLI and the UI)."""
+        query = select(operations)
+        if connection is not None:
+            query = query.where(operations.c.connection == connection)
+        if flow is not None:
+            query = query.where(operations.c.flow == flow)
+        if states is not None:
+            query = query.where(operations.c.state.in_([s.value for s in states]))
+        order = (operations.c.updated_at.desc(), operations.c.id.desc())
+        return await self._operations(query.order_by(*order).limit(limit))
+
+    async def count_operations(self, *, connection: str | None = None) -> dict[OperationState, int]:
+        """How many operations are in each state (every state present, zero included)."""
+        query = select(operations.c.state, func.count()).group_by(operations.c.state)
+        if connection is not None:
+            query = query.where(operations.c.connection == connection)
+        counts = dict.fromkeys(OperationState, 0)
+        async with self._engine.connect() as conn:
+            for state, count in await conn.execute(query):
+                counts[OperationState(state)] = count
+        return counts
+
+    async def _operations(self, query: Select[Any]) -> list[Operation]:
+        async with self._engine.connect() as conn:
+            return [_operation(r) for r in await conn.execute(query)]
+
+    # --- audit ---------------------------------------------------------------------------------
+    async def append_audit(self, event: AuditEvent) -> AuditEvent:
+        """Append one event (``at`` defaults to the clock). Details are redacted. There is no
+        update or delete: the database refuses both."""
+        values = {
+            "at": self._now(event.at),
+            "connection": event.connection,
+            "flow": event.flow,
+            "direction": event.direction,
+            "entity": event.entity,
+            "action": event.action,
+            "outcome": event.outcome,
+            "plex_order_id": event.plex_order_id,
+            "order_key": event.order_key,
+            "ss_order_id": event.ss_order_id,
+            "ss_order_number": event.ss_order_number,
+            "shipment_id": event.shipment_id,
+            "entity_ids": self._redact_json(event.entity_ids),
+            "remote_ids": self._redact_json(event.remote_ids),
+            "http_status": event.http_status,
+            "request_id": event.request_id,
+            "idempotency_key": event.idempotency_key,
+            "details": self._redact_json(event.details),
+        }
+        async with self._engine.begin() as conn:
+            row = (
+                await conn.execute(audit_events.insert().values(values).returning(audit_events))
+            ).one()
+        return _audit(row)
+
+    async def search_audit(self, query: AuditQuery) -> list[AuditEvent]:
+        """Events matching every filter set in ``query``, newest first, at most ``query.limit``."""
+        stmt = select(audit_events)
+        for name in (
+            "connection",
+            "flow",
+            "plex_order_id",
+            "order_key",
+            "ss_order_id",
+            "ss_order_number",
+            "shipment_id",
+            "idempotency_key",
+            "outcome",
+        ):
+            value = getattr(query, name)
+            if value is not None:
+                stmt = stmt.where(audit_events.c[name] == value)
+        if query.since is not None:
+            stmt = stmt.where(audit_events.c.at >= query.since)
+        if query.until is not None:
+            stmt = stmt.where(audit_events.c.at < query.until)
+        stmt = stmt.order_by(audit_events.c.at.desc(), audit_events.c.id.desc()).limit(query.limit)
+        async with self._engine.connect() as conn:
+            return [_audit(r) for r in await conn.execute(stmt)]
+
+    def _redact_json(self, value: Mapping[str, Any]) -> dict[str, Any]:
+        text = self._redactor.text(json.dumps(value, default=str))
+        try:
+            redacted = json.loads(text)
+        except ValueError:
+            # Masking broke the JSON (a secret inside an escape sequence): keep the masked text.
+            return {"redacted": text}
+        return redacted if isinstance(redacted, dict) else {"value": redacted}
+
+    # --- webhook inbox -------------------------------------------------------------------------
+    async def receive_webhook(
+        self,
+        connection: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        now: datetime | None = None,
+    ) -> Received:
+        """Persist a delivery (headers redacted) before it is acknowledged. A body already
+        received for this connection is not stored again: ``created=False``, same item."""
+        dedupe_key = hashlib.sha256(body).hexdigest()
+        stmt = (
+            self._insert(webhook_inbox)
+            .values(
+                connection=connection,
+                body=body,
+                headers=self._redactor.headers(headers),
+                dedupe_key=dedupe_key,
+                received_at=self._now(now),
+                attempts=0,
+            )
+            .on_conflict_do_nothing(index_elements=["connection", "dedupe_key"])
+            .returning(webhook_inbox)
+        )
+        async with self._tx(connection) as conn:
+            row = (await conn.execute(stmt)).first()
+            if row is not None:
+                return Received(_inbox(row), created=True)
+            existing = (
+                await conn.execute(
+                    select(webhook_inbox).where(
+                        webhook_inbox.c.connection == connection,
+                        webhook_inbox.c.dedupe_key == dedupe_key,
+                    )
+                )
+            ).one()
+        return Received(_inbox(existing), created=False)
+
+    async def get_webhook(self, item_id: int) -> InboxItem | None:
+        """One inbox item by id."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(select(webhook_inbox).where(webhook_inbox.c.id == item_id))
+            ).first()
+        return _inbox(row) if row else None
+
+    async def pending_webhooks(
+        self, *, connection: str | None = None, limit: int = 100
+    ) -> list[InboxItem]:
+        """Deliveries not yet processed, oldest first."""
+        query = select(webhook_inbox).where(webhook_inbox.c.processed_at.is_(None))
+        if connection is not None:
+            query = query.where(webhook_inbox.c.connection == connection)
+        query = query.order_by(webhook_inbox.c.received_at, webhook_inbox.c.id).limit(limit)
+        async with self._engine.connect() as conn:
+            return [_inbox(r) for r in await conn.execute(query)]
+
+    async def record_webhook_attempt(self, item_id: int, outcome: str) -> InboxItem:
+        """Count an unsuccessful processing attempt; the item stays pending."""
+        return await self._update_inbox(
+            item_id, {"attempts": webhook_inbox.c.attempts + 1, "outcome": outcome}
+        )
+
+    async def finish_webhook(
+        self, item_id: int, outcome: str, *, now: datetime | None = None
+    ) -> InboxItem:
+        """Mark a delivery processed (whatever the outcome: ``"ok"``, ``"ignored: …"``)."""
+        return await self._update_inbox(
+            item_id,
+            {
+                "attempts": webhook_inbox.c.attempts + 1,
+                "outcome": outcome,
+                "processed_at": self._now(now),
+            },
+        )
+
+    async def _update_inbox(self, item_id: int, values: Mapping[str, Any]) -> InboxItem:
+        async with self._engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    update(webhook_inbox)
+                    .where(webhook_inbox.c.id == item_id)
+                    .values(dict(values))
+                    .returning(webhook_inbox)
+                )
+            ).first()
+        if row is None:
+            raise StoreError(f"no webhook inbox item {item_id}")
+        return _inbox(row)
+
+    # --- leases --------------------------------------------------------------------------------
+    def _claimable(self, owner: str, now: datetime) -> Any:
+        return or_(
+            leases.c.owner.is_(None),
+            leases.c.expires_at <= now,
+            leases.c.owner == owner,
+        )
+
+    async def try_acquire_lease(
+        self,
+        connection: str,
+        flow: str,
+        owner: str,
+        ttl: timedelta,
+        *,
+        now: datetime | None = None,
+    ) -> Lease | None:
+        """Take (or keep) the lease on ``(connection, flow)`` until ``now + ttl``. ``None`` when
+        another owner holds an unexpired lease. An expired lease is taken over."""
+        now = self._now(now)
+        key = and_(leases.c.connection == connection, leases.c.flow == flow)
+        async with self._tx(connection) as conn:
+            await conn.execute(
+                self._insert(leases)
+                .values(connection=connection, flow=flow)
+                .on_conflict_do_nothing(index_elements=["connection", "flow"])
+            )
+            if self._postgres:
+                # Another worker holding the row lock is about to take it: do not wait for it.
+                locked = await conn.execute(
+                    select(leases.c.flow)
+                    .where(key, self._claimable(owner, now))
+                    .with_for_update(skip_locked=True)
+                )
+                if locked.first() is None:
+                    return None
+            return await self._take(conn, key, owner, now, ttl)
+
+    async def _take(
+        self, conn: AsyncConnection, key: Any, owner: str, now: datetime, ttl: timedelta
+    ) -> Lease | None:
+        # The claimable condition is re-checked in the UPDATE itself, so the take is atomic on
+        # SQLite (single writer) as well as under PostgreSQL's row lock.
+        row = (
+            await conn.execute(
+                update(leases)
+                .where(key, self._claimable(owner, now))
+                .values(owner=owner, expires_at=now + ttl, updated_at=now)
+                .returning(leases)
+            )
+        ).first()
+        return _lease(row) if row else None
+
+    async def renew_lease(
+        self,
+        connection: str,
+        flow: str,
+        owner: str,
+        ttl: timedelta,
+        *,
+        now: datetime | None = None,
+    ) -> Lease | None:
+        """Extend a lease ``owner`` still holds; ``None`` if it was lost (taken over by another
+        owner after expiring): stop working on that flow."""
+        now = self._now(now)
+        async with self._engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    update(leases)
+                    .where(
+                        leases.c.connection == connection,
+                        leases.c.flow == flow,
+                        leases.c.owner == owner,
+                    )
+                    .values(expires_at=now + ttl, updated_at=now)
+                    .returning(leases)
+                )
+            ).first()
+        return _lease(row) if row else None
+
+    async def release_lease(
+        self, connection: str, flow: str, owner: str, *, now: datetime | None = None
+    ) -> bool:
+        """Give the lease up; ``False`` if ``owner`` did not hold it."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(leases)
+                .where(
+                    leases.c.connection == connection,
+                    leases.c.flow == flow,
+                    leases.c.owner == owner,
+                )
+                .values(owner=None, expires_at=None, updated_at=self._now(now))
+            )
+        return result.rowcount > 0
+
+    async def get_lease(self, connection: str, flow: str) -> Lease | None:
+        """The current holder of ``(connection, flow)`` (possibly expired), or ``None``."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(leases).where(
+                        leases.c.connection == connection,
+                        leases.c.flow == flow,
+                        leases.c.owner.is_not(None),
+                    )
+                )
+            ).first()
+        return _lease(row) if row else None
+
+    async def claim_any_lease(
+        self,
+        owner: str,
+        flows: Sequence[str],
+        ttl: timedelta,
+        *,
+        now: datetime | None = None,
+    ) -> Lease | None:
+        """For workers: take one free or expired lease among ``flows`` of every enabled
+        connection (least recently run first), or ``None`` when everything is taken. On
+        PostgreSQL concurrent workers skip each other's candidates (``SKIP LOCKED``)."""
+        now = self._now(now)
+        free = or_(leases.c.owner.is_(None), leases.c.expires_at <= now)
+        enabled = select(connections.c.name).where(connections.c.enabled.is_(True))
+        candidates = (
+            select(leases.c.connection, leases.c.flow)
+            .where(leases.c.flow.in_(list(flows)), free, leases.c.connection.in_(enabled))
+            .order_by(leases.c.updated_at.asc().nulls_first(), leases.c.connection, leases.c.flow)
+        )
+        async with self._engine.begin() as conn:
+            await self._ensure_lease_rows(conn, flows)
+            if self._postgres:
+                rows = (
+                    await conn.execute(candidates.limit(1).with_for_update(skip_locked=True))
+                ).all()
+            else:
+                rows = (await conn.execute(candidates)).all()
+            for row in rows:
+                key = and_(leases.c.connection == row.connection, leases.c.flow == row.flow)
+                lease = await self._take(conn, and_(key, free), owner, now, ttl)
+                if lease is not None:
+                    return lease
+        return None
+
+    async def _ensure_lease_rows(self, conn: AsyncConnection, flows: Sequence[str]) -> None:
+        """Every (connection, flow) pair gets its lease row, so it can be claimed."""
+        for flow in flows:
+            # ``WHERE true`` keeps SQLite from reading ON CONFLICT as part of the SELECT.
+            pairs = select(connections.c.name, literal(flow, leases.c.flow.type)).where(true())
+            await conn.execute(
+                self._insert(leases)
+                .from_select(["connection", "flow"], pairs)
+                .on_conflict_do_nothing(index_elements=["connection", "flow"])
+            )
+
+    # --- inventory snapshot --------------------------------------------------------------------
+    async def get_inventory_snapshot(self, connection: str) -> dict[tuple[str, str], int]:
+        """Last quantity pushed to ShipStation per ``(sku, location)``."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(
+                    inventory_snapshot.c.sku,
+                    inventory_snapshot.c.location,
+                    inventory_snapshot.c.quantity,
+                ).where(inventory_snapshot.c.connection == connection)
+            )
+            return {(r.sku, r.location): r.quantity for r in rows}
+
+    async def record_inventory_pushed(
+        self,
+        connection: str,
+        levels: Mapping[tuple[str, str], int],
+        *,
+        now: datetime | None = None,
+    ) -> None:
+        """Remember the quantities just pushed, per ``(sku, location)`` (upsert)."""
+        if not levels:
+            return
+        now = self._now(now)
+        rows = [
+            {"connection": connection, "sku": s, "location": loc, "quantity": q, "pushed_at": now}
+            for (s, loc), q in levels.items()
+        ]
+        stmt = self._insert(inventory_snapshot)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["connection", "sku", "location"],
+            set_={"quantity": stmt.excluded.quantity, "pushed_at": stmt.excluded.pushed_at},
+        )
+        async with self._tx(connection) as conn:
+            await conn.execute(stmt, rows)
+
+    # --- shipment write-backs ------------------------------------------------------------------
+    async def record_shipment_line(
+        self,
+        connection: str,
+        source_id: str,
+        line_key: str,
+        quantity: int,
+        *,
+        sku: str | None = None,
+        now: datetime | None = None,
+    ) -> ShipmentLine:
+        """Insert-or-get the line ``(source_id, line_key)``. Write it back to Plex only while
+        ``written_back_at`` is ``None``, and gate the write with :meth:`mark_line_written_back`."""
+        stmt = (
+            self._insert(shipment_lines)
+            .values(
+                connection=connection,
+                source_id=source_id,
+                line_key=line_key,
+                sku=sku,
+                quantity=quantity,
+                created_at=self._now(now),
+            )
+            .on_conflict_do_nothing(index_elements=["connection", "source_id", "line_key"])
+        )
+        async with self._tx(connection) as conn:
+            await conn.execute(stmt)
+            row = (
+                await conn.execute(
+                    select(shipment_lines).where(_line_key(connection, source_id, line_key))
+                )
+            ).one()
+        return _shipment_line(row)
+
+    async def mark_line_written_back(
+        self, connection: str, source_id: str, line_key: str, *, now: datetime | None = None
+    ) -> bool:
+        """``True`` the first time only: a line is reduced in Plex exactly once."""
+        return await self._stamp_line(
+            connection,
+            source_id,
+            line_key,
+            shipment_lines.c.written_back_at.is_(None),
+            {"written_back_at": self._now(now)},
+        )
+
+    async def mark_line_reversed(
+        self, connection: str, source_id: str, line_key: str, *, now: datetime | None = None
+    ) -> bool:
+        """``True`` the first time a written-back line is reversed (voided label); ``False`` if it
+        was never written back or is already reversed."""
+        return await self._stamp_line(
+            connection,
+            source_id,
+            line_key,
+            and_(
+                shipment_lines.c.written_back_at.is_not(None),
+                shipment_lines.c.reversed_at.is_(None),
+            ),
+            {"reversed_at": self._now(now)},
+        )
+
+    async def _stamp_line(
+        self,
+        connection: str,
+        source_id: str,
+        line_key: str,
+        condition: Any,
+        values: Mapping[str, Any],
+    ) -> bool:
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(shipment_lines)
+                .where(_line_key(connection, source_id, line_key), condition)
+                .values(dict(values))
+            )
+        return result.rowcount > 0
+
+    async def get_shipment_lines(self, connection: str, source_id: str) -> list[ShipmentLine]:
+        """The lines recorded for one ShipStation shipment or fulfilment, by line key."""
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(shipment_lines)
+                .where(
+                    shipment_lines.c.connection == connection,
+                    shipment_lines.c.source_id == source_id,
+                )
+                .order_by(shipment_lines.c.line_key)
+            )
+            return [_shipment_line(r) for r in rows]
+
+    async def unwritten_quantities(self, connection: str) -> dict[str, int]:
+        """Quantity per SKU shipped in ShipStation but not yet written back to Plex (for the
+        inventory flow: ``on_hand − this``). Lines without a SKU are not counted."""
+        query = (
+            select(shipment_lines.c.sku, func.sum(shipment_lines.c.quantity))
+            .where(
+                shipment_lines.c.connection == connection,
+                shipment_lines.c.written_back_at.is_(None),
+                shipment_lines.c.sku.is_not(None),
+            )
+            .group_by(shipment_lines.c.sku)
+        )
+        async with self._engine.connect() as conn:
+            return {sku: int(total) for sku, total in await conn.execute(query)}
+
+
+# --- row → record ------------------------------------------------------------------------------
+def _line_key(connection: str, source_id: str, line_key: str) -> Any:
+    return and_(
+        shipment_lines.c.connection == connection,
+        shipment_lines.c.source_id == source_id,
+        shipment_lines.c.line_key == line_key,
+    )
+
+
+def _mask(secret: str) -> str:
+    # Short secrets show nothing; long ones their last 4 characters, enough to tell keys apart.
+    return "••••" + secret[-4:] if len(secret) >= 16 else "••••"
+
+
+def _connection(row: Row[Any]) -> Connection:
+    return Connection(
+        name=row.name,
+        plex_tenant=row.plex_tenant,
+        plex_pcn=row.plex_pcn,
+        shipstation_account=row.shipstation_account,
+        settings=dict(row.settings),
+        enabled=bool(row.enabled),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _link(row: Row[Any]) -> Link:
+    return Link(
+        connection=row.connection,
+        order_key=row.order_key,
+        plex_order_id=row.plex_order_id,
+        group_key=row.group_key,
+        ss_order_id=row.ss_order_id,
+        content_hash=row.content_hash,
+        ss_status=row.ss_status,
+        frozen_reason=row.frozen_reason,
+        release_ids=list(row.release_ids),
+        updated_at=row.updated_at,
+    )
+
+
+def _operation(row: Row[Any]) -> Operation:
+    return Operation(
+        id=row.id,
+        connection=row.connection,
+        flow=row.flow,
+        kind=row.kind,
+        idempotency_key=row.idempotency_key,
+        payload=dict(row.payload),
+        state=OperationState(row.state),
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        last_error=row.last_error,
+        remote_ref=row.remote_ref,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _audit(row: Row[Any]) -> AuditEvent:
+    return AuditEvent(
+        id=row.id,
+        at=row.at,
+        connection=row.connection,
+        flow=row.flow,
+        direction=row.direction,
+        entity=row.entity,
+        action=row.action,
+        outcome=row.outcome,
+        plex_order_id=row.plex_order_id,
+        order_key=row.order_key,
+        ss_order_id=row.ss_order_id,
+        ss_order_number=row.ss_order_number,
+        shipment_id=row.shipment_id,
+        entity_ids=dict(row.entity_ids),
+        remote_ids=dict(row.remote_ids),
+        http_status=row.http_status,
+        request_id=row.request_id,
+        idempotency_key=row.idempotency_key,
+        details=dict(row.details),
+    )
+
+
+def _inbox(row: Row[Any]) -> InboxItem:
+    return InboxItem(
+        id=row.id,
+        connection=row.connection,
+        body=bytes(row.body),
+        headers=dict(row.headers),
+        dedupe_key=row.dedupe_key,
+        received_at=row.received_at,
+        processed_at=row.processed_at,
+        outcome=row.outcome,
+        attempts=row.attempts,
+    )
+
+
+def _lease(row: Row[Any]) -> Lease:
+    return Lease(row.connection, row.flow, row.owner, row.expires_at)
+
+
+def _shipment_line(row: Row[Any]) -> ShipmentLine:
+    return ShipmentLine(
+        connection=row.connection,
+        source_id=row.source_id,
+        line_key=row.line_key,
+        sku=row.sku,
+        quantity=row.quantity,
+        created_at=row.created_at,
+        written_back_at=row.written_back_at,
+        reversed_at=row.reversed_at,
+    )

@@ -1,0 +1,237 @@
+"""The connector's tables, as SQLAlchemy Core metadata.
+
+This is the single description of the schema: the Alembic migrations must produce exactly the same
+thing (a test compares a ``create_all`` database with a migrated one on SQLite and PostgreSQL).
+
+Every per-connection table refers to ``connections.name`` (cascading deletes and renames), except
+the audit trail, which outlives the connections it describes and is append-only (a trigger refuses
+UPDATE and DELETE).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    DDL,
+    JSON,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    event,
+    text,
+)
+
+from mlconnector.store.types import UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+
+def _connection_fk() -> Column[str]:
+    return Column(
+        "connection",
+        String(100),
+        ForeignKey("connections.name", ondelete="CASCADE", onupdate="CASCADE"),
+        nullable=False,
+    )
+
+
+connections = Table(
+    "connections",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("plex_tenant", String(200)),
+    Column("plex_pcn", String(50)),
+    Column("shipstation_account", String(200)),
+    Column("settings", JSON, nullable=False),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+credentials = Table(
+    "credentials",
+    metadata,
+    _connection_fk(),
+    Column("kind", String(64), nullable=False),
+    # Fernet token (ASCII). Never the secret in clear.
+    Column("ciphertext", Text, nullable=False),
+    Column("key_version", String(32), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("connection", "kind"),
+)
+
+cursors = Table(
+    "cursors",
+    metadata,
+    _connection_fk(),
+    Column("flow", String(64), nullable=False),
+    Column("value", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("connection", "flow"),
+)
+
+links = Table(
+    "links",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _connection_fk(),
+    Column("order_key", String(200), nullable=False),
+    Column("plex_order_id", String(100), nullable=False),
+    Column("group_key", String(200), nullable=False),
+    Column("ss_order_id", String(50)),
+    Column("content_hash", String(128)),
+    Column("ss_status", String(50)),
+    Column("frozen_reason", Text),
+    Column("release_ids", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("connection", "order_key", name="uq_links_connection_order_key"),
+    Index("ix_links_connection_plex_order_id", "connection", "plex_order_id"),
+    Index("ix_links_connection_ss_order_id", "connection", "ss_order_id"),
+)
+
+operations = Table(
+    "operations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _connection_fk(),
+    Column("flow", String(64), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("idempotency_key", String(300), nullable=False, unique=True),
+    Column("payload", JSON, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime),
+    Column("last_error", Text),
+    Column("remote_ref", String(200)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_operations_due", "connection", "flow", "state", "next_attempt_at"),
+    Index("ix_operations_state_updated_at", "state", "updated_at"),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    # No foreign key: the trail outlives a deleted connection.
+    Column("connection", String(100), nullable=False),
+    Column("flow", String(64), nullable=False),
+    Column("direction", String(32), nullable=False),
+    Column("entity", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("outcome", String(32), nullable=False),
+    Column("plex_order_id", String(100)),
+    Column("order_key", String(200)),
+    Column("ss_order_id", String(50)),
+    Column("ss_order_number", String(100)),
+    Column("shipment_id", String(100)),
+    Column("entity_ids", JSON, nullable=False),
+    Column("remote_ids", JSON, nullable=False),
+    Column("http_status", Integer),
+    Column("request_id", String(200)),
+    Column("idempotency_key", String(300)),
+    Column("details", JSON, nullable=False),
+    Index("ix_audit_events_connection_at", "connection", "at"),
+    Index("ix_audit_events_at", "at"),
+    Index("ix_audit_events_plex_order_id", "plex_order_id"),
+    Index("ix_audit_events_order_key", "order_key"),
+    Index("ix_audit_events_ss_order_id", "ss_order_id"),
+    Index("ix_audit_events_ss_order_number", "ss_order_number"),
+    Index("ix_audit_events_shipment_id", "shipment_id"),
+    Index("ix_audit_events_idempotency_key", "idempotency_key"),
+)
+
+webhook_inbox = Table(
+    "webhook_inbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _connection_fk(),
+    Column("body", LargeBinary, nullable=False),
+    Column("headers", JSON, nullable=False),
+    Column("dedupe_key", String(64), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("processed_at", UTCDateTime),
+    Column("outcome", Text),
+    Column("attempts", Integer, nullable=False),
+    UniqueConstraint("connection", "dedupe_key", name="uq_webhook_inbox_connection_dedupe_key"),
+    Index("ix_webhook_inbox_processed_at_received_at", "processed_at", "received_at"),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    _connection_fk(),
+    Column("flow", String(64), nullable=False),
+    Column("owner", String(200)),
+    Column("expires_at", UTCDateTime),
+    Column("updated_at", UTCDateTime),
+    PrimaryKeyConstraint("connection", "flow"),
+)
+
+inventory_snapshot = Table(
+    "inventory_snapshot",
+    metadata,
+    _connection_fk(),
+    Column("sku", String(200), nullable=False),
+    Column("location", String(200), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("pushed_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("connection", "sku", "location"),
+)
+
+shipment_lines = Table(
+    "shipment_lines",
+    metadata,
+    _connection_fk(),
+    Column("source_id", String(100), nullable=False),
+    Column("line_key", String(200), nullable=False),
+    Column("sku", String(200)),
+    Column("quantity", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("written_back_at", UTCDateTime),
+    Column("reversed_at", UTCDateTime),
+    PrimaryKeyConstraint("connection", "source_id", "line_key"),
+)
+
+# --- the audit trail is append-only, enforced by the database itself -----------------------------
+SQLITE_AUDIT_TRIGGERS = (
+    "CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events "
+    "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END",
+    "CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events "
+    "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END",
+)
+POSTGRES_AUDIT_TRIGGERS = (
+    "CREATE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    "BEGIN RAISE EXCEPTION 'audit_events is append-only'; END $$",
+    "CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events "
+    "FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only()",
+)
+
+
+def _on_create(statement: str, dialect: str) -> None:
+    ddl = DDL(statement)  # type: ignore[no-untyped-call]
+    event.listen(audit_events, "after_create", ddl.execute_if(dialect=dialect))
+
+
+for _statement in SQLITE_AUDIT_TRIGGERS:
+    _on_create(_statement, "sqlite")
+for _statement in POSTGRES_AUDIT_TRIGGERS:
+    _on_create(_statement, "postgresql")
