@@ -1,28 +1,67 @@
-"""The ``mlconnector`` command line: thin commands over the library."""
+"""The ``mlconnector`` command line: thin commands over the library.
+
+Commands live in :mod:`mlconnector.commands`; this module assembles them under one Typer app and
+sets up the injected :class:`~mlconnector.commands.context.CliContext` (tests pass their own
+with ``CliRunner().invoke(app, args, obj=CliContext(...))``).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
-from rich.console import Console
 
 from mlconnector import __version__
+from mlconnector.commands import config_cmd, connections, credentials, setup
+from mlconnector.commands.context import CliContext, get_context
 
 app = typer.Typer(
     name="mlconnector",
     help="Keep a Plex ERP tenant and a ShipStation account in sync.",
     no_args_is_help=True,
     add_completion=False,
+    # a traceback's local variables could hold a secret: never print them
+    pretty_exceptions_show_locals=False,
 )
-console = Console()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Configuration file (default: $MLCONNECTOR_CONFIG, "
+            "else $MLCONNECTOR_HOME/mlconnector.toml, home ~/.mlconnector).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Keep a Plex ERP tenant and a ShipStation account in sync."""
+    if not isinstance(ctx.obj, CliContext):
+        ctx.obj = CliContext()
+    if config is not None:
+        ctx.obj.config_path = config
 
 
 @app.command()
-def version() -> None:
+def version(ctx: typer.Context) -> None:
     """Print the version."""
-    console.print(f"ml-connector {__version__}")
+    get_context(ctx).console.print(f"ml-connector {__version__}")
+
+
+app.command("init")(setup.init)
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(connections.app, name="connections")
+app.add_typer(credentials.app, name="credentials")
+app.add_typer(setup.keys_app, name="keys")
 
 
 def main() -> None:
+    """Entry point of the ``mlconnector`` script."""
     app()
 
 
