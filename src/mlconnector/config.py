@@ -340,7 +340,13 @@ def load_config(
     ``missing_ok``, an absent file yields the defaults (no connections) instead of an error.
     """
     file = resolve_config_path(path, env)
-    raw = _read_toml(file, missing_ok=missing_ok)
+    text = _read_text(file, missing_ok=missing_ok)
+    return parse_config(text, file, env)
+
+
+def parse_config(text: str | None, file: Path, env: Mapping[str, str]) -> Config:
+    """Validate ``text`` as if it were the content of ``file`` (``None``: no file)."""
+    raw = _parse_toml(text, file) if text is not None else {}
     origins: dict[tuple[str, ...], str] = {}
     _apply_env(raw, env, origins, file)
     _refuse_secrets(raw, Config, (), file, origins)
@@ -351,23 +357,26 @@ def load_config(
         # a relative home is relative to the file that names it, not to the working directory
         raw["home"] = file.parent / expand_path(home, env)
     try:
-        return Config.model_validate({**raw, "source": file if file.exists() else None})
+        return Config.model_validate({**raw, "source": file if text is not None else None})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, file, origins)) from None
 
 
-def _read_toml(file: Path, *, missing_ok: bool) -> dict[str, Any]:
+def _read_text(file: Path, *, missing_ok: bool) -> str | None:
     try:
-        text = file.read_text(encoding="utf-8")
+        return file.read_text(encoding="utf-8")
     except FileNotFoundError:
         if missing_ok:
-            return {}
+            return None
         raise ConfigError(
             f"{file}: configuration file not found",
             hint="run `mlconnector init`, or pass --config / set MLCONNECTOR_CONFIG",
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{file}: cannot be read ({exc})") from None
+
+
+def _parse_toml(text: str, file: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
