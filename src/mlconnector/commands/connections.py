@@ -91,6 +91,9 @@ def add(
         }
     )
     path = state.config_file()
+    home = state.load_config(missing_ok=True).home
+    if not home.is_dir():
+        raise ConfigError(f"the home {home} does not exist", hint="run `mlconnector init` first")
     holder: dict[str, Config] = {}
 
     def validate(text: str) -> None:

@@ -136,6 +136,9 @@ def set_(
             "--from-env", help="Read MLCONNECTOR_PLEX_* / MLCONNECTOR_SHIPSTATION_* variables."
         ),
     ] = False,
+    # Catches a secret pasted on the command line, so it is refused without being echoed back
+    # (Click's own "unexpected extra argument" error would print it).
+    unexpected: Annotated[list[str] | None, typer.Argument(hidden=True)] = None,
 ) -> None:
     """Encrypt and store a connection's Plex or ShipStation secrets.
 
@@ -145,6 +148,13 @@ def set_(
     shipstation: v1_key, v1_secret, v2_key (MLCONNECTOR_SHIPSTATION_V1_KEY, …).
     """
     state = get_context(ctx)
+    if unexpected:
+        raise state.fail(
+            "secrets are never taken from the command line (they would show in `ps` and in the "
+            "shell history); nothing was stored",
+            hint="use the hidden prompt (no option), --stdin or --from-env",
+            code=2,
+        )
     if stdin and from_env:
         raise ConfigError("choose one of --stdin and --from-env")
     config = state.load_config()

@@ -1,0 +1,86 @@
+"""``mlconnector ping``: can every connection reach Plex and ShipStation with its credentials?
+
+The checks themselves are in :mod:`mlconnector.commands.checks`; this prints them as a table with
+what to do for each failure, and exits 1 if any failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from mlconnector.commands.checks import CheckResult, check_connection
+from mlconnector.commands.context import CliContext, get_context, reports_errors
+from mlconnector.commands.credentials import FIELDS
+from mlconnector.commands.state import opened_store
+from mlconnector.config import Config
+
+
+@reports_errors
+def ping(
+    ctx: typer.Context,
+    connection: Annotated[
+        str | None,
+        typer.Option("--connection", help="Only this connection (default: every enabled one)."),
+    ] = None,
+) -> None:
+    """Check each connection: Plex auth, tenant, read and write access; ShipStation V1 and V2.
+
+    Nothing is created or changed remotely (see docs/configuration.md for exactly what is sent).
+    Exits 1 if any check fails, with a hint per failure.
+    """
+    state = get_context(ctx)
+    config = state.load_config()
+    if connection:
+        config.connection(connection)
+        names = [connection]
+    else:
+        names = sorted(n for n, c in config.connections.items() if c.enabled)
+    if not names:
+        raise state.fail(
+            "no enabled connection to ping", hint="add one with `mlconnector connections add`"
+        )
+    results = asyncio.run(ping_connections(state, config, names))
+    _print(state, results)
+    failed = [r for r in results if not r.ok]
+    state.console.print(f"{len(results)} checks, {len(failed)} failed")
+    if failed:
+        raise typer.Exit(1)
+
+
+async def ping_connections(
+    state: CliContext, config: Config, names: list[str]
+) -> list[CheckResult]:
+    """Every check of the named connections, in order."""
+    secrets: dict[str, dict[str, str]] = {}
+    async with opened_store(config, state.env, state.clock) as store:
+        for name in names:
+            values = {f.kind: await store.get_credential(name, f.kind) for f in FIELDS}
+            secrets[name] = {kind: v for kind, v in values.items() if v}
+    results: list[CheckResult] = []
+    async with state.http() as http:
+        for name in names:
+            results += await check_connection(
+                name, config.connections[name], secrets[name], http, state.clock
+            )
+    return results
+
+
+def _print(state: CliContext, results: list[CheckResult]) -> None:
+    table = Table(title="ping")
+    for column in ("connection", "system", "check", "result", "detail", "what to do"):
+        table.add_column(column, overflow="fold")
+    for r in results:
+        table.add_row(
+            escape(r.connection),
+            r.system,
+            escape(r.check),
+            "[green]ok[/]" if r.ok else "[bold red]FAIL[/]",
+            escape(r.detail),
+            escape(r.hint or ""),
+        )
+    state.console.print(table)
