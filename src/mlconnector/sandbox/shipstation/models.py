@@ -61,6 +61,13 @@ ORDER_FIELDS: dict[str, Any] = {
 }
 #: order datetime fields given by the client (parsed from Pacific, stored as UTC)
 ORDER_DATE_FIELDS = ("orderDate", "paymentDate", "shipByDate", "holdUntilDate")
+#: nested order objects and the keys the real service always returns in them
+NESTED_FIELDS: dict[str, tuple[str, ...]] = {
+    "weight": ("value", "units", "WeightUnits"),
+    "dimensions": ("length", "width", "height", "units"),
+    "insuranceOptions": ("provider", "insureShipment", "insuredValue"),
+    "internationalOptions": ("contents", "customsItems", "nonDelivery"),
+}
 ADDRESS_FIELDS = (
     "name",
     "company",

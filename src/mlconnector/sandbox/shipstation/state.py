@@ -31,6 +31,7 @@ from .models import (
     ADVANCED_FIELDS,
     FROZEN_STATUSES,
     ITEM_FIELDS,
+    NESTED_FIELDS,
     ORDER_DATE_FIELDS,
     ORDER_FIELDS,
     ORDER_STATUSES,
@@ -528,6 +529,12 @@ def _validated_fields(payload: JsonDict) -> tuple[JsonDict, dict[str, datetime |
         raise OrderRejected(f"orderDate is required (order {number})")
     dates = {name: parse_v1_datetime(payload.get(name), name) for name in ORDER_DATE_FIELDS}
     fields = {name: payload.get(name, default) for name, default in ORDER_FIELDS.items()}
+    for name, keys in NESTED_FIELDS.items():
+        value = fields.get(name)
+        if value is not None and not isinstance(value, dict):
+            raise OrderRejected(f"{name} must be an object")
+        if value is not None:  # the service answers with every key of a nested object
+            fields[name] = {key: value.get(key) for key in keys} | value
     return fields, dates
 
 
