@@ -99,6 +99,11 @@ class Store:
         return self._engine.dialect.name
 
     @property
+    def clock(self) -> Clock:
+        """The clock stamping every write that is not given an explicit ``now``."""
+        return self._clock
+
+    @property
     def vault(self) -> Vault | None:
         """The vault used by the credential methods, if any."""
         return self._vault
