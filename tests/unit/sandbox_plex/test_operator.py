@@ -103,3 +103,37 @@ async def test_served_over_loopback(sandbox: PlexSandbox) -> None:
         )
     assert response.status_code == 200
     assert len(response.json()) == 12
+
+
+async def test_hold_and_release_of_an_order_carry_over_to_releases(
+    client: httpx.AsyncClient, sandbox: PlexSandbox, fake_clock: FakeClock
+) -> None:
+    data = sandbox.tenant()
+    order = next(
+        o
+        for o in data.orders.values()
+        if o.status == "Open" and any(r.status == "Open" for r in data.releases_of_order(o))
+    )
+    open_ids = {r.id for r in data.releases_of_order(order) if r.status == "Open"}
+    fake_clock.advance(30)
+    held = await client.post(f"/_operator/orders/{order.id}/status", json={"status": "Hold"})
+    assert held.json()["status"] == "Hold"
+    assert {r.status for r in data.releases_of_order(order) if r.id in open_ids} == {"Hold"}
+    changed = await client.get(
+        "/sales/v1/releases", params={"modifiedDateBegin": format_utc_z(fake_clock.now())}
+    )
+    assert {r["id"] for r in changed.json()} == open_ids
+    sandbox.set_order_status(order.id, "Open")
+    assert {r.status for r in data.releases_of_order(order) if r.id in open_ids} == {"Open"}
+
+
+async def test_expire_tokens_over_http(anon: httpx.AsyncClient) -> None:
+    token = await anon.post(
+        "/oauth2/v1/token",
+        data={"grant_type": "client_credentials"},
+        auth=("sandbox-consumer-key", "sandbox-consumer-secret"),
+    )
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    assert (await anon.get("/mdm/v1/tenants", headers=headers)).status_code == 200
+    await anon.post("/_operator/tokens/expire")
+    assert (await anon.get("/mdm/v1/tenants", headers=headers)).status_code == 401

@@ -172,6 +172,10 @@ def operator_routes(sandbox: PlexSandbox) -> list[Route]:
             "rateLimit": app.rate_limit,
         }
 
+    async def expire_tokens(request: Request) -> Any:
+        sandbox.expire_tokens()
+        return {"expired": len(sandbox.authority.tokens)}
+
     async def datasource_settings(request: Request) -> Any:
         body = await json_object(request)
         ds_id = int(request.path_params["id"])
@@ -191,6 +195,7 @@ def operator_routes(sandbox: PlexSandbox) -> list[Route]:
         ("/_operator/shippers", shippers, ["GET"]),
         ("/_operator/faults", faults, ["GET", "POST"]),
         ("/_operator/apps/{key}", app_settings, ["POST"]),
+        ("/_operator/tokens/expire", expire_tokens, ["POST"]),
         ("/_operator/datasources/{id}", datasource_settings, ["POST"]),
     ]
     return [Route(path, _wrap(handler), methods=methods) for path, handler, methods in spec]

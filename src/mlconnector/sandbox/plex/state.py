@@ -172,6 +172,16 @@ class TenantData:
         return order
 
     def set_order_status(self, order: Order, status: str) -> Order:
+        """Change an order's status; a hold (or its release) carries over to open releases."""
+        if status == "Canceled":
+            return self.cancel_order(order)
+        mirrored = {"Hold": ("Open", "Hold"), "Open": ("Hold", "Open")}.get(status)
+        if mirrored is not None:
+            before, after = mirrored
+            for release in self.releases_of_order(order):
+                if release.status == before:
+                    release.status = after
+                    self.touch_release(release)
         order.status = status
         self.touch_order(order)
         return order
