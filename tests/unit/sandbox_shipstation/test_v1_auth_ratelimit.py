@@ -95,3 +95,11 @@ async def test_injected_429_storm_looks_like_the_real_v1_limit(
     # the operator surface is never disturbed by faults
     sandbox.faults.configure(storm_requests=5)
     assert (await v1.get("/_operator/counts")).status_code == 200
+
+
+async def test_unknown_v1_paths_are_authenticated_json_404s(v1: httpx.AsyncClient) -> None:
+    response = await v1.get("/customers/1")
+    assert response.status_code == 404
+    assert "message" in response.json()
+    assert response.headers["X-Rate-Limit-Remaining"] == "39"
+    assert (await v1.get("/customers/1", headers={"Authorization": ""})).status_code == 401

@@ -13,6 +13,10 @@ Rules enforced here (see reference/shipstation-api.md §1.5-1.7):
 * ``modifyDate`` moves on every change, including edits made "in the UI" (operator methods).
 * ORDER_NOTIFY fires for orders created in any status but ``awaiting_payment``, and when an
   ``awaiting_payment`` order moves to any status but ``cancelled``; one import batch per call.
+* ``DELETE /orders/{id}`` is a soft delete: the order leaves lists and ``GET /orders/{id}`` (404)
+  and its ``orderKey`` is free again (a later createorder with it creates a new order).
+* Labels (operator) may cover part of an order; the order becomes ``shipped`` when every line is
+  covered by non-voided labels, and returns to ``awaiting_shipment`` when a void uncovers a line.
 """
 
 from __future__ import annotations

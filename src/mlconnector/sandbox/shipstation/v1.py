@@ -103,15 +103,21 @@ def parse_bool(request: Request, name: str, default: bool = False) -> bool:
     raise V1Error(400, f"The value '{raw}' is not valid for {name}.")
 
 
-def between(value: datetime | None, request: Request, prefix: str) -> bool:
-    """Whether ``value`` satisfies the inclusive ``{prefix}Start`` / ``{prefix}End`` filters."""
-    start = parse_filter_time(request, f"{prefix}Start")
-    end = parse_filter_time(request, f"{prefix}End")
-    if start is None and end is None:
-        return True
-    if value is None:
-        return False
-    return (start is None or value >= start) and (end is None or value <= end)
+class Window:
+    """The inclusive ``{prefix}Start`` / ``{prefix}End`` filters of one request, parsed once."""
+
+    def __init__(self, request: Request, prefix: str) -> None:
+        self.start = parse_filter_time(request, f"{prefix}Start")
+        self.end = parse_filter_time(request, f"{prefix}End")
+
+    def __contains__(self, value: datetime | None) -> bool:
+        if self.start is None and self.end is None:
+            return True
+        if value is None:
+            return False
+        return (self.start is None or value >= self.start) and (
+            self.end is None or value <= self.end
+        )
 
 
 def date_as_instant(day: date | None) -> datetime | None:
@@ -202,6 +208,7 @@ class V1Api:
             Route("/webhooks", w(self.list_webhooks), methods=["GET"]),
             Route("/webhooks/subscribe", w(self.subscribe), methods=["POST"]),
             Route("/webhooks/{webhookId}", w(self.unsubscribe), methods=["DELETE"]),
+            Route("/{rest:path}", w(self.not_found), methods=["GET", "POST", "PUT", "DELETE"]),
         ]
 
     # -- auth and budget
@@ -249,6 +256,10 @@ class V1Api:
 
         return endpoint
 
+    async def not_found(self, request: Request) -> JsonDict:
+        """Any other path: authenticated and counted like the rest, then 404."""
+        raise V1Error(404, f"No resource {request.url.path} is served by the simulator.")
+
     # -- orders
 
     def _order_or_404(self, request: Request) -> Order:
@@ -268,20 +279,24 @@ class V1Api:
         if status and status not in ORDER_STATUSES:
             raise V1Error(400, f"orderStatus must be one of {', '.join(ORDER_STATUSES)}.")
         store_id = parse_int(request, "storeId")
+        created, modified = Window(request, "createDate"), Window(request, "modifyDate")
+        ordered, paid = Window(request, "orderDate"), Window(request, "paymentDate")
+        number, batch = q.get("orderNumber"), q.get("importBatch")
+        customer, keyword = q.get("customerName"), q.get("itemKeyword")
         rows = [
             o
             for o in self.state.orders.values()
             if o.active
             and (not status or o.status == status)
             and (store_id is None or o.store_id == store_id)
-            and _matches_text(o.number, q.get("orderNumber"), prefix=True)
-            and (not q.get("importBatch") or o.import_batch == q.get("importBatch"))
-            and _matches_customer(o, q.get("customerName"))
-            and _matches_item(o, q.get("itemKeyword"))
-            and between(o.create_date, request, "createDate")
-            and between(o.modify_date, request, "modifyDate")
-            and between(o.dates.get("orderDate"), request, "orderDate")
-            and between(o.dates.get("paymentDate"), request, "paymentDate")
+            and (not number or _matches_text(o.number, number, prefix=True))
+            and (not batch or o.import_batch == batch)
+            and _matches_customer(o, customer)
+            and _matches_item(o, keyword)
+            and o.create_date in created
+            and o.modify_date in modified
+            and o.dates.get("orderDate") in ordered
+            and o.dates.get("paymentDate") in paid
         ]
         rows = sort_rows(
             request,
@@ -368,6 +383,8 @@ class V1Api:
         include_items = parse_bool(request, "includeShipmentItems")
         batch_id, order_id = parse_int(request, "batchId"), parse_int(request, "orderId")
         store_id = parse_int(request, "storeId")
+        created, shipped = Window(request, "createDate"), Window(request, "shipDate")
+        voided = Window(request, "voidDate")
         rows = [
             s
             for s in self.state.shipments.values()
@@ -383,9 +400,9 @@ class V1Api:
                 not q.get("recipientCountryCode")
                 or s.ship_to.get("country") == q.get("recipientCountryCode")
             )
-            and between(s.create_date, request, "createDate")
-            and between(date_as_instant(s.ship_date), request, "shipDate")
-            and between(s.void_date, request, "voidDate")
+            and s.create_date in created
+            and date_as_instant(s.ship_date) in shipped
+            and s.void_date in voided
         ]
         rows = sort_rows(
             request,
@@ -404,6 +421,7 @@ class V1Api:
         q = request.query_params
         fid, order_id = parse_int(request, "fulfillmentId"), parse_int(request, "orderId")
         batch_id = parse_int(request, "batchId")
+        created, shipped = Window(request, "createDate"), Window(request, "shipDate")
         rows = [
             f
             for f in self.state.fulfillments.values()
@@ -413,8 +431,8 @@ class V1Api:
             and (not q.get("orderNumber") or f.order_number == q.get("orderNumber"))
             and (not q.get("trackingNumber") or f.tracking_number == q.get("trackingNumber"))
             and _matches_text(f.ship_to.get("name"), q.get("recipientName"))
-            and between(f.create_date, request, "createDate")
-            and between(date_as_instant(f.ship_date), request, "shipDate")
+            and f.create_date in created
+            and date_as_instant(f.ship_date) in shipped
         ]
         rows = sort_rows(
             request,

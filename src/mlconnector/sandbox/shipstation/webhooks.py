@@ -4,6 +4,9 @@
 ``resource_url`` points back at the simulator (``{public_url}/orders?importBatch=…``,
 ``{public_url}/shipments?batchId=…&includeShipmentItems=False``,
 ``{public_url}/fulfillments?batchId=…``) so that following it returns exactly that batch.
+ITEM_ORDER_NOTIFY / ITEM_SHIP_NOTIFY use the same URLs as their parents (the real query string
+is unverified); FULFILLMENT_SHIPPED points at ``/fulfillments?batchId=`` (a filter the simulator
+adds: the real URL is unverified) and FULFILLMENT_REJECTED at the order's new ``importBatch``.
 
 **V2** (environment webhooks) deliveries are signed with RSA-SHA256 (PKCS#1 v1.5), like the real
 service (docs.shipstation.com "Webhook Validation"):
@@ -83,8 +86,15 @@ class WebhookSigner:
 
     def __init__(self, key_id: str = "sandbox-webhook-key-1") -> None:
         self.key_id = key_id
-        # 2048 bits like the real service; generated per sandbox so no private key is committed
-        self._private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self._key: rsa.RSAPrivateKey | None = None
+
+    @property
+    def _private(self) -> rsa.RSAPrivateKey:
+        # 2048 bits like the real service; made per sandbox (no private key in the repository)
+        # and only on first use, because generating one costs ~0.1 s
+        if self._key is None:
+            self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        return self._key
 
     def signed_headers(self, body: bytes, when: datetime) -> dict[str, str]:
         """The three signature headers for ``body`` sent at ``when``."""
