@@ -1,0 +1,210 @@
+"""What every sync flow shares: its result, its plan, the ``Flow`` protocol and the audit helper.
+
+A flow (orders, order status, inventory, shipments) is one object with a ``name``, the operation
+``kinds`` it owns in the outbox, and three coroutines:
+
+* ``run(rt, dry_run=...)``: one pass: read, compare, and (unless dry-run) write through the outbox;
+* ``execute(rt, op)``: send one outbox operation, return the remote reference (retries, replays);
+* ``resolve(rt, op)``: after a crash left ``op`` in ``sent``, look at the remote system and say
+  whether the write landed, **before** anything is re-sent (``sync.outbox.recover``).
+
+Every effect is explainable (DESIGN §1 rule 8): :func:`audit` writes one :class:`AuditEvent` per
+read, write, skip, retry or failure, with idempotency key, remote ids, HTTP status and request id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from mlconnector.errors import ConnectorError, SkipRecordError
+from mlconnector.store import AuditEvent, Operation
+
+if TYPE_CHECKING:
+    from mlconnector.sync.runtime import ConnectionRuntime
+
+#: what ``Flow.resolve`` answers: a remote reference or ``True`` (the write landed: confirm it),
+#: ``False`` (it did not land: send it again), ``None`` (cannot tell yet: leave it ``sent``)
+Resolution = bool | str | None
+
+
+class StaleOperationError(SkipRecordError):
+    """A queued write was overtaken by a newer one for the same record; sending it would undo the
+    newer state. The outbox retires it (``dead``, no alert) instead of sending it."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlanItem:
+    """One decision of a run: what would be (or was) done to which record, and why.
+
+    ``action`` is a verb (``create``, ``update``, ``cancel``, ``skip``, ``adjust``, ``write_back``,
+    ``freeze`` ...), ``entity`` the kind of record (``order``, ``inventory``, ``shipment``),
+    ``key`` its identity (an ``orderKey``, a SKU@location, a shipment reference).
+    """
+
+    action: str
+    entity: str
+    key: str
+    reason: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+#: counters a FlowResult knows; ``count()`` refuses anything else so a typo cannot hide
+COUNTERS = (
+    "read",
+    "created",
+    "updated",
+    "cancelled",
+    "unchanged",
+    "skipped",
+    "frozen",
+    "failed",
+    "written_back",
+    "adjusted",
+    "recovered",
+    "retried",
+)
+
+
+@dataclass
+class FlowResult:
+    """What one run of one flow did (or, in a dry run, would do)."""
+
+    flow: str
+    connection: str
+    dry_run: bool = False
+    read: int = 0
+    created: int = 0
+    updated: int = 0
+    cancelled: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    frozen: int = 0
+    failed: int = 0
+    written_back: int = 0
+    adjusted: int = 0
+    recovered: int = 0
+    retried: int = 0
+    plan: list[PlanItem] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    #: the cursor value stored at the end of the run (``None``: not moved)
+    cursor: str | None = None
+
+    def count(self, counter: str, n: int = 1) -> None:
+        """Add ``n`` to one of :data:`COUNTERS`."""
+        if counter not in COUNTERS:
+            raise ValueError(f"unknown FlowResult counter {counter!r}; known: {COUNTERS}")
+        setattr(self, counter, getattr(self, counter) + n)
+
+    def add(self, item: PlanItem, counter: str | None = None) -> PlanItem:
+        """Record a decision (and count it)."""
+        self.plan.append(item)
+        if counter is not None:
+            self.count(counter)
+        return item
+
+    def counts(self) -> dict[str, int]:
+        """Every counter, for the CLI, the UI and metrics."""
+        return {name: int(getattr(self, name)) for name in COUNTERS}
+
+    @property
+    def changed(self) -> int:
+        """How many remote records were (or would be) changed."""
+        return self.created + self.updated + self.cancelled + self.written_back + self.adjusted
+
+    def summary(self) -> str:
+        """One line: ``orders@acme: created=2 updated=1 skipped=3`` (zero counters left out)."""
+        parts = [f"{k}={v}" for k, v in self.counts().items() if v]
+        mode = " (dry run)" if self.dry_run else ""
+        return f"{self.flow}@{self.connection}{mode}: " + (" ".join(parts) or "nothing to do")
+
+
+@runtime_checkable
+class Flow(Protocol):
+    """One sync flow. Implementations are plain classes; the engine holds one per flow name."""
+
+    #: the flow's name: cursor, lease and outbox ``flow`` column (``"orders"``, ``"inventory"``)
+    name: str
+    #: the outbox operation kinds this flow executes and resolves (``"ss.order.upsert"`` ...)
+    kinds: frozenset[str]
+
+    async def run(self, rt: ConnectionRuntime, *, dry_run: bool = False) -> FlowResult:
+        """One pass of the flow. With ``dry_run`` nothing is written anywhere (no remote write,
+        no outbox row, no cursor, no link, no audit); the plan says what would happen."""
+        ...
+
+    async def execute(self, rt: ConnectionRuntime, op: Operation) -> str | None:
+        """Send one queued operation; return the remote reference (an id) to confirm it with.
+        Raise from the error tree on failure (the outbox classifies it)."""
+        ...
+
+    async def resolve(self, rt: ConnectionRuntime, op: Operation) -> Resolution:
+        """``op`` was left ``sent`` (crash between send and confirm): did it land remotely?"""
+        ...
+
+
+async def audit(
+    rt: ConnectionRuntime,
+    *,
+    flow: str,
+    action: str,
+    outcome: str,
+    entity: str = "order",
+    direction: str = "plex->ss",
+    op: Operation | None = None,
+    error: BaseException | None = None,
+    idempotency_key: str | None = None,
+    plex_order_id: str | None = None,
+    order_key: str | None = None,
+    ss_order_id: str | int | None = None,
+    ss_order_number: str | None = None,
+    shipment_id: str | int | None = None,
+    http_status: int | None = None,
+    request_id: str | None = None,
+    entity_ids: dict[str, Any] | None = None,
+    remote_ids: dict[str, Any] | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one audit event for connection ``rt.name``.
+
+    ``op`` fills the idempotency key and operation id; a :class:`ConnectorError` ``error`` fills
+    the HTTP status, request id and error details. When neither status nor request id is given,
+    the last HTTP exchange the runtime saw is used (the request that produced this outcome).
+    """
+    info: dict[str, Any] = dict(details or {})
+    if op is not None:
+        idempotency_key = idempotency_key or op.idempotency_key
+        info.setdefault("operation_id", op.id)
+        info.setdefault("kind", op.kind)
+        info.setdefault("attempts", op.attempts)
+    if isinstance(error, ConnectorError):
+        http_status = http_status if http_status is not None else error.status
+        request_id = request_id or error.request_id
+        info["error"] = error.details()
+    elif error is not None:
+        info["error"] = {"error": type(error).__name__, "message": str(error)}
+    if http_status is None and request_id is None and error is None:
+        last = rt.last_request
+        if last is not None:
+            http_status, request_id = last.status, last.request_id
+    return await rt.store.append_audit(
+        AuditEvent(
+            connection=rt.name,
+            flow=flow,
+            direction=direction,
+            entity=entity,
+            action=action,
+            outcome=outcome,
+            plex_order_id=plex_order_id,
+            order_key=order_key,
+            ss_order_id=None if ss_order_id is None else str(ss_order_id),
+            ss_order_number=ss_order_number,
+            shipment_id=None if shipment_id is None else str(shipment_id),
+            entity_ids=dict(entity_ids or {}),
+            remote_ids=dict(remote_ids or {}),
+            http_status=http_status,
+            request_id=request_id,
+            idempotency_key=idempotency_key,
+            details=info,
+        )
+    )

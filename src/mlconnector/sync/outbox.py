@@ -1,0 +1,267 @@
+"""The executor every flow writes through: the idempotent outbox (DESIGN §1 rule 1, §3).
+
+One write goes ``enqueue`` (its idempotency key is fixed before the first attempt and reused by
+every retry) → ``mark_sent`` (just before the request leaves) → the call → ``confirm(remote_ref)``.
+Failures are classified by the error tree:
+
+* :class:`~mlconnector.errors.RetryableError` → ``failed`` with a backoff from the connection's
+  retry budget (``[connections.X.retry]``, injected clock and jitter; a server's ``Retry-After``
+  wins) → ``dead`` when the budget is spent, and an alert goes out;
+* :class:`~mlconnector.errors.SkipRecordError` → ``failed`` with the reason, retried at the slowest
+  pace (the data may be fixed meanwhile); a frozen record or a superseded write goes straight to
+  ``dead`` without an alert: sending it again can never be right;
+* :class:`~mlconnector.errors.FatalError` → recorded, alerted, and re-raised to stop the run.
+
+Any other exception is a crash: the operation stays ``sent`` and :func:`recover` asks the flow's
+``resolve`` what happened **before** anything is re-sent. Every step is audited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from mlconnector.errors import (
+    ConnectorError,
+    FatalError,
+    FrozenRecordError,
+    RetryableError,
+    SkipRecordError,
+)
+from mlconnector.store import Enqueued, Operation, OperationState, Store
+from mlconnector.store.records import AuditEvent
+from mlconnector.sync.alerts import Alert
+from mlconnector.sync.base import Flow, FlowResult, PlanItem, StaleOperationError, audit
+from mlconnector.sync.runtime import ConnectionRuntime
+
+_S = OperationState
+
+
+class Outbox:
+    """The outbox of one flow of one connection, with auditing and alerting built in.
+
+    ``direction`` and ``entity`` label the audit events (``"plex->ss"``/``"order"``,
+    ``"ss->plex"``/``"shipment"`` ...). Audit references (``order_key=``, ``plex_order_id=``,
+    ``ss_order_id=``, ``shipment_id=``, ``details=`` ...) pass through ``**refs``.
+    """
+
+    def __init__(
+        self,
+        rt: ConnectionRuntime,
+        flow: str,
+        *,
+        direction: str = "plex->ss",
+        entity: str = "order",
+    ) -> None:
+        self.rt = rt
+        self.flow = flow
+        self.direction = direction
+        self.entity = entity
+
+    async def record(self, action: str, outcome: str, **fields: Any) -> AuditEvent:
+        fields.setdefault("entity", self.entity)
+        fields.setdefault("direction", self.direction)
+        return await audit(self.rt, flow=self.flow, action=action, outcome=outcome, **fields)
+
+    # --- the steps -----------------------------------------------------------------------------
+    async def enqueue(self, kind: str, key: str, payload: Mapping[str, Any]) -> Enqueued:
+        """Record the write before it is sent (insert-or-get by ``key``)."""
+        return await self.rt.store.enqueue(self.rt.name, self.flow, kind, key, payload)
+
+    def ready(self, op: Operation) -> bool:
+        """Whether ``op`` should be sent now: ``pending``, or ``failed`` and due. A ``sent`` op
+        is never re-sent here (that is :func:`recover`'s job, after looking remotely)."""
+        if op.state is _S.PENDING:
+            return True
+        if op.state is _S.FAILED:
+            return op.next_attempt_at is None or op.next_attempt_at <= self.rt.clock.now()
+        return False
+
+    def why_not_ready(self, op: Operation) -> str:
+        """A reason an operator understands, for the plan of a run that does not send ``op``."""
+        if op.state is _S.CONFIRMED:
+            return f"already sent and confirmed (operation {op.id})"
+        if op.state is _S.DEAD:
+            return f"operation {op.id} is dead ({op.last_error}); replay it to try again"
+        if op.state is _S.SENT:
+            return f"operation {op.id} was sent and awaits crash recovery"
+        when = op.next_attempt_at.isoformat() if op.next_attempt_at else "now"
+        return f"operation {op.id} failed ({op.last_error}); next attempt at {when}"
+
+    async def mark_sent(self, op: Operation) -> Operation:
+        """Call just before the request leaves."""
+        return await self.rt.store.mark_sent(op.id)
+
+    async def confirm(
+        self, op: Operation, remote_ref: str | None, *, action: str = "write", **refs: Any
+    ) -> Operation:
+        """The write landed: ``confirmed`` with the remote reference, audited."""
+        confirmed = await self.rt.store.confirm(op.id, remote_ref=remote_ref)
+        await self.record(action, "ok", op=confirmed, **refs)
+        return confirmed
+
+    async def fail(
+        self, op: Operation, error: ConnectorError, *, action: str = "write", **refs: Any
+    ) -> Operation:
+        """Record a failed attempt as the error tree says (see the module doc). Re-raises a
+        :class:`FatalError` after recording it."""
+        store, now = self.rt.store, self.rt.clock.now()
+        policy = self.rt.retry_policy()
+        reason = str(error)
+        if isinstance(error, StaleOperationError | FrozenRecordError):
+            failed = await store.fail(op.id, reason, next_attempt_at=now, max_attempts=1)
+            outcome = "superseded" if isinstance(error, StaleOperationError) else "frozen"
+            await self.record(action, outcome, op=failed, error=error, **refs)
+            return failed
+        if isinstance(error, SkipRecordError):
+            delay = policy.max_delay
+        else:
+            delay = policy.backoff(op.attempts + 1)
+            if error.retry_after is not None:
+                delay = max(delay, error.retry_after)
+        failed = await store.fail(
+            op.id,
+            reason,
+            next_attempt_at=now + timedelta(seconds=delay),
+            max_attempts=policy.max_attempts,
+        )
+        outcome = "dead" if failed.state is _S.DEAD else "failed"
+        await self.record(action, outcome, op=failed, error=error, **refs)
+        if failed.state is _S.DEAD or isinstance(error, FatalError):
+            await self.alert(failed, error)
+        if isinstance(error, FatalError):
+            raise error
+        return failed
+
+    async def alert(self, op: Operation, error: ConnectorError) -> None:
+        """Tell a person: the operation needs them (dead, or a fatal error)."""
+        title = (
+            f"operation {op.id} ({op.kind}) is dead after {op.attempts} attempt(s)"
+            if op.state is _S.DEAD
+            else f"operation {op.id} ({op.kind}) stopped the run: {error.message}"
+        )
+        await self.rt.alerts.alert(
+            Alert(
+                connection=self.rt.name,
+                flow=self.flow,
+                title=title,
+                details={
+                    "operation_id": op.id,
+                    "idempotency_key": op.idempotency_key,
+                    "error": self.rt.redactor.text(str(error)),
+                    "hint": error.hint or f"fix the cause, then replay operation {op.id}",
+                },
+            )
+        )
+
+    # --- one operation, end to end -------------------------------------------------------------
+    async def execute(self, flow: Flow, op: Operation, **refs: Any) -> Operation:
+        """``mark_sent`` → ``flow.execute`` → ``confirm`` (or :meth:`fail`)."""
+        sent = await self.mark_sent(op)
+        try:
+            remote_ref = await flow.execute(self.rt, sent)
+        except ConnectorError as exc:
+            return await self.fail(sent, exc, **refs)
+        return await self.confirm(sent, remote_ref, **refs)
+
+    async def submit(
+        self, flow: Flow, kind: str, key: str, payload: Mapping[str, Any], **refs: Any
+    ) -> Operation:
+        """Enqueue and, if it is ready, execute. An operation already confirmed (or dead, or
+        waiting for its backoff) is returned as it is: the key makes the write happen once."""
+        op = (await self.enqueue(kind, key, payload)).operation
+        if not self.ready(op):
+            return op
+        return await self.execute(flow, op, **refs)
+
+
+def _flow_for(kind: str, flows: Iterable[Flow]) -> Flow | None:
+    return next((f for f in flows if kind in f.kinds), None)
+
+
+async def recover(rt: ConnectionRuntime, flows: Sequence[Flow], *, limit: int = 500) -> FlowResult:
+    """Crash recovery: for every operation of ``rt`` left ``sent``, ask its flow's ``resolve``
+    **before** anything is re-sent. Found → ``confirmed``; not found → ``failed`` and due now
+    (the next :func:`retry_due` re-sends it with the same key); cannot tell → left ``sent``.
+
+    Call it under the connection's leases (nobody else may be mid-send), before the runs.
+    """
+    result = FlowResult(flow="recover", connection=rt.name)
+    now = rt.clock.now()
+    for op in await rt.store.left_sent(older_than=now, connection=rt.name, limit=limit):
+        flow = _flow_for(op.kind, flows)
+        if flow is None:
+            result.add(PlanItem("skip", "operation", op.idempotency_key, f"no flow for {op.kind}"))
+            continue
+        box = Outbox(rt, op.flow)
+        try:
+            found = await flow.resolve(rt, op)
+        except RetryableError as exc:
+            await box.record("resolve", "failed", op=op, error=exc)
+            result.add(PlanItem("skip", "operation", op.idempotency_key, str(exc)), "failed")
+            continue
+        if found is None:
+            await box.record("resolve", "unknown", op=op)
+            result.add(PlanItem("skip", "operation", op.idempotency_key, "cannot tell yet"))
+        elif found is False:
+            reason = "outcome unknown after a crash; not found remotely, will resend"
+            await rt.store.fail(
+                op.id, reason, next_attempt_at=now, max_attempts=rt.config.retry.max_attempts
+            )
+            await box.record("resolve", "not_found", op=op, details={"reason": reason})
+            result.add(PlanItem("resend", "operation", op.idempotency_key, reason), "retried")
+        else:
+            ref = found if isinstance(found, str) else None
+            await box.confirm(op, ref, action="resolve", remote_ids={"remote_ref": ref})
+            result.add(PlanItem("confirm", "operation", op.idempotency_key, "found remotely"))
+            result.count("recovered")
+    return result
+
+
+async def retry_due(
+    rt: ConnectionRuntime, flows: Sequence[Flow], *, limit: int = 100
+) -> FlowResult:
+    """Send every due operation (``pending``, or ``failed`` whose backoff has passed) of every
+    flow, through that flow's ``execute``."""
+    result = FlowResult(flow="retry", connection=rt.name)
+    for flow in flows:
+        box = Outbox(rt, flow.name)
+        for op in await rt.store.due(rt.name, flow.name, limit=limit):
+            if op.kind not in flow.kinds:
+                continue
+            done = await box.execute(flow, op)
+            counter = "retried" if done.state is _S.CONFIRMED else "failed"
+            result.add(
+                PlanItem("retry", "operation", op.idempotency_key, done.state.value), counter
+            )
+    return result
+
+
+async def replay(
+    store: Store,
+    ids: Sequence[int] | None = None,
+    *,
+    connection: str | None = None,
+    flow: str | None = None,
+    states: Sequence[OperationState] = (_S.FAILED, _S.DEAD),
+) -> list[Operation]:
+    """Operator replay (CLI, web UI): ``failed``/``dead`` operations back to ``pending`` with a
+    fresh attempt budget, each audited. They are sent by the next :func:`retry_due`."""
+    if ids is None and connection is None and flow is None:
+        raise ValueError("replay needs operation ids or a connection/flow filter")
+    replayed = await store.replay(ids, connection=connection, flow=flow, states=states)
+    for op in replayed:
+        await store.append_audit(
+            AuditEvent(
+                connection=op.connection,
+                flow=op.flow,
+                direction="internal",
+                entity="operation",
+                action="replay",
+                outcome="ok",
+                idempotency_key=op.idempotency_key,
+                details={"operation_id": op.id, "kind": op.kind},
+            )
+        )
+    return replayed

@@ -1,0 +1,229 @@
+"""The outbox state machine: enqueue → sent → confirmed, backoff, dead + alert, recover first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pytest
+
+from mlconnector.clock import FakeClock
+from mlconnector.errors import (
+    AuthenticationError,
+    FrozenRecordError,
+    RemoteValidationError,
+    TransientError,
+)
+from mlconnector.store import AuditQuery, Operation, OperationState
+from mlconnector.sync import (
+    ConnectionRuntime,
+    FlowResult,
+    LogAlertSink,
+    Outbox,
+    Resolution,
+    StaleOperationError,
+    recover,
+    replay,
+    retry_due,
+)
+
+S = OperationState
+
+
+class Crash(Exception):
+    """Not in the error tree: the process 'dies' after the request left."""
+
+
+@dataclass
+class FakeFlow:
+    name: str = "orders"
+    kinds: frozenset[str] = frozenset({"test.write"})
+    errors: list[BaseException] = field(default_factory=list)
+    executed: list[str] = field(default_factory=list)
+    resolution: Resolution = None
+
+    async def run(self, rt: ConnectionRuntime, *, dry_run: bool = False) -> FlowResult:
+        return FlowResult(self.name, rt.name, dry_run=dry_run)
+
+    async def execute(self, rt: ConnectionRuntime, op: Operation) -> str | None:
+        self.executed.append(op.idempotency_key)
+        if self.errors:
+            raise self.errors.pop(0)
+        return f"remote-{len(self.executed)}"
+
+    async def resolve(self, rt: ConnectionRuntime, op: Operation) -> Resolution:
+        return self.resolution
+
+
+def alerts(rt: ConnectionRuntime) -> LogAlertSink:
+    assert isinstance(rt.alerts, LogAlertSink)
+    return rt.alerts
+
+
+async def test_submit_confirms_once_per_key(rt: ConnectionRuntime) -> None:
+    flow, box = FakeFlow(), Outbox(rt, "orders")
+    op = await box.submit(flow, "test.write", "orders:k1:h1", {"a": 1}, order_key="k1")
+    assert op.state is S.CONFIRMED
+    assert op.remote_ref == "remote-1"
+    again = await box.submit(flow, "test.write", "orders:k1:h1", {"a": 1}, order_key="k1")
+    assert again.id == op.id
+    assert again.state is S.CONFIRMED
+    assert flow.executed == ["orders:k1:h1"]  # the key made it happen once
+    events = await rt.store.search_audit(AuditQuery(idempotency_key="orders:k1:h1"))
+    assert [(e.action, e.outcome, e.order_key) for e in events] == [("write", "ok", "k1")]
+
+
+async def test_retryable_backs_off_then_dies_with_alert(
+    rt: ConnectionRuntime, fake_clock: FakeClock
+) -> None:
+    flow = FakeFlow(errors=[TransientError("HTTP 503") for _ in range(3)])
+    box = Outbox(rt, "orders")
+    start = fake_clock.now()
+    op = await box.submit(flow, "test.write", "k", {})
+    assert op.state is S.FAILED
+    assert op.attempts == 1
+    assert op.next_attempt_at == start + timedelta(seconds=10)  # base delay, no jitter
+    assert await rt.store.due("acme", "orders") == []
+    assert not box.ready(op)
+    fake_clock.advance(10)
+    result = await retry_due(rt, [flow])
+    op2 = await rt.store.get_operation(op.id)
+    assert op2 is not None
+    assert op2.state is S.FAILED
+    assert op2.attempts == 2
+    assert op2.next_attempt_at == fake_clock.now() + timedelta(seconds=20)  # doubled
+    assert result.failed == 1
+    assert alerts(rt).sent == []
+    fake_clock.advance(20)
+    await retry_due(rt, [flow])
+    dead = await rt.store.get_operation(op.id)
+    assert dead is not None
+    assert dead.state is S.DEAD
+    assert dead.attempts == 3
+    assert len(alerts(rt).sent) == 1
+    assert "dead" in alerts(rt).sent[0].title
+    outcomes = [e.outcome for e in await rt.store.search_audit(AuditQuery(idempotency_key="k"))]
+    assert outcomes == ["dead", "failed", "failed"]  # newest first
+
+
+async def test_jitter_and_retry_after_are_honoured(
+    rt: ConnectionRuntime, fake_clock: FakeClock
+) -> None:
+    rt.jitter = lambda delay: delay / 2
+    flow = FakeFlow(errors=[TransientError("503"), TransientError("429-ish", retry_after=77)])
+    box = Outbox(rt, "orders")
+    op = await box.submit(flow, "test.write", "j1", {})
+    assert op.next_attempt_at == fake_clock.now() + timedelta(seconds=5)
+    op = await box.submit(flow, "test.write", "j2", {})
+    assert op.next_attempt_at == fake_clock.now() + timedelta(seconds=77)
+
+
+async def test_skip_is_failed_with_reason_at_slowest_pace(
+    rt: ConnectionRuntime, fake_clock: FakeClock
+) -> None:
+    flow = FakeFlow(errors=[RemoteValidationError("sku is required", status=400)])
+    op = await Outbox(rt, "orders").submit(flow, "test.write", "s", {})
+    assert op.state is S.FAILED
+    assert "sku is required" in (op.last_error or "")
+    assert op.next_attempt_at == fake_clock.now() + timedelta(seconds=100)  # max delay
+    event = (await rt.store.search_audit(AuditQuery(idempotency_key="s")))[0]
+    assert event.outcome == "failed"
+    assert event.http_status == 400
+
+
+@pytest.mark.parametrize(
+    ("error", "outcome"),
+    [
+        (FrozenRecordError("order is shipped"), "frozen"),
+        (StaleOperationError("a newer write exists"), "superseded"),
+    ],
+)
+async def test_frozen_and_stale_retire_without_alert(
+    rt: ConnectionRuntime, error: Exception, outcome: str
+) -> None:
+    op = await Outbox(rt, "orders").submit(FakeFlow(errors=[error]), "test.write", "f", {})
+    assert op.state is S.DEAD
+    assert alerts(rt).sent == []
+    event = (await rt.store.search_audit(AuditQuery(idempotency_key="f")))[0]
+    assert event.outcome == outcome
+
+
+async def test_fatal_stops_the_run_recorded_and_alerted(rt: ConnectionRuntime) -> None:
+    flow = FakeFlow(errors=[AuthenticationError("bad key", status=401, request_id="r-9")])
+    with pytest.raises(AuthenticationError):
+        await Outbox(rt, "orders").submit(flow, "test.write", "x", {})
+    op = await rt.store.get_operation_by_key("x")
+    assert op is not None
+    assert op.state is S.FAILED
+    event = (await rt.store.search_audit(AuditQuery(idempotency_key="x")))[0]
+    assert (event.http_status, event.request_id) == (401, "r-9")
+    assert len(alerts(rt).sent) == 1
+
+
+async def _crash_after_send(rt: ConnectionRuntime, flow: FakeFlow, key: str) -> Operation:
+    flow.errors.append(Crash("killed"))
+    with pytest.raises(Crash):
+        await Outbox(rt, "orders").submit(flow, "test.write", key, {})
+    op = await rt.store.get_operation_by_key(key)
+    assert op is not None
+    assert op.state is S.SENT
+    return op
+
+
+async def test_recover_confirms_what_landed_without_resending(rt: ConnectionRuntime) -> None:
+    flow = FakeFlow()
+    op = await _crash_after_send(rt, flow, "c1")
+    flow.resolution = "ss-123"
+    result = await recover(rt, [flow])
+    done = await rt.store.get_operation(op.id)
+    assert done is not None
+    assert done.state is S.CONFIRMED
+    assert done.remote_ref == "ss-123"
+    assert result.recovered == 1
+    await retry_due(rt, [flow])
+    assert flow.executed == ["c1"]  # never re-sent
+
+
+async def test_recover_resends_what_did_not_land(rt: ConnectionRuntime) -> None:
+    flow = FakeFlow()
+    op = await _crash_after_send(rt, flow, "c2")
+    # while an op is sent, a normal submit does not send it again
+    again = await Outbox(rt, "orders").submit(flow, "test.write", "c2", {})
+    assert again.state is S.SENT
+    assert flow.executed == ["c2"]
+    flow.resolution = False
+    result = await recover(rt, [flow])
+    assert result.retried == 1
+    await retry_due(rt, [flow])
+    done = await rt.store.get_operation(op.id)
+    assert done is not None
+    assert done.state is S.CONFIRMED
+    assert flow.executed == ["c2", "c2"]  # sent again, same key
+
+
+async def test_recover_leaves_unknown_outcomes_sent(rt: ConnectionRuntime) -> None:
+    flow = FakeFlow()
+    op = await _crash_after_send(rt, flow, "c3")
+    flow.resolution = None
+    await recover(rt, [flow])
+    still = await rt.store.get_operation(op.id)
+    assert still is not None
+    assert still.state is S.SENT
+    await retry_due(rt, [flow])
+    assert flow.executed == ["c3"]
+
+
+async def test_replay_moves_dead_back_to_pending_and_audits(rt: ConnectionRuntime) -> None:
+    flow = FakeFlow(errors=[FrozenRecordError("shipped")])
+    op = await Outbox(rt, "orders").submit(flow, "test.write", "r", {})
+    assert op.state is S.DEAD
+    with pytest.raises(ValueError, match="ids or a connection"):
+        await replay(rt.store)
+    replayed = await replay(rt.store, [op.id])
+    assert [o.state for o in replayed] == [S.PENDING]
+    events = await rt.store.search_audit(AuditQuery(idempotency_key="r"))
+    assert events[0].action == "replay"
+    await retry_due(rt, [flow])
+    done = await rt.store.get_operation(op.id)
+    assert done is not None
+    assert done.state is S.CONFIRMED
