@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from xml.etree.ElementTree import Element
 from xml.sax.saxutils import escape
 
 import httpx
@@ -32,14 +33,13 @@ def _envelope(key: int | str, params: dict[str, str]) -> str:
     )
 
 
-def _result(response: httpx.Response) -> object:
+def _result(response: httpx.Response) -> Element:
     root = fromstring(response.content)
-    result = next(root.iter(f"{NS}ExecuteDataSourceResult"))
-    return result
+    return next(root.iter(f"{NS}ExecuteDataSourceResult"))
 
 
-def _field(result: object, name: str) -> str:
-    element = result.find(f"{NS}{name}")  # type: ignore[attr-defined]
+def _field(result: Element, name: str) -> str:
+    element = result.find(f"{NS}{name}")
     return "" if element is None or element.text is None else str(element.text)
 
 
@@ -79,10 +79,10 @@ async def test_result_set_rows_and_columns(
     response = await _call(anon, ws_auth, body)
     result = _result(response)
     assert _field(result, "Error") == "false"
-    result_set = next(result.iter(f"{NS}ResultSet"))  # type: ignore[attr-defined]
+    result_set = next(result.iter(f"{NS}ResultSet"))
     rows = list(result_set.iter(f"{NS}Row"))
-    assert len(rows) == int(result_set.find(f"{NS}RowCount").text) == len(sandbox.tenant().releases)
-    names = [c.find(f"{NS}Name").text for c in rows[0].iter(f"{NS}Column")]
+    assert len(rows) == int(_field(result_set, "RowCount")) == len(sandbox.tenant().releases)
+    names = [_field(c, "Name") for c in rows[0].iter(f"{NS}Column")]
     assert "Release_Key" in names
 
 
