@@ -222,3 +222,15 @@ async def test_seed_is_deterministic(fake_clock: FakeClock) -> None:
     as_json = [one.release_json(r) for r in one.releases.values()]
     assert as_json == [two.release_json(r) for r in two.releases.values()]
     assert set(one.orders) != set(other.orders)
+
+
+async def test_empty_list_can_answer_404_like_plex_sometimes_does(
+    client: httpx.AsyncClient, sandbox: PlexSandbox
+) -> None:
+    future = {"modifiedByDateBegin": "2099-01-01T00:00:00Z"}
+    assert (await client.get("/sales/v1/orders", params=future)).json() == []
+    sandbox.set_empty_list_not_found()
+    response = await client.get("/sales/v1/orders", params=future)
+    assert response.status_code == 404
+    assert response.json()["code"] == "RESOURCE_NOT_FOUND"
+    assert (await client.get("/sales/v1/orders")).status_code == 200

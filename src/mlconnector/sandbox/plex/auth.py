@@ -102,6 +102,8 @@ class Authority:
         self.token_lifetime = token_lifetime
         self.apps: dict[str, PlexApp] = {}
         self.tokens: dict[str, Token] = {}
+        #: answer an empty list with 404 RESOURCE_NOT_FOUND, as Plex is reported to do at times
+        self.empty_list_not_found = False
 
     def add_app(self, app: PlexApp) -> PlexApp:
         self.apps[app.consumer_key] = app

@@ -12,7 +12,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mlconnector.sandbox.plex.auth import Authority, CallContext
-from mlconnector.sandbox.plex.errors import PlexApiError, auth_error_response, invalid_argument
+from mlconnector.sandbox.plex.errors import (
+    PlexApiError,
+    auth_error_response,
+    invalid_argument,
+    not_found,
+)
 
 Handler = Callable[[CallContext, Request], Awaitable[Any]]
 
@@ -33,6 +38,8 @@ def rest_route(
         try:
             context = authority.authorize(request, product, permission)
             result = await handler(context, request)
+            if result == [] and authority.empty_list_not_found:
+                raise not_found("No data")
         except PlexApiError as exc:
             return auth_error_response(exc)
         if isinstance(result, Response):

@@ -163,6 +163,8 @@ def operator_routes(sandbox: PlexSandbox) -> list[Route]:
         if "permissions" in body:
             app = sandbox.authority.app(key)
             app.permissions = set(body["permissions"])
+        if "emptyListNotFound" in body:
+            sandbox.set_empty_list_not_found(bool(body["emptyListNotFound"]))
         if "rateLimit" in body:
             sandbox.set_rate_limit(int(body["rateLimit"]), app=key)
         app = sandbox.authority.app(key)

@@ -202,6 +202,10 @@ class PlexSandbox:
         user = self.datasources.users[self.ws_username(pcn)]
         user.granted = set(granted) if granted is not None else None
 
+    def set_empty_list_not_found(self, enabled: bool = True) -> None:
+        """Answer empty lists with 404 ``RESOURCE_NOT_FOUND`` (reported of Plex; off by default)."""
+        self.authority.empty_list_not_found = enabled
+
     def expire_tokens(self) -> None:
         """Make every issued OAuth2 token expire now."""
         for token in self.authority.tokens.values():
