@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -89,7 +90,12 @@ class FakeClock:
             return
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
-        heapq.heappush(self._sleepers, (self._elapsed + seconds, next(self._seq), fut))
+        deadline = self._elapsed + seconds
+        if deadline <= self._elapsed:
+            # Below float resolution at this elapsed time: a real clock would still move on, and
+            # a caller looping "until the delay is 0" would otherwise spin forever.
+            deadline = math.nextafter(self._elapsed, math.inf)
+        heapq.heappush(self._sleepers, (deadline, next(self._seq), fut))
         self._schedule_jump(loop)
         await fut
 
