@@ -125,3 +125,14 @@ async def test_system_clock_is_aware_utc_and_monotonic() -> None:
     await clock.sleep(0)
     await clock.sleep(-1)  # clamped, never an error
     assert clock.monotonic() >= first
+
+
+async def test_a_positive_sleep_below_float_resolution_still_moves_time(
+    fake_clock: FakeClock,
+) -> None:
+    # At 60.05 s a float cannot hold 60.05 + 3e-15; the clock must still move forward, or a
+    # caller that loops until its computed delay reaches 0 would spin forever.
+    fake_clock.advance(60.05)
+    before = fake_clock.monotonic()
+    await asyncio.wait_for(fake_clock.sleep(3e-15), timeout=5)
+    assert fake_clock.monotonic() > before
