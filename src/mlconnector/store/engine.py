@@ -84,6 +84,24 @@ def create_engine(url: str) -> AsyncEngine:
     return engine
 
 
+def _check_sqlite_file(url: str) -> None:
+    """SQLite needs a real file in an existing folder: an in-memory database would be a different
+    empty database on every pooled connection."""
+    if not url.startswith("sqlite"):
+        return
+    database = make_url(url).database
+    if database in (None, "", ":memory:") or (database or "").startswith("file::memory:"):
+        raise ConfigError(
+            "an in-memory SQLite database cannot hold the connector's state",
+            hint="use a file, e.g. sqlite:////path/to/mlconnector.db (tests: under tmp_path)",
+        )
+    if not Path(str(database)).parent.is_dir():
+        raise ConfigError(
+            f"the folder for the database {database} does not exist",
+            hint="run `mlconnector init` or create the folder",
+        )
+
+
 def alembic_config() -> Config:
     """An Alembic configuration pointing at the packaged migrations (no ini file)."""
     config = Config()
@@ -115,15 +133,8 @@ async def open_store(
 
     For SQLite the parent folder of the file must exist (``init_home`` creates the default one).
     """
+    _check_sqlite_file(normalize_url(url))
     engine = create_engine(url)
-    if engine.dialect.name == "sqlite":
-        database = make_url(engine.url).database
-        if database and database != ":memory:" and not Path(database).parent.is_dir():
-            await engine.dispose()
-            raise ConfigError(
-                f"the folder for the database {database} does not exist",
-                hint="run `mlconnector init` or create the folder",
-            )
     if run_migrations:
         try:
             await migrate(engine)

@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Self
 
-from sqlalchemy import Row, Select, and_, case, delete, func, literal, or_, select, true, update
+from sqlalchemy import Select, and_, case, delete, func, literal, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -41,6 +41,16 @@ from mlconnector.store.records import (
     OperationState,
     Received,
     ShipmentLine,
+)
+from mlconnector.store.rows import (
+    mask,
+    to_audit,
+    to_connection,
+    to_inbox,
+    to_lease,
+    to_link,
+    to_operation,
+    to_shipment_line,
 )
 from mlconnector.store.schema import (
     audit_events,
@@ -174,7 +184,7 @@ class Store:
                 f"a connection named {name!r} already exists",
                 hint="choose another name or update the existing connection",
             ) from exc
-        return _connection(row)
+        return to_connection(row)
 
     async def get_connection(self, name: str) -> Connection | None:
         """The connection called ``name``, or ``None``."""
@@ -182,7 +192,7 @@ class Store:
             row = (
                 await conn.execute(select(connections).where(connections.c.name == name))
             ).first()
-        return _connection(row) if row else None
+        return to_connection(row) if row else None
 
     async def list_connections(self, *, enabled_only: bool = False) -> list[Connection]:
         """Every connection, by name."""
@@ -190,7 +200,7 @@ class Store:
         if enabled_only:
             query = query.where(connections.c.enabled.is_(True))
         async with self._engine.connect() as conn:
-            return [_connection(r) for r in await conn.execute(query)]
+            return [to_connection(r) for r in await conn.execute(query)]
 
     async def update_connection(
         self,
@@ -225,7 +235,7 @@ class Store:
             ).first()
         if row is None:
             raise UnknownConnectionError(name)
-        return _connection(row)
+        return to_connection(row)
 
     async def delete_connection(self, name: str) -> bool:
         """Delete a connection and (by cascade) all its state except the audit trail."""
@@ -268,7 +278,7 @@ class Store:
         )
         async with self._tx(connection) as conn:
             await conn.execute(stmt)
-        return CredentialInfo(connection, kind, _mask(secret), vault.key_version, now)
+        return CredentialInfo(connection, kind, mask(secret), vault.key_version, now)
 
     async def get_credential(self, connection: str, kind: str) -> str | None:
         """The secret in clear, or ``None`` if not set. :class:`VaultError` on a wrong key."""
@@ -303,7 +313,7 @@ class Store:
             secret = vault.decrypt(row.ciphertext, record=f"credential {connection}/{row.kind}")
             self._redactor.add(secret)
             infos.append(
-                CredentialInfo(connection, row.kind, _mask(secret), row.key_version, row.updated_at)
+                CredentialInfo(connection, row.kind, mask(secret), row.key_version, row.updated_at)
             )
         return infos
 
@@ -412,7 +422,7 @@ class Store:
         ).returning(links)
         async with self._tx(link.connection) as conn:
             row = (await conn.execute(stmt)).one()
-        return _link(row)
+        return to_link(row)
 
     async def get_link(self, connection: str, order_key: str) -> Link | None:
         """The link with this ``orderKey``, or ``None``."""
@@ -424,7 +434,7 @@ class Store:
                     )
                 )
             ).first()
-        return _link(row) if row else None
+        return to_link(row) if row else None
 
     async def find_links(
         self,
@@ -442,7 +452,7 @@ class Store:
             query = query.where(links.c.ss_order_id == ss_order_id)
         async with self._engine.connect() as conn:
             rows = await conn.execute(query.order_by(links.c.order_key).limit(limit))
-            return [_link(r) for r in rows]
+            return [to_link(r) for r in rows]
 
     async def list_links(
         self,
@@ -463,7 +473,7 @@ class Store:
             query = query.where(links.c.order_key > after_order_key)
         async with self._engine.connect() as conn:
             rows = await conn.execute(query.order_by(links.c.order_key).limit(limit))
-            return [_link(r) for r in rows]
+            return [to_link(r) for r in rows]
 
     async def set_link_status(
         self,
@@ -487,7 +497,7 @@ class Store:
                     .returning(links)
                 )
             ).first()
-        return _link(row) if row else None
+        return to_link(row) if row else None
 
     # --- outbox --------------------------------------------------------------------------------
     async def enqueue(
@@ -523,13 +533,13 @@ class Store:
         async with self._tx(connection) as conn:
             row = (await conn.execute(stmt)).first()
             if row is not None:
-                return Enqueued(_operation(row), created=True)
+                return Enqueued(to_operation(row), created=True)
             existing = (
                 await conn.execute(
                     select(operations).where(operations.c.idempotency_key == idempotency_key)
                 )
             ).one()
-        return Enqueued(_operation(existing), created=False)
+        return Enqueued(to_operation(existing), created=False)
 
     async def get_operation(self, op_id: int) -> Operation | None:
         """The operation with this id, or ``None``."""
@@ -542,7 +552,7 @@ class Store:
     async def _one_operation(self, where: Any) -> Operation | None:
         async with self._engine.connect() as conn:
             row = (await conn.execute(select(operations).where(where))).first()
-        return _operation(row) if row else None
+        return to_operation(row) if row else None
 
     async def _transition(
         self, op_id: int, allowed: Sequence[OperationState], values: Mapping[str, Any], action: str
@@ -561,7 +571,7 @@ class Store:
                 )
             ).first()
             if row is not None:
-                return _operation(row)
+                return to_operation(row)
             current = (
                 await conn.execute(select(operations.c.state).where(operations.c.id == op_id))
             ).first()
@@ -698,7 +708,7 @@ class Store:
         ).returning(operations)
         async with self._engine.begin() as conn:
             rows = (await conn.execute(stmt)).all()
-        return sorted((_operation(r) for r in rows), key=lambda op: op.id)
+        return sorted((to_operation(r) for r in rows), key=lambda op: op.id)
 
     async def list_operations(
         self,
@@ -732,7 +742,7 @@ class Store:
 
     async def _operations(self, query: Select[Any]) -> list[Operation]:
         async with self._engine.connect() as conn:
-            return [_operation(r) for r in await conn.execute(query)]
+            return [to_operation(r) for r in await conn.execute(query)]
 
     # --- audit ---------------------------------------------------------------------------------
     async def append_audit(self, event: AuditEvent) -> AuditEvent:
@@ -762,7 +772,7 @@ class Store:
             row = (
                 await conn.execute(audit_events.insert().values(values).returning(audit_events))
             ).one()
-        return _audit(row)
+        return to_audit(row)
 
     async def search_audit(self, query: AuditQuery) -> list[AuditEvent]:
         """Events matching every filter set in ``query``, newest first, at most ``query.limit``."""
@@ -787,7 +797,7 @@ class Store:
             stmt = stmt.where(audit_events.c.at < query.until)
         stmt = stmt.order_by(audit_events.c.at.desc(), audit_events.c.id.desc()).limit(query.limit)
         async with self._engine.connect() as conn:
-            return [_audit(r) for r in await conn.execute(stmt)]
+            return [to_audit(r) for r in await conn.execute(stmt)]
 
     def _redact_json(self, value: Mapping[str, Any]) -> dict[str, Any]:
         text = self._redactor.text(json.dumps(value, default=str))
@@ -826,7 +836,7 @@ class Store:
         async with self._tx(connection) as conn:
             row = (await conn.execute(stmt)).first()
             if row is not None:
-                return Received(_inbox(row), created=True)
+                return Received(to_inbox(row), created=True)
             existing = (
                 await conn.execute(
                     select(webhook_inbox).where(
@@ -835,7 +845,7 @@ class Store:
                     )
                 )
             ).one()
-        return Received(_inbox(existing), created=False)
+        return Received(to_inbox(existing), created=False)
 
     async def get_webhook(self, item_id: int) -> InboxItem | None:
         """One inbox item by id."""
@@ -843,7 +853,7 @@ class Store:
             row = (
                 await conn.execute(select(webhook_inbox).where(webhook_inbox.c.id == item_id))
             ).first()
-        return _inbox(row) if row else None
+        return to_inbox(row) if row else None
 
     async def pending_webhooks(
         self, *, connection: str | None = None, limit: int = 100
@@ -854,7 +864,7 @@ class Store:
             query = query.where(webhook_inbox.c.connection == connection)
         query = query.order_by(webhook_inbox.c.received_at, webhook_inbox.c.id).limit(limit)
         async with self._engine.connect() as conn:
-            return [_inbox(r) for r in await conn.execute(query)]
+            return [to_inbox(r) for r in await conn.execute(query)]
 
     async def record_webhook_attempt(self, item_id: int, outcome: str) -> InboxItem:
         """Count an unsuccessful processing attempt; the item stays pending."""
@@ -887,7 +897,7 @@ class Store:
             ).first()
         if row is None:
             raise StoreError(f"no webhook inbox item {item_id}")
-        return _inbox(row)
+        return to_inbox(row)
 
     # --- leases --------------------------------------------------------------------------------
     def _claimable(self, owner: str, now: datetime) -> Any:
@@ -940,7 +950,7 @@ class Store:
                 .returning(leases)
             )
         ).first()
-        return _lease(row) if row else None
+        return to_lease(row) if row else None
 
     async def renew_lease(
         self,
@@ -967,7 +977,7 @@ class Store:
                     .returning(leases)
                 )
             ).first()
-        return _lease(row) if row else None
+        return to_lease(row) if row else None
 
     async def release_lease(
         self, connection: str, flow: str, owner: str, *, now: datetime | None = None
@@ -997,7 +1007,7 @@ class Store:
                     )
                 )
             ).first()
-        return _lease(row) if row else None
+        return to_lease(row) if row else None
 
     async def claim_any_lease(
         self,
@@ -1112,7 +1122,7 @@ class Store:
                     select(shipment_lines).where(_line_key(connection, source_id, line_key))
                 )
             ).one()
-        return _shipment_line(row)
+        return to_shipment_line(row)
 
     async def mark_line_written_back(
         self, connection: str, source_id: str, line_key: str, *, now: datetime | None = None
@@ -1169,7 +1179,7 @@ class Store:
                 )
                 .order_by(shipment_lines.c.line_key)
             )
-            return [_shipment_line(r) for r in rows]
+            return [to_shipment_line(r) for r in rows]
 
     async def unwritten_quantities(self, connection: str) -> dict[str, int]:
         """Quantity per SKU shipped in ShipStation but not yet written back to Plex (for the
@@ -1187,116 +1197,9 @@ class Store:
             return {sku: int(total) for sku, total in await conn.execute(query)}
 
 
-# --- row → record ------------------------------------------------------------------------------
 def _line_key(connection: str, source_id: str, line_key: str) -> Any:
     return and_(
         shipment_lines.c.connection == connection,
         shipment_lines.c.source_id == source_id,
         shipment_lines.c.line_key == line_key,
-    )
-
-
-def _mask(secret: str) -> str:
-    # Short secrets show nothing; long ones their last 4 characters, enough to tell keys apart.
-    return "••••" + secret[-4:] if len(secret) >= 16 else "••••"
-
-
-def _connection(row: Row[Any]) -> Connection:
-    return Connection(
-        name=row.name,
-        plex_tenant=row.plex_tenant,
-        plex_pcn=row.plex_pcn,
-        shipstation_account=row.shipstation_account,
-        settings=dict(row.settings),
-        enabled=bool(row.enabled),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
-
-
-def _link(row: Row[Any]) -> Link:
-    return Link(
-        connection=row.connection,
-        order_key=row.order_key,
-        plex_order_id=row.plex_order_id,
-        group_key=row.group_key,
-        ss_order_id=row.ss_order_id,
-        content_hash=row.content_hash,
-        ss_status=row.ss_status,
-        frozen_reason=row.frozen_reason,
-        release_ids=list(row.release_ids),
-        updated_at=row.updated_at,
-    )
-
-
-def _operation(row: Row[Any]) -> Operation:
-    return Operation(
-        id=row.id,
-        connection=row.connection,
-        flow=row.flow,
-        kind=row.kind,
-        idempotency_key=row.idempotency_key,
-        payload=dict(row.payload),
-        state=OperationState(row.state),
-        attempts=row.attempts,
-        next_attempt_at=row.next_attempt_at,
-        last_error=row.last_error,
-        remote_ref=row.remote_ref,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
-
-
-def _audit(row: Row[Any]) -> AuditEvent:
-    return AuditEvent(
-        id=row.id,
-        at=row.at,
-        connection=row.connection,
-        flow=row.flow,
-        direction=row.direction,
-        entity=row.entity,
-        action=row.action,
-        outcome=row.outcome,
-        plex_order_id=row.plex_order_id,
-        order_key=row.order_key,
-        ss_order_id=row.ss_order_id,
-        ss_order_number=row.ss_order_number,
-        shipment_id=row.shipment_id,
-        entity_ids=dict(row.entity_ids),
-        remote_ids=dict(row.remote_ids),
-        http_status=row.http_status,
-        request_id=row.request_id,
-        idempotency_key=row.idempotency_key,
-        details=dict(row.details),
-    )
-
-
-def _inbox(row: Row[Any]) -> InboxItem:
-    return InboxItem(
-        id=row.id,
-        connection=row.connection,
-        body=bytes(row.body),
-        headers=dict(row.headers),
-        dedupe_key=row.dedupe_key,
-        received_at=row.received_at,
-        processed_at=row.processed_at,
-        outcome=row.outcome,
-        attempts=row.attempts,
-    )
-
-
-def _lease(row: Row[Any]) -> Lease:
-    return Lease(row.connection, row.flow, row.owner, row.expires_at)
-
-
-def _shipment_line(row: Row[Any]) -> ShipmentLine:
-    return ShipmentLine(
-        connection=row.connection,
-        source_id=row.source_id,
-        line_key=row.line_key,
-        sku=row.sku,
-        quantity=row.quantity,
-        created_at=row.created_at,
-        written_back_at=row.written_back_at,
-        reversed_at=row.reversed_at,
     )

@@ -170,3 +170,9 @@ async def test_foreign_keys_are_enforced(store: Store) -> None:
             )
     async with store.engine.connect() as conn:
         assert (await conn.execute(select(connections))).all() == []
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite+aiosqlite:///:memory:"])
+async def test_in_memory_sqlite_is_refused(url: str) -> None:
+    with pytest.raises(ConfigError, match="in-memory"):
+        await open_store(url)
