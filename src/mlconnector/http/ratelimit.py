@@ -22,6 +22,10 @@ from collections.abc import Mapping
 
 from mlconnector.clock import Clock
 
+#: Delays below this are rounding residue (``oldest + window - now + safety`` computed right at
+#: the deadline is ~1e-15, not 0); sleeping on them never moves a FakeClock forward.
+_EPSILON = 1e-6
+
 
 def _number(headers: Mapping[str, str], name: str) -> float | None:
     raw = headers.get(name)
@@ -70,7 +74,7 @@ class RateLimiter:
         async with self._lock:
             while True:
                 delay = self._delay_needed(self.clock.monotonic())
-                if delay <= 0:
+                if delay <= _EPSILON:
                     break
                 self.waits += 1
                 self.waited_seconds += delay
