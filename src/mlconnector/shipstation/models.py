@@ -16,6 +16,7 @@ Python attribute names are snake_case; the wire names (camelCase on V1) are alia
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -34,8 +35,14 @@ def _aware_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
 def _from_pacific(value: Any) -> Any:
     if isinstance(value, str):
+        # Some V1 dates are calendar dates (a shipment's ``shipDate``): midnight Pacific.
+        if _DATE_ONLY.match(value.strip()):
+            return parse_pacific(value.strip() + "T00:00:00")
         return parse_pacific(value)
     if isinstance(value, datetime):
         return _aware_utc(value)
