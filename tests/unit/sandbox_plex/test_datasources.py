@@ -130,6 +130,10 @@ async def test_datasource_error_codes(
     assert await code(
         RELEASE_HISTORY_ID, {"Begin_Date": "2026-01-01", "End_Date": "2026-02-01T00:00:00Z"}
     ) == (400, "DATA_SOURCE_INPUT_FORMAT_INVALID")
+    assert await code(
+        RELEASE_HISTORY_ID,
+        {"Begin_Date": "2026-02-30T00:00:00Z", "End_Date": "2026-03-01T00:00:00Z"},
+    ) == (400, "DATA_SOURCE_INPUT_FORMAT_INVALID")
     sandbox.set_datasource_grants(sandbox.tenant().tenant.pcn, [SHIPPERS_GET_ID])
     assert await code(TRACKING_UPDATE_ID, {"Shipper_Key": 1}) == (
         403,

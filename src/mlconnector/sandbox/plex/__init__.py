@@ -24,7 +24,8 @@ What a client meets (each point is tested in ``tests/unit/sandbox_plex``):
   everything); known date-time filters must match ``YYYY-MM-DDThh:mm:ss[.f{1,7}]Z`` else 400
   ``ARGUMENT_INVALID``; date ranges are inclusive at both ends; array filters repeat the name.
   Unset optional fields are ``null``. Unknown ids → 404 ``RESOURCE_NOT_FOUND``; a malformed UUID
-  → 400 ``ARGUMENT_INVALID``.
+  → 400 ``ARGUMENT_INVALID``. ``set_empty_list_not_found()`` makes empty lists answer 404 (Plex
+  is reported to do so at times).
 * **Statuses** (Plex's are tenant-defined; the simulator's): orders ``Open``/``Hold``/``Closed``/
   ``Canceled``; releases ``Open``/``Hold``/``Shipped``/``Canceled`` (partly shipped stays
   ``Open``); containers ``OK`` (shippable), ``Hold``, ``Shipped``; shippers ``Open``/``Shipped``;

@@ -118,13 +118,17 @@ def _convert(spec: Input, value: Any) -> Any:
             return False
         raise mismatch
     if spec.type == "datetime":
+        invalid = DataSourceError(
+            400,
+            "DATA_SOURCE_INPUT_FORMAT_INVALID",
+            f"Input '{spec.name}' must be a UTC date-time like 2026-01-15T12:00:00.0000000Z.",
+        )
         if not isinstance(value, str) or not _DATE.match(value.strip()):
-            raise DataSourceError(
-                400,
-                "DATA_SOURCE_INPUT_FORMAT_INVALID",
-                f"Input '{spec.name}' must be a UTC date-time like 2026-01-15T12:00:00.0000000Z.",
-            )
-        return parse_utc_z(value.strip())
+            raise invalid
+        try:
+            return parse_utc_z(value.strip())
+        except ValueError:
+            raise invalid from None
     if isinstance(value, dict | list):
         raise mismatch
     return str(value)

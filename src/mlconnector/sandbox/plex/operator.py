@@ -14,10 +14,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mlconnector.sandbox.plex.errors import PlexApiError, invalid_argument, validation_failed
+from mlconnector.sandbox.plex.errors import PlexApiError, validation_failed
 from mlconnector.sandbox.plex.http import json_object
-from mlconnector.sandbox.plex.query import PLEX_DATETIME
-from mlconnector.timezones import parse_utc_z
+from mlconnector.sandbox.plex.query import parse_plex_datetime
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -44,9 +43,7 @@ def _datetime(body: dict[str, Any], name: str) -> datetime | None:
     value = body.get(name)
     if value is None:
         return None
-    if not isinstance(value, str) or not PLEX_DATETIME.match(value):
-        raise invalid_argument(name, "must be a UTC date-time ending in 'Z'")
-    return parse_utc_z(value)
+    return parse_plex_datetime(name, value)
 
 
 def operator_routes(sandbox: PlexSandbox) -> list[Route]:

@@ -46,13 +46,7 @@ class Filters:
 
     def datetime(self, name: str) -> Datetime | None:
         value = self.text(name)
-        if value is None:
-            return None
-        if not PLEX_DATETIME.match(value):
-            raise invalid_argument(
-                name, f"'{value}' must be a UTC date-time like 2026-01-15T12:00:00.0000000Z"
-            )
-        return parse_utc_z(value)
+        return parse_plex_datetime(name, value) if value is not None else None
 
     def boolean(self, name: str) -> bool | None:
         value = self.text(name)
@@ -64,6 +58,17 @@ class Filters:
 
     def date_range(self, begin: str, end: str) -> tuple[Datetime | None, Datetime | None]:
         return self.datetime(begin), self.datetime(end)
+
+
+def parse_plex_datetime(name: str, value: object) -> Datetime:
+    """A UTC date-time in Plex's form, else 400 ``ARGUMENT_INVALID`` naming the argument."""
+    problem = f"{value!r} must be a UTC date-time like 2026-01-15T12:00:00.0000000Z"
+    if not isinstance(value, str) or not PLEX_DATETIME.match(value):
+        raise invalid_argument(name, problem)
+    try:
+        return parse_utc_z(value)
+    except ValueError:  # well-formed but impossible, e.g. February 30th
+        raise invalid_argument(name, problem) from None
 
 
 def _uuid(name: str, value: str) -> str:

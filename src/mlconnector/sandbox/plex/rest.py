@@ -16,8 +16,7 @@ from mlconnector.sandbox.plex.auth import Authority, CallContext
 from mlconnector.sandbox.plex.errors import invalid_argument, not_found
 from mlconnector.sandbox.plex.http import json_object, path_uuid, rest_route
 from mlconnector.sandbox.plex.model import Customer, Order, Part, Release
-from mlconnector.sandbox.plex.query import PLEX_DATETIME, Filters, in_range, select
-from mlconnector.timezones import parse_utc_z
+from mlconnector.sandbox.plex.query import Filters, in_range, parse_plex_datetime, select
 
 
 async def list_orders(ctx: CallContext, request: Request) -> list[dict[str, Any]]:
@@ -85,11 +84,7 @@ async def get_release(ctx: CallContext, request: Request) -> dict[str, Any]:
 
 def _body_datetime(body: dict[str, Any], name: str) -> datetime | None:
     value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not PLEX_DATETIME.match(value):
-        raise invalid_argument(name, f"{value!r} must be a UTC date-time ending in 'Z'")
-    return parse_utc_z(value)
+    return parse_plex_datetime(name, value) if value is not None else None
 
 
 def _body_number(body: dict[str, Any], name: str) -> float | None:

@@ -18,8 +18,7 @@ from mlconnector.sandbox.plex.auth import Authority, CallContext
 from mlconnector.sandbox.plex.errors import invalid_argument, not_found, validation_failed
 from mlconnector.sandbox.plex.http import json_object, path_uuid, rest_route
 from mlconnector.sandbox.plex.model import SHIPPER_WRITABLE, InventoryShipment, Shipper, ts
-from mlconnector.sandbox.plex.query import PLEX_DATETIME, Filters, in_range, select
-from mlconnector.timezones import parse_utc_z
+from mlconnector.sandbox.plex.query import Filters, in_range, parse_plex_datetime, select
 
 _DATETIME_FIELDS = {"scheduledShipDate"}
 _NUMBER_FIELDS = {"freightAmount"}
@@ -37,9 +36,7 @@ def shipper_fields(body: dict[str, Any]) -> dict[str, object]:
         if value is None:
             fields[attr] = None
         elif name in _DATETIME_FIELDS:
-            if not isinstance(value, str) or not PLEX_DATETIME.match(value):
-                raise invalid_argument(name, f"{value!r} must be a UTC date-time ending in 'Z'")
-            fields[attr] = parse_utc_z(value)
+            fields[attr] = parse_plex_datetime(name, value)
         elif name in _NUMBER_FIELDS:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise invalid_argument(name, f"{value!r} must be a number")
