@@ -114,6 +114,15 @@ class InventoryState:
             raise _invalid("sku must be a string")
         if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
             raise _invalid("quantity must be a whole number of 0 or more")
+        for name in ("cost", "new_cost"):
+            cost = body.get(name)
+            if cost is not None and not (
+                isinstance(cost, dict)
+                and isinstance(cost.get("amount"), int | float)
+                and not isinstance(cost.get("amount"), bool)
+                and isinstance(cost.get("currency", ""), str)
+            ):
+                raise _invalid(f"{name} must be {{amount: number, currency: string}}")
         for name in ("condition", "new_condition"):
             if body.get(name) is not None and body[name] not in CONDITIONS:
                 raise _invalid(f"{name} must be one of {', '.join(CONDITIONS)}")

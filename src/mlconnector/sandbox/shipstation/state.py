@@ -227,6 +227,8 @@ class ShipStationState:
 
     def _find_existing(self, payload: JsonDict) -> Order | None:
         key = payload.get("orderKey")
+        if key is not None and not isinstance(key, str):
+            raise OrderRejected(f"orderKey must be a string, got {key!r}")
         by_key = self.active_order(self.keys.get(str(key))) if key else None
         order_id = payload.get("orderId")
         if order_id is None:
@@ -250,7 +252,9 @@ class ShipStationState:
         return store_id
 
     def _check_warehouse(self, warehouse_id: object) -> None:
-        if warehouse_id is not None and warehouse_id not in self.warehouses:
+        if warehouse_id is None:
+            return
+        if not isinstance(warehouse_id, int) or warehouse_id not in self.warehouses:
             raise OrderRejected(f"advancedOptions.warehouseId {warehouse_id!r} does not exist")
 
     def _items(self, payloads: Any, previous: list[OrderItem], now: datetime) -> list[OrderItem]:
@@ -548,6 +552,9 @@ def _validated_item(raw: Any, index: int) -> JsonDict:
     sku = raw.get("sku")
     if not isinstance(sku, str) or not sku.strip():
         raise OrderRejected(f"items[{index}].sku is required")
+    line_key = raw.get("lineItemKey")
+    if line_key is not None and not isinstance(line_key, str):
+        raise OrderRejected(f"items[{index}].lineItemKey must be a string")
     quantity = raw.get("quantity")
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
         raise OrderRejected(f"items[{index}].quantity must be a positive whole number")
