@@ -229,3 +229,13 @@ async def test_unknown_path_is_plex_shaped_404(client: httpx.AsyncClient) -> Non
     response = await client.get("/sales/v1/sales-orders")
     assert response.status_code == 404
     assert response.json()["code"] == "RESOURCE_NOT_FOUND"
+
+
+async def test_token_endpoint_survives_undecodable_form(anon: httpx.AsyncClient) -> None:
+    response = await anon.post(
+        DEFAULT_TOKEN_PATH,
+        content=b"\xff\xfe",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "unsupported_grant_type"

@@ -137,3 +137,10 @@ async def test_expire_tokens_over_http(anon: httpx.AsyncClient) -> None:
     assert (await anon.get("/mdm/v1/tenants", headers=headers)).status_code == 200
     await anon.post("/_operator/tokens/expire")
     assert (await anon.get("/mdm/v1/tenants", headers=headers)).status_code == 401
+
+
+async def test_operator_rejects_bad_input_without_crashing(client: httpx.AsyncClient) -> None:
+    faults = await client.post("/_operator/faults", json={"no_such_fault": 1})
+    apps = await client.post("/_operator/apps/sandbox-consumer-key", json={"permissions": None})
+    assert faults.status_code == apps.status_code == 400
+    assert faults.json()["code"] == "REQUEST_VALIDATION_FAILED"

@@ -32,8 +32,9 @@ def _wrap(handler: OperatorHandler) -> Callable[[Request], Awaitable[Response]]:
             result = await handler(request)
         except PlexApiError as exc:
             return exc.response()
-        except (KeyError, ValueError) as exc:
-            return validation_failed(str(exc)).response()
+        except (KeyError, ValueError, TypeError) as exc:
+            # operator input is loosely typed; a bad value is the caller's error, not a crash
+            return validation_failed(f"{type(exc).__name__}: {exc}").response()
         return JSONResponse(result)
 
     return endpoint
