@@ -30,7 +30,8 @@ def token_route(authority: Authority, path: str) -> Route:
             "application/x-www-form-urlencoded"
         ):
             return _oauth_error(400, "invalid_request", "use application/x-www-form-urlencoded")
-        form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", errors="replace")).items()}
+        text = (await request.body()).decode("utf-8", errors="replace")
+        form = {k: v[0] for k, v in parse_qs(text).items()}
         if form.get("grant_type") != "client_credentials":
             return _oauth_error(400, "unsupported_grant_type", "only client_credentials")
         basic = parse_basic(request.headers.get("authorization"))
