@@ -108,3 +108,19 @@ async def test_reference_lists(v1: httpx.AsyncClient) -> None:
     assert sorted(p["sku"] for p in products["products"]) == ["PART-1", "PART-2"]
     only = (await v1.get("/products", params={"sku": "PART-2"})).json()
     assert [p["sku"] for p in only["products"]] == ["PART-2"]
+
+
+async def test_fall_back_hour_repeats_wall_times_and_the_filter_keeps_both(
+    v1: httpx.AsyncClient, fake_clock: FakeClock
+) -> None:
+    fake_clock.set(datetime(2026, 11, 1, 8, 30, tzinfo=UTC))  # 01:30 PDT (first 01:30)
+    await v1.post("/orders/createorder", json=order_payload("FIRST", "first"))
+    fake_clock.advance(3600)  # 09:30 UTC = 01:30 PST (the repeated hour)
+    await v1.post("/orders/createorder", json=order_payload("SECOND", "second"))
+    orders = (await v1.get("/orders")).json()["orders"]
+    assert [o["createDate"] for o in orders] == ["2026-11-01T01:30:00.0000000"] * 2
+    # an ambiguous filter reads as the first occurrence, so the window only widens
+    since = await v1.get("/orders", params={"createDateStart": "2026-11-01 01:30:00"})
+    assert [o["orderNumber"] for o in since.json()["orders"]] == ["FIRST", "SECOND"]
+    after = await v1.get("/orders", params={"createDateStart": "2026-11-01 01:31:00"})
+    assert [o["orderNumber"] for o in after.json()["orders"]] == ["SECOND"]
