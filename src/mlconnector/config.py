@@ -84,11 +84,8 @@ class PlexSettings(_Section):
     """
 
     auth_mode: Literal["oauth2", "api_key"] = "api_key"
-    pcn: str | None = Field(default=None, pattern=r"^\d{1,12}$")
-    tenant_id: str | None = Field(
-        default=None,
-        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
-    )
+    pcn: str | None = None
+    tenant_id: str | None = None
     rest_base_url: BaseURL = "https://connect.plex.com"
     datasource_base_url: BaseURL = "https://cloud.plex.com"
     soap_url: BaseURL = "https://api.plexonline.com/DataSource/Service.asmx"
@@ -114,6 +111,21 @@ class PlexSettings(_Section):
     def _pcn_as_text(cls, value: object) -> object:
         # a PCN is a number to people (and to TOML), a string to the Plex header
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("pcn")
+    @classmethod
+    def _pcn_digits(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"\d{1,12}", value):
+            raise ValueError('a PCN is 1 to 12 digits, e.g. "340884"')
+        return value
+
+    @field_validator("tenant_id")
+    @classmethod
+    def _tenant_uuid(cls, value: str | None) -> str | None:
+        uuid = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+        if value is not None and not re.fullmatch(uuid, value):
+            raise ValueError("a tenant id is a lower-case UUID (8-4-4-4-12 hex digits)")
+        return value
 
     @model_validator(mode="after")
     def _oauth2_needs_token_url(self) -> PlexSettings:

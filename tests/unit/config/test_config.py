@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from importlib.resources import files
 from pathlib import Path
+from typing import get_args
 
 import pytest
+from pydantic import BaseModel
 
 from mlconnector.config import (
     Config,
@@ -325,3 +327,37 @@ def test_config_is_immutable(tmp_path: Path) -> None:
     assert isinstance(config, Config)
     with pytest.raises(ValueError, match="frozen"):
         config.log_level = "DEBUG"  # type: ignore[misc]
+
+
+def test_pcn_and_tenant_id_formats_are_explained(tmp_path: Path) -> None:
+    pcn = error_of(write(tmp_path, '[connections.acme.plex]\npcn = "34-08"\n'))
+    assert "connections.acme.plex.pcn: a PCN is 1 to 12 digits" in pcn
+    text = '[connections.acme]\norder_key_template = "k-{order_id}-{group}"\n'
+    text += '[connections.acme.plex]\ntenant_id = "ABC"\n'
+    assert "lower-case UUID" in error_of(write(tmp_path, text))
+    numeric = load_config(
+        write(tmp_path, "[connections.acme.plex]\npcn = 340884\n"), {"HOME": "/u"}
+    )
+    assert numeric.connection("acme").plex.pcn == "340884"
+
+
+def test_every_setting_is_documented() -> None:
+    """docs/configuration.md names every key of every section (kept in step with the model)."""
+    doc = (Path(__file__).parents[3] / "docs" / "configuration.md").read_text(encoding="utf-8")
+    sections: list[type[BaseModel]] = [Config]
+    seen: set[type[BaseModel]] = set()
+    undocumented = []
+    while sections:
+        model = sections.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for name, field in model.model_fields.items():
+            if name == "source":
+                continue
+            if not any(form in doc for form in (f"`{name}`", f".{name}`", f".{name}]")):
+                undocumented.append(f"{model.__name__}.{name}")
+            for inner in (field.annotation, *get_args(field.annotation)):
+                if isinstance(inner, type) and issubclass(inner, BaseModel):
+                    sections.append(inner)
+    assert undocumented == []
