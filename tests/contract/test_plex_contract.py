@@ -165,6 +165,8 @@ async def world() -> AsyncIterator[World]:
             "shipper": shipper.id,
             "line": line.id,
             "shipment": shipment.id,
+            "part": data.part_of_release(release).id,
+            "order_line": release.order_line_id,
         }
         # a second, open shipper with an unloaded line for the write calls
         open_release = next(
@@ -254,6 +256,12 @@ CASES: list[tuple[str, str, int, Call]] = [
     ("/sales/v1/orders", "get", 200, get("/sales/v1/orders", status="Open")),
     ("/sales/v1/orders/{id}", "get", 200, get("/sales/v1/orders/{order}")),
     ("/sales/v1/orders/{id}/lines", "get", 200, get("/sales/v1/orders/{order}/lines")),
+    (
+        "/sales/v1/orders/{id}/lines/{lineId}",
+        "get",
+        200,
+        get("/sales/v1/orders/{order}/lines/{order_line}"),
+    ),
     ("/sales/v1/releases", "get", 200, get("/sales/v1/releases")),
     ("/sales/v1/releases/{id}", "get", 200, get("/sales/v1/releases/{release}")),
     (
@@ -277,6 +285,7 @@ CASES: list[tuple[str, str, int, Call]] = [
         get("/mdm/v1/customers/{customer}/addresses"),
     ),
     ("/mdm/v1/parts", "get", 200, get("/mdm/v1/parts")),
+    ("/mdm/v1/parts/{id}", "get", 200, get("/mdm/v1/parts/{part}")),
     ("/mdm/v1/tenants", "get", 200, get("/mdm/v1/tenants")),
     ("/mdm/v1/tenants/{id}", "get", 200, get("/mdm/v1/tenants/{tenant}")),
     (
@@ -315,6 +324,12 @@ CASES: list[tuple[str, str, int, Call]] = [
         "get",
         200,
         get("/shipping/v1/customer-shippers/{shipper}/lines"),
+    ),
+    (
+        "/shipping/v1/customer-shippers/{shipperId}/lines/{lineId}",
+        "get",
+        200,
+        get("/shipping/v1/customer-shippers/{shipper}/lines/{line}"),
     ),
     (
         "/shipping/v1/customer-shippers/{id}/lines/{lineId}/containers",

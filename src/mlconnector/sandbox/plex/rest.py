@@ -51,6 +51,15 @@ async def list_order_lines(ctx: CallContext, request: Request) -> list[dict[str,
     return [line.to_json() for line in sorted(lines, key=lambda x: x.line_number)]
 
 
+async def get_order_line(ctx: CallContext, request: Request) -> dict[str, Any]:
+    order = ctx.data.order(path_uuid(request))
+    line_id = path_uuid(request, "lineId")
+    line = ctx.data.lines.get(line_id)
+    if line is None or line.order_id != order.id:
+        raise not_found(f"Sales order line '{line_id}'")
+    return line.to_json()
+
+
 async def list_releases(ctx: CallContext, request: Request) -> list[dict[str, Any]]:
     f = Filters(request.query_params)
     data = ctx.data
@@ -183,6 +192,14 @@ async def list_parts(ctx: CallContext, request: Request) -> list[dict[str, Any]]
     return [p.to_json() for p in found]
 
 
+async def get_part(ctx: CallContext, request: Request) -> dict[str, Any]:
+    ident = path_uuid(request)
+    part = ctx.data.parts.get(ident)
+    if part is None:
+        raise not_found(f"Part '{ident}'")
+    return part.to_json()
+
+
 async def list_inventory_parts(ctx: CallContext, request: Request) -> list[dict[str, Any]]:
     f = Filters(request.query_params)
     number, revision = f.text("partNumber"), f.text("partRevision")
@@ -271,6 +288,7 @@ def rest_routes(authority: Authority) -> list[Route]:
         r("/sales/v1/orders", list_orders, sales, "sales.orders.read"),
         r("/sales/v1/orders/{id}", get_order, sales, "sales.orders.read"),
         r("/sales/v1/orders/{id}/lines", list_order_lines, sales, "sales.orders.read"),
+        r("/sales/v1/orders/{id}/lines/{lineId}", get_order_line, sales, "sales.orders.read"),
         r("/sales/v1/releases", list_releases, sales, "sales.releases.read"),
         r("/sales/v1/releases/{id}", get_release, sales, "sales.releases.read"),
         r("/sales/v1/releases/{id}", update_release, sales, "sales.releases.write", "PUT"),
@@ -278,6 +296,7 @@ def rest_routes(authority: Authority) -> list[Route]:
         r("/mdm/v1/customers/{id}", get_customer, common, "mdm.read"),
         r("/mdm/v1/customers/{customerId}/addresses", list_addresses, common, "mdm.read"),
         r("/mdm/v1/parts", list_parts, common, "mdm.read"),
+        r("/mdm/v1/parts/{id}", get_part, common, "mdm.read"),
         r("/mdm/v1/tenants", list_tenants, common, "mdm.read"),
         r("/mdm/v1/tenants/{id}", get_tenant, common, "mdm.read"),
         r("/inventory/v1/inventory-definitions/parts", list_inventory_parts, inv, "inventory.read"),

@@ -97,6 +97,15 @@ async def list_shipper_lines(ctx: CallContext, request: Request) -> list[dict[st
     return [line.to_json() for line in select(shipper.lines, (ids, lambda x: x.id in ids))]
 
 
+async def get_shipper_line(ctx: CallContext, request: Request) -> dict[str, Any]:
+    shipper = ctx.data.shipper(path_uuid(request, "shipperId"))
+    line_id = path_uuid(request, "lineId")
+    line = next((x for x in shipper.lines if x.id == line_id), None)
+    if line is None:
+        raise not_found(f"Shipper line '{line_id}'")
+    return line.to_json()
+
+
 async def list_line_containers(ctx: CallContext, request: Request) -> list[dict[str, Any]]:
     shipper = ctx.data.shipper(path_uuid(request))
     line_id = path_uuid(request, "lineId")
@@ -227,6 +236,7 @@ def shipping_routes(authority: Authority) -> list[Route]:
         (base, list_shippers, shippers, read, "GET", 200),
         (f"{base}/{{id}}", get_shipper, shippers, read, "GET", 200),
         (f"{base}/{{shipperId}}/lines", list_shipper_lines, shippers, read, "GET", 200),
+        (f"{base}/{{shipperId}}/lines/{{lineId}}", get_shipper_line, shippers, read, "GET", 200),
         (
             f"{base}/{{id}}/lines/{{lineId}}/containers",
             list_line_containers,
