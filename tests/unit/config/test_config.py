@@ -355,7 +355,8 @@ def test_every_setting_is_documented() -> None:
         for name, field in model.model_fields.items():
             if name == "source":
                 continue
-            if not any(form in doc for form in (f"`{name}`", f".{name}`", f".{name}]")):
+            forms = (f"`{name}`", f".{name}`", f".{name}]", f"`{name}.")
+            if not any(form in doc for form in forms):
                 undocumented.append(f"{model.__name__}.{name}")
             for inner in (field.annotation, *get_args(field.annotation)):
                 if isinstance(inner, type) and issubclass(inner, BaseModel):
