@@ -121,6 +121,23 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
         await conn.run_sync(upgrade)
 
 
+async def autogenerate_revision(url: str, message: str, rev_id: str) -> None:
+    """Developer tool: write a new migration in ``migrations/versions`` from the difference between
+    ``schema.py`` and the database at ``url`` (migrate a scratch database to head first)."""
+    engine = create_engine(url)
+
+    def revision(sync_connection: SyncConnection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = sync_connection
+        command.revision(config, message=message, autogenerate=True, rev_id=rev_id)
+
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(revision)
+    finally:
+        await engine.dispose()
+
+
 async def open_store(
     url: str,
     *,
