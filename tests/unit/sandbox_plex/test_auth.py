@@ -175,6 +175,8 @@ async def test_unsubscribed_product_is_401_not_403(
     assert shippers.status_code == 401
     assert shippers.json() == NOT_AUTHENTICATED
     assert orders.status_code == 200
+    sandbox.subscribe("Customer Shippers")
+    assert (await client.get("/shipping/v1/customer-shippers")).status_code == 200
 
 
 async def test_missing_permission_is_403_with_a_code(

@@ -179,7 +179,11 @@ class PlexSandbox:
         self._app(app).products = set(products)
 
     def unsubscribe(self, product: str, *, app: str | None = None) -> None:
+        """Drop one API product (its routes then answer 401, as Plex does)."""
         self._app(app).products.discard(product)
+
+    def subscribe(self, product: str, *, app: str | None = None) -> None:
+        self.set_products([*self._app(app).products, product], app=app)
 
     def revoke_permission(self, permission: str, *, app: str | None = None) -> None:
         """Take a role/permission from an app's user (its routes then answer 403)."""
