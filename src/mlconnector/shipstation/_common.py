@@ -17,7 +17,7 @@ from mlconnector.errors import InvalidResponseError
 _FROZEN_STATUS = re.compile(r"(?i)\b(shipped|cancell?ed)\b")
 _REFUSAL = re.compile(
     r"(?i)(cannot|can't|can not|could not|unable|not allowed|locked|read-?only"
-    r"|not be (updated|modified)|only .*open|may not|is already)"
+    r"|not be (updated|modified)|no longer|only .*open|may not|is already)"
 )
 
 

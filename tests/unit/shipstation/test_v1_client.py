@@ -405,3 +405,19 @@ async def test_base_url_path_prefix_is_kept(make_v1: Any) -> None:
         await client.get_order(3)
         await client.delete_order(3)
     assert [str(r.url) for r in rec.requests] == ["http://127.0.0.1:9/v1/orders/3"] * 2
+
+
+@pytest.mark.parametrize(
+    ("message", "frozen"),
+    [
+        ("Order 1 (orderKey k) is shipped and can no longer be updated", True),
+        ("The order has been cancelled and cannot be modified", True),
+        ("Only open orders can be updated; this order is shipped", True),
+        ("orderStatus must be one of awaiting_shipment, shipped, cancelled", False),
+        ("Invalid orderNumber", False),
+    ],
+)
+def test_frozen_message_detection(message: str, frozen: bool) -> None:
+    from mlconnector.shipstation import says_frozen
+
+    assert says_frozen(message) is frozen
