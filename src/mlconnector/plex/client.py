@@ -138,7 +138,9 @@ class PlexClient(ApiClient):
             "request_id": self.request_id(response),
             "body_excerpt": self.redactor.text(excerpt(response.text) or ""),
         }
-        error = classify_connect(response, routing=self.routing_label(), kwargs=kwargs)
+        error = classify_connect(
+            response, routing=self.routing_label(), kwargs=kwargs, redact=self.redactor.text
+        )
         return error if error is not None else super().classify(response)
 
     def routing_label(self) -> str:

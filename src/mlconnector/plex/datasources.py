@@ -17,6 +17,7 @@ from xml.etree.ElementTree import Element  # types only; parsing uses defusedxml
 from xml.sax.saxutils import escape
 
 import httpx
+from defusedxml import DefusedXmlException
 from defusedxml import ElementTree as SafeET
 
 from mlconnector.clock import Clock
@@ -184,7 +185,9 @@ class PlexDataSourceClient(ApiClient):
                 hint="check plex.auth.ws_username / ws_password",
                 **kwargs,
             )
-        return classify_datasource_code(code, message or "", datasource_id, kwargs)
+        return classify_datasource_code(
+            code, self.redactor.text(message or ""), datasource_id, kwargs
+        )
 
     @staticmethod
     def _first_error(response: httpx.Response) -> tuple[str | None, str | None]:
@@ -370,9 +373,10 @@ class PlexSoapClient(ApiClient):
         """Parse an ``ExecuteDataSourceResult`` (with defusedxml); raise on ``Error=true``."""
         try:
             root = SafeET.fromstring(content)
-        except SafeET.ParseError as exc:
+        except (SafeET.ParseError, DefusedXmlException) as exc:
+            # A DTD or entity in a SOAP answer is never legitimate: refuse it, never expand it.
             raise InvalidResponseError(
-                f"Plex SOAP datasource {datasource_id} answered malformed XML",
+                f"Plex SOAP datasource {datasource_id} answered malformed or unsafe XML",
                 body_excerpt=excerpt(content),
             ) from exc
         result = _find(root, "ExecuteDataSourceResult")

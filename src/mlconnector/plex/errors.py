@@ -7,6 +7,7 @@ of that path *or* a PCN not granted to the app (reference §6), so the message n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -73,7 +74,11 @@ def error_body(response: httpx.Response) -> tuple[str | None, str | None, list[s
 
 
 def classify_connect(
-    response: httpx.Response, *, routing: str, kwargs: dict[str, Any]
+    response: httpx.Response,
+    *,
+    routing: str,
+    kwargs: dict[str, Any],
+    redact: Callable[[str], str] = str,
 ) -> ConnectorError | None:
     """A Plex Connect error, or ``None`` to let the base class decide (429, 5xx)."""
     status = response.status_code
@@ -82,7 +87,7 @@ def classify_connect(
     product, grant = product_for(path)
     code, message, details = error_body(response)
     said = "; ".join(x for x in [f"{code}: {message}" if code else message, *details] if x)
-    said = said or response.reason_phrase
+    said = redact(said or response.reason_phrase)
     if status == 401:
         return AuthenticationError(
             f"Plex did not authenticate {method} {path} ({product}): {said}. The app may not "

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 from pydantic.alias_generators import to_camel
 
-from mlconnector.timezones import format_utc_z, parse_iso_offset, parse_utc_z
+from mlconnector.timezones import TimeFormatError, format_utc_z, parse_iso_offset, parse_utc_z
 
 
 def _utc(value: Any) -> Any:
@@ -23,7 +23,10 @@ def _utc(value: Any) -> Any:
         return value.astimezone(UTC)
     if isinstance(value, str):
         # Plex writes UTC with Z; an explicit offset is honoured, a naive time is refused.
-        return parse_utc_z(value) if value.rstrip().endswith("Z") else parse_iso_offset(value)
+        try:
+            return parse_utc_z(value) if value.rstrip().endswith("Z") else parse_iso_offset(value)
+        except TimeFormatError as exc:
+            raise ValueError(f"Plex timestamps must be UTC with 'Z': {value!r}") from exc
     return value
 
 

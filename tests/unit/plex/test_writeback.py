@@ -1,0 +1,208 @@
+"""Both write strategies against an in-memory Plex: on-hand, notes, look-before-send, reversal."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from mlconnector.errors import ConfigError, SkipRecordError
+from mlconnector.plex import (
+    DataSourceStrategy,
+    ReversalNotSupportedError,
+    ShipmentLine,
+    ShipmentWrite,
+    ShipperStrategy,
+)
+from tests.unit.plex.conftest import datasource_client, plex_client
+from tests.unit.plex.fakeplex import ADDRESS, CUSTOMER, ORDER, PART, FakePlex
+
+SHIP_DATE = datetime(2026, 1, 15, 9, 30, tzinfo=UTC)
+
+
+def shipment(quantity: float = 10, ref: str = "ss-shipment-501", **kw: object) -> ShipmentWrite:
+    return ShipmentWrite(
+        reference=ref,
+        carrier="ups",
+        service="ups_ground",
+        tracking_number="1Z999",
+        ship_date=SHIP_DATE,
+        lines=(ShipmentLine("r1", PART, quantity),),
+        order_id=ORDER,
+        **kw,
+    )
+
+
+@pytest.fixture
+def plex() -> FakePlex:
+    return FakePlex().seed()
+
+
+@pytest.fixture
+def shipper_strategy(plex, http_factory, settings, fake_clock) -> ShipperStrategy:
+    return ShipperStrategy(plex_client(http_factory(plex), settings, fake_clock))
+
+
+@pytest.fixture
+def ds_strategy(plex, http_factory, settings, fake_clock) -> DataSourceStrategy:
+    http = http_factory(plex)
+    return DataSourceStrategy(
+        plex_client(http, settings, fake_clock), datasource_client(http, settings, fake_clock)
+    )
+
+
+async def test_shipper_strategy_ships_and_reduces_on_hand(plex, shipper_strategy) -> None:
+    assert plex.on_hand() == 15
+    result = await shipper_strategy.write_shipment(shipment())
+    assert plex.on_hand() == 5  # containers S1 (4) + S2 (6) loaded FIFO and shipped
+    shipper = plex.shippers[result.shipper_id]
+    assert shipper["status"] == "Shipped"
+    assert shipper["customerId"] == CUSTOMER
+    assert shipper["customerAddressId"] == ADDRESS
+    assert shipper["trackingNumber"] == "1Z999"
+    assert "ss-shipment-501" in shipper["shipperNote"]
+    assert "ups ups_ground" in shipper["shipperNote"]
+    assert plex.releases["r1"]["quantityShipped"] == 10
+    assert not result.already_done
+
+
+async def test_shipper_strategy_twice_writes_once(plex, shipper_strategy) -> None:
+    await shipper_strategy.write_shipment(shipment())
+    again = await shipper_strategy.write_shipment(shipment())
+    assert again.already_done
+    assert len(plex.shippers) == 1
+    assert plex.count("POST", "/ship") == 1
+    assert plex.on_hand() == 5
+
+
+async def test_shipper_crash_after_create_is_resumed_not_duplicated(plex, shipper_strategy):
+    plex.crash_on = ("POST", "/load-fifo")
+    with pytest.raises(RuntimeError, match="crash"):
+        await shipper_strategy.write_shipment(shipment())
+    assert len(plex.shippers) == 1
+    assert plex.on_hand() == 15
+    existing = await shipper_strategy.find_existing("ss-shipment-501")
+    assert existing.shipper is not None
+    result = await shipper_strategy.write_shipment(shipment())
+    assert result.resumed
+    assert result.shipper_id == existing.shipper.id
+    assert len(plex.shippers) == 1
+    assert plex.count("POST", "/schedule-releases") == 1  # the release was not scheduled twice
+    assert plex.on_hand() == 5
+
+
+async def test_find_existing_without_tracking_number_walks_recent_windows(plex, shipper_strategy):
+    await shipper_strategy.write_shipment(shipment(ref="ss-shipment-777"))
+    found = await shipper_strategy.find_existing("ss-shipment-777")
+    assert found.shipper is not None
+    assert (await shipper_strategy.find_existing("ss-shipment-778")).shipper is None
+    windowed = [r for r in plex.requests if "createdDateBegin" in r.url.params]
+    assert windowed
+    assert all(r.url.params["createdDateBegin"].endswith("Z") for r in windowed)
+
+
+async def test_shipper_reverse_marks_void_and_asks_for_a_person(plex, shipper_strategy):
+    result = await shipper_strategy.write_shipment(shipment())
+    with pytest.raises(ReversalNotSupportedError, match="cannot be un-shipped"):
+        await shipper_strategy.reverse("ss-shipment-501")
+    shipper = plex.shippers[result.shipper_id]
+    assert "VOIDED in ShipStation: ss-shipment-501" in shipper["shipperNote"]
+    assert shipper["trackingNumber"] == ""
+
+
+async def test_reference_length_is_checked(shipper_strategy) -> None:
+    with pytest.raises(ConfigError, match=r"1\.\.50"):
+        await shipper_strategy.find_existing("x" * 51)
+
+
+async def test_shipper_needs_a_destination(plex, shipper_strategy) -> None:
+    bare = ShipmentWrite(
+        "ss-shipment-9", None, None, None, SHIP_DATE, (ShipmentLine("r1", PART, 1),)
+    )
+    with pytest.raises(SkipRecordError, match="customer and ship-to"):
+        await shipper_strategy.write_shipment(bare)
+
+
+# --- datasource strategy ------------------------------------------------------------------------
+def open_shipper(plex: FakePlex) -> str:
+    plex.shippers["plexS"] = {
+        "id": "plexS",
+        "status": "Open",
+        "customerAddressId": ADDRESS,
+        "shipperNote": "dock 4",
+        "createdDate": plex.now,
+    }
+    plex.lines["plexS"] = [{"id": "L1", "shipperId": "plexS", "releaseId": "r1", "quantity": 0}]
+    return "plexS"
+
+
+async def test_datasource_strategy_updates_tracking_and_reduces_on_hand(plex, ds_strategy):
+    open_shipper(plex)
+    result = await ds_strategy.write_shipment(shipment(quantity=10))
+    assert result.shipper_id == "plexS"
+    assert plex.executions == [
+        {
+            "id": 230447,
+            "Shipper_Key": 9000,
+            "Tracking_No": "1Z999",
+            "Shipper_Note": "dock 4\n" + shipment().note(),
+        }
+    ]
+    inventory = plex.shipments[result.inventory_shipment_id]
+    assert inventory["externalShipmentCode"] == "ss-shipment-501"
+    assert inventory["shipmentStatus"] == "Shipped"
+    assert sorted(inventory["containers"]) == ["S1", "S2"]
+    assert plex.on_hand() == 5
+
+
+async def test_datasource_strategy_does_not_write_twice(plex, ds_strategy) -> None:
+    open_shipper(plex)
+    await ds_strategy.write_shipment(shipment())
+    again = await ds_strategy.write_shipment(shipment())
+    assert again.already_done
+    assert len(plex.shipments) == 1
+    assert len(plex.executions) == 1
+    assert plex.on_hand() == 5
+
+
+async def test_datasource_crash_before_ship_resumes_the_same_shipment(plex, ds_strategy):
+    open_shipper(plex)
+    plex.crash_on = ("POST", "/ship")
+    with pytest.raises(RuntimeError):
+        await ds_strategy.write_shipment(shipment())
+    assert plex.on_hand() == 5  # S1 and S2 are staged, no longer free stock
+    assert len(plex.shipments) == 1
+    result = await ds_strategy.write_shipment(shipment())
+    assert result.resumed
+    assert len(plex.shipments) == 1
+    assert plex.count("POST", "/stage") == 1  # not staged again
+    assert len(plex.executions) == 1  # the shipper note already carried the reference
+    assert next(iter(plex.shipments.values()))["shipmentStatus"] == "Shipped"
+
+
+async def test_datasource_refuses_a_partial_container(plex, ds_strategy) -> None:
+    with pytest.raises(SkipRecordError, match="whole containers"):
+        await ds_strategy.write_shipment(shipment(quantity=3))
+    assert plex.on_hand() == 15
+    assert plex.count("POST", "/stage") == 0
+
+
+async def test_datasource_without_shipper_still_reduces_on_hand(plex, ds_strategy) -> None:
+    result = await ds_strategy.write_shipment(shipment(quantity=4))
+    assert result.shipper_id is None
+    assert "no Plex shipper" in str(result.details["shipper"])
+    assert plex.executions == []
+    assert plex.on_hand() == 11
+
+
+async def test_datasource_reverse_unships_once(plex, ds_strategy) -> None:
+    await ds_strategy.write_shipment(shipment(quantity=4))
+    assert plex.on_hand() == 11
+    reversed_ = await ds_strategy.reverse("ss-shipment-501")
+    assert not reversed_.already_done
+    assert plex.on_hand() == 15
+    again = await ds_strategy.reverse("ss-shipment-501")
+    assert again.already_done
+    assert plex.on_hand() == 15
+    nothing = await ds_strategy.reverse("ss-shipment-404")
+    assert nothing.details == {"nothing_to_reverse": True}
