@@ -251,6 +251,21 @@ async def _ship_inventory(w: World) -> httpx.Response:
     )
 
 
+async def _unship(w: World) -> httpx.Response:
+    await _ship_inventory(w)
+    return await w.http.post(
+        "/inventory/v1-beta1/inventory-shipping/shipments/{shipment}/unship".format(**w.ids)
+    )
+
+
+async def _unstage(w: World) -> httpx.Response:
+    await _stage(w)
+    return await w.http.post(
+        "/inventory/v1-beta1/inventory-shipping/shipments/{shipment}/unstage".format(**w.ids),
+        json={"serialNos": [w.ids["serial"]]},
+    )
+
+
 CASES: list[tuple[str, str, int, Call]] = [
     ("/sales/v1/orders", "get", 200, get("/sales/v1/orders")),
     ("/sales/v1/orders", "get", 200, get("/sales/v1/orders", status="Open")),
@@ -416,6 +431,8 @@ CASES: list[tuple[str, str, int, Call]] = [
     ),
     ("/inventory/v1-beta1/inventory-shipping/shipments/{id}/stage", "post", 202, _stage),
     ("/inventory/v1-beta1/inventory-shipping/shipments/{id}/ship", "post", 202, _ship_inventory),
+    ("/inventory/v1-beta1/inventory-shipping/shipments/{id}/unship", "post", 202, _unship),
+    ("/inventory/v1-beta1/inventory-shipping/shipments/{id}/unstage", "post", 202, _unstage),
     (
         "/platform/identity-mappings/v1/ids-to-keys",
         "post",

@@ -186,3 +186,33 @@ async def test_inventory_shipment_ship_empties_staged_containers(
         params={"externalShipmentCode": "ss-fulfillment-77"},
     )
     assert [s["id"] for s in by_code.json()] == [shipment_id]
+
+
+async def test_inventory_shipment_unship_restores_and_unstage_releases(
+    client: httpx.AsyncClient, sandbox: PlexSandbox
+) -> None:
+    data = sandbox.tenant()
+    first, second = [c for c in data.containers.values() if c.status == "OK"][:2]
+    before, quantity = sandbox.on_hand(first.part_id), first.quantity
+    base = "/inventory/v1-beta1/inventory-shipping/shipments"
+    shipment = (
+        await client.post(
+            "/inventory/v1/inventory-shipping/shipments", json={"externalShipmentCode": "void-1"}
+        )
+    ).json()
+    await client.post(
+        f"{base}/{shipment['id']}/stage", json={"serialNos": [first.serial_no, second.serial_no]}
+    )
+    unstaged = await client.post(
+        f"{base}/{shipment['id']}/unstage", json={"serialNos": [second.serial_no]}
+    )
+    assert [c["serialNo"] for c in unstaged.json()["containers"]] == [first.serial_no]
+    await client.post(f"{base}/{shipment['id']}/ship")
+    assert sandbox.on_hand(first.part_id) == before - quantity
+    unshipped = await client.post(f"{base}/{shipment['id']}/unship")
+    assert unshipped.status_code == 202
+    assert sandbox.on_hand(first.part_id) == before
+    assert (first.quantity, first.status) == (quantity, "OK")
+    twice = await client.post(f"{base}/{shipment['id']}/unship")
+    assert twice.status_code == 400
+    assert sandbox.on_hand(first.part_id) == before

@@ -32,7 +32,8 @@ What a client meets (each point is tested in ``tests/unit/sandbox_plex``):
   inventory shipments ``Open``/``Staged``/``Shipped``.
 * **Writes**: shipping a customer shipper takes the loaded quantities out of the containers and adds
   each line's quantity to its release's ``quantityShipped``; shipping an inventory shipment
-  empties the staged containers (whole containers only). Every release change bumps the
+  empties the staged containers (whole containers only; ``unship`` restores them, ``unstage``
+  takes containers off before shipping). Every release change bumps the
   ``modifiedDate`` of the release and of its sales order.
 * **Data Source API** (``POST /api/datasources/{id}/execute``, Basic auth with the tenant's
   web-service user) and **SOAP** (``POST /DataSource/Service.asmx``): see

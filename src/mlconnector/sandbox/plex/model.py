@@ -485,6 +485,8 @@ class Shipper:
 class StagedContainer:
     serial_no: str
     created: datetime
+    #: quantity taken out of inventory when the shipment shipped (restored by unship)
+    shipped_quantity: float = 0.0
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Customer shipper flow: create → schedule-releases → load-fifo / load-container → ship. Shipping
 takes the loaded quantity out of the containers and adds each line's quantity to its release's
 ``quantityShipped``. Inventory shipment flow: create (v1) → stage containers → ship (v1-beta1),
-which empties the staged containers.
+which empties the staged containers; unship (restores them) and unstage (v1-beta1) reverse it.
 """
 
 from __future__ import annotations
@@ -223,6 +223,19 @@ async def ship_inventory(ctx: CallContext, request: Request) -> dict[str, Any]:
     return ctx.data.ship_inventory(_inventory_shipment(ctx, request)).to_json()
 
 
+async def unship_inventory(ctx: CallContext, request: Request) -> dict[str, Any]:
+    return ctx.data.unship_inventory(_inventory_shipment(ctx, request)).to_json()
+
+
+async def unstage_inventory(ctx: CallContext, request: Request) -> dict[str, Any]:
+    shipment = _inventory_shipment(ctx, request)
+    body = await json_object(request)
+    serials = body.get("serialNos")
+    if not isinstance(serials, list) or not serials or not all(isinstance(s, str) for s in serials):
+        raise validation_failed("serialNos must be a non-empty list of serial numbers")
+    return ctx.data.unstage(shipment, serials).to_json()
+
+
 def shipping_routes(authority: Authority) -> list[Route]:
     """Routes of the customer shipper and inventory shipment APIs."""
     shippers, shipments = "Customer Shippers", "Inventory Shipments"
@@ -286,6 +299,22 @@ def shipping_routes(authority: Authority) -> list[Route]:
         (
             f"{inv_beta}/{{id}}/ship",
             ship_inventory,
+            shipments,
+            "inventory.shipments.write",
+            "POST",
+            202,
+        ),
+        (
+            f"{inv_beta}/{{id}}/unship",
+            unship_inventory,
+            shipments,
+            "inventory.shipments.write",
+            "POST",
+            202,
+        ),
+        (
+            f"{inv_beta}/{{id}}/unstage",
+            unstage_inventory,
             shipments,
             "inventory.shipments.write",
             "POST",

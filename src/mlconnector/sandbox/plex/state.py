@@ -427,10 +427,37 @@ class TenantData:
         now = self.now()
         for staged in shipment.containers:
             container = self.containers[staged.serial_no]
+            staged.shipped_quantity = container.quantity
             container.quantity = 0.0
             container.status = "Shipped"
             container.updated = now
         shipment.status = "Shipped"
+        return shipment
+
+    def unship_inventory(self, shipment: InventoryShipment) -> InventoryShipment:
+        """Reverse a shipped inventory shipment: the containers come back with their quantity."""
+        if shipment.status != "Shipped":
+            raise validation_failed("only a shipped inventory shipment can be unshipped")
+        now = self.now()
+        for staged in shipment.containers:
+            container = self.containers[staged.serial_no]
+            container.quantity += staged.shipped_quantity
+            container.status = "OK"
+            container.updated = now
+            staged.shipped_quantity = 0.0
+        shipment.status = "Staged"
+        return shipment
+
+    def unstage(self, shipment: InventoryShipment, serial_nos: list[str]) -> InventoryShipment:
+        """Take containers off an inventory shipment that has not shipped."""
+        if shipment.status == "Shipped":
+            raise validation_failed("unship the inventory shipment before unstaging containers")
+        staged = {c.serial_no for c in shipment.containers}
+        missing = [s for s in serial_nos if s not in staged]
+        if missing:
+            raise validation_failed(f"containers {missing} are not staged on this shipment")
+        shipment.containers = [c for c in shipment.containers if c.serial_no not in serial_nos]
+        shipment.status = "Staged" if shipment.containers else "Open"
         return shipment
 
 
