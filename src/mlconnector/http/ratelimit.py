@@ -47,12 +47,16 @@ class RateLimiter:
         limit_per_minute: int | None,
         window: float = 60.0,
         safety: float = 0.05,
+        reset_margin: float = 1.0,
         name: str = "",
     ) -> None:
         self.clock = clock
         self.name = name
         self.window = window
         self.safety = safety
+        #: ``X-Rate-Limit-Reset`` and ``Retry-After`` are whole seconds; a server that truncates
+        #: them announces the reset up to a second early, and a "0" would invite a burst of 429s.
+        self.reset_margin = reset_margin
         self.limit = limit_per_minute
         self._remaining: int | None = limit_per_minute
         self._reset_at: float | None = None
@@ -122,7 +126,7 @@ class RateLimiter:
             self._header_mode = True
             if limit is not None:
                 self.limit = int(limit)
-            new_reset_at = now + reset
+            new_reset_at = now + reset + self.reset_margin
             estimate = int(remaining) - self._inflight
             same_window = self._reset_at is not None and abs(new_reset_at - self._reset_at) < 1.5
             if same_window and self._remaining is not None:
@@ -132,7 +136,7 @@ class RateLimiter:
             self._reset_at = new_reset_at
         if status == 429:
             wait = retry_after if retry_after is not None else reset
-            self.block(wait if wait is not None else self.window)
+            self.block(wait + self.reset_margin if wait is not None else self.window)
 
     def block(self, seconds: float) -> None:
         """Stop every request of this credential for ``seconds`` (a 429 was answered)."""
