@@ -12,6 +12,7 @@ webhooks, stores and warehouses.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -24,6 +25,7 @@ from mlconnector.clock import Clock
 from mlconnector.errors import (
     AuthenticationError,
     ConnectorError,
+    ForeignURLError,
     FrozenRecordError,
     InvalidResponseError,
     RemoteValidationError,
@@ -100,6 +102,14 @@ def build_filters(filters: dict[str, Any]) -> dict[str, Any]:
             continue
         params[_camel(name)] = _filter_value(value, end=name.endswith("_end"))
     return params
+
+
+def _names(message: str, order: Order) -> bool:
+    """True when ``message`` names this order's key or number as a whole token."""
+    for token in (order.order_key, order.order_number):
+        if token and re.search(rf"(?<![\w-]){re.escape(token)}(?![\w-])", message):
+            return True
+    return False
 
 
 @dataclass
@@ -242,8 +252,16 @@ class ShipStationV1Client(ApiClient):
                 json_body=[order.to_v1() for order in chunk],
                 record=record,
             )
-        except RemoteValidationError as exc:
-            return [self._failed(order, exc.message) for order in chunk]
+        except (RemoteValidationError, FrozenRecordError) as exc:
+            # The whole batch was refused (HTTP 400): every order in it failed with that reason.
+            # Only an order the message names (or a batch of one) counts as frozen: marking the
+            # others frozen would make the connector skip them for good.
+            return [
+                self._failed(
+                    order, exc.message, frozen_ok=len(chunk) == 1 or _names(exc.message, order)
+                )
+                for order in chunk
+            ]
         results = raw.get("results") if isinstance(raw, dict) else None
         if not isinstance(results, list):
             raise InvalidResponseError(f"{record}: response has no 'results' list")
@@ -251,14 +269,14 @@ class ShipStationV1Client(ApiClient):
         return self._match_results(chunk, parsed)
 
     @staticmethod
-    def _failed(order: Order, message: str) -> CreateOrderResult:
+    def _failed(order: Order, message: str, *, frozen_ok: bool = True) -> CreateOrderResult:
         return CreateOrderResult(
             order_key=order.order_key,
             order_number=order.order_number,
             order_id=order.order_id,
             success=False,
             error_message=message,
-            frozen=says_frozen(message),
+            frozen=frozen_ok and says_frozen(message),
         )
 
     def _match_results(
@@ -512,6 +530,13 @@ class ShipStationV1Client(ApiClient):
         else:
             raise RemoteValidationError(
                 f"{kind} is not a V1 webhook event; follow it with the V2 client",
+                record=f"webhook {kind}",
+            )
+        if not url.path.rstrip("/").endswith("/" + key):
+            # A SHIP_NOTIFY pointer names /shipments, and so on; anything else is not a pointer
+            # ShipStation would send, even on an allowed host.
+            raise ForeignURLError(
+                f"{kind} resource_url points at {url.path[:80]!r}, not at /{key}; nothing was sent",
                 record=f"webhook {kind}",
             )
         batch = WebhookBatch(resource_type=kind, url=self.redactor.text(str(url)))

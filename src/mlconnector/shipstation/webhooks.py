@@ -262,7 +262,8 @@ class SignatureVerifier:
     * the three ``x-shipengine-*`` headers must be present (:class:`MissingSignatureError`);
     * the timestamp (Unix seconds or ISO 8601) must be within ``tolerance`` seconds of the
       injected clock, either side, because ShipStation's clocks may run ahead;
-    * the key id must be known; an unknown one triggers one refresh through ``fetch_keys``;
+    * the key id must be known; an unknown one triggers a refresh through ``fetch_keys`` (at most
+      one per ``refresh_interval`` seconds: key rotation is rare, forged key ids are cheap);
     * the signature (base64) must verify over ``signed_layout`` (default
       ``"{timestamp}.{body}"``). **The real layout is unconfirmed**; it is a parameter so that it
       can be corrected from configuration without code changes.
@@ -276,6 +277,7 @@ class SignatureVerifier:
         fetch_keys: Callable[[], Awaitable[Mapping[str, rsa.RSAPublicKey]]] | None = None,
         tolerance: float = 300.0,
         signed_layout: str = DEFAULT_SIGNED_LAYOUT,
+        refresh_interval: float = 60.0,
     ) -> None:
         if "{body}" not in signed_layout:
             raise ValueError("signed_layout must contain {body}")
@@ -284,6 +286,10 @@ class SignatureVerifier:
         self.fetch_keys = fetch_keys
         self.tolerance = tolerance
         self.signed_layout = signed_layout
+        #: at most one key refresh per ``refresh_interval`` seconds, so forged key ids cannot
+        #: turn every delivery into a request to the key endpoint
+        self.refresh_interval = refresh_interval
+        self._last_refresh: float | None = None
 
     async def verify(self, headers: Mapping[str, str], body: bytes) -> None:
         """Return if the delivery is authentic and fresh; raise :class:`SignatureError` if not."""
@@ -313,9 +319,18 @@ class SignatureVerifier:
                 f"webhook signature does not verify with key {key_id[:40]!r}"
             ) from exc
 
+    def _may_refresh(self) -> bool:
+        if self.fetch_keys is None:
+            return False
+        if self._last_refresh is None:
+            return True
+        return self.clock.monotonic() - self._last_refresh >= self.refresh_interval
+
     async def _key(self, key_id: str) -> rsa.RSAPublicKey:
         key = self.keys.get(key_id)
-        if key is None and self.fetch_keys is not None:
+        if key is None and self._may_refresh():
+            assert self.fetch_keys is not None
+            self._last_refresh = self.clock.monotonic()
             self.keys.update(await self.fetch_keys())
             key = self.keys.get(key_id)
         if key is None:

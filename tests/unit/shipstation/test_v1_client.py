@@ -421,3 +421,15 @@ def test_frozen_message_detection(message: str, frozen: bool) -> None:
     from mlconnector.shipstation import says_frozen
 
     assert says_frozen(message) is frozen
+
+
+async def test_whole_batch_frozen_marks_only_the_named_order_frozen(make_v1: Any) -> None:
+    body = {"message": "Order N-1 is cancelled and can no longer be updated"}
+    async with make_v1(lambda r: json_response(body, 400)) as (client, rec):
+        outcomes = await client.create_orders([_order(1), _order(2), _order(10)])
+    assert len(rec.requests) == 1
+    assert [(o.order_key, o.success, o.frozen) for o in outcomes] == [
+        ("key-1", False, True),
+        ("key-2", False, False),
+        ("key-10", False, False),
+    ]

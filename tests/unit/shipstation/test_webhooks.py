@@ -339,3 +339,31 @@ async def test_signed_layout_is_a_parameter(
     with pytest.raises(SignatureError):
         await SignatureVerifier(fake_clock, keys=keys).verify(headers, BODY)
     await SignatureVerifier(fake_clock, keys=keys, signed_layout="{body}").verify(headers, BODY)
+
+
+async def test_key_refresh_is_rate_limited(
+    rsa_key: rsa.RSAPrivateKey, fake_clock: FakeClock
+) -> None:
+    fetches = []
+
+    async def fetch() -> dict[str, rsa.RSAPublicKey]:
+        fetches.append(1)
+        return keys_from_jwks({"keys": [_jwk(rsa_key, "k1")]})
+
+    verifier = SignatureVerifier(fake_clock, fetch_keys=fetch, refresh_interval=60)
+    for forged in ("x1", "x2", "x3"):
+        with pytest.raises(SignatureError, match="unknown key id"):
+            await verifier.verify(_sign(rsa_key, _iso(fake_clock), BODY, kid=forged), BODY)
+    assert len(fetches) == 1
+    fake_clock.advance(61)
+    with pytest.raises(SignatureError, match="unknown key id"):
+        await verifier.verify(_sign(rsa_key, _iso(fake_clock), BODY, kid="x4"), BODY)
+    assert len(fetches) == 2
+
+
+async def test_follow_refuses_pointer_to_another_resource(make_v1: Any) -> None:
+    url = "https://ssapi.shipstation.com/accounts/listtags?x=1"
+    async with make_v1(lambda r: json_response({})) as (client, rec):
+        with pytest.raises(ForeignURLError, match="not at /shipments"):
+            await client.follow(WebhookDelivery(resource_url=url, resource_type="SHIP_NOTIFY"))
+    assert rec.requests == []
