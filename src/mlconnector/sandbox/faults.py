@@ -12,13 +12,18 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import httpx
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlconnector.clock import Clock
 
 
-class DroppedConnection(Exception):
-    """Raised inside the ASGI app: the client sees the connection drop without a response."""
+class DroppedConnection(httpx.RemoteProtocolError):
+    """Raised inside the ASGI app after a cut-short response: the connection drops mid-answer.
+
+    Over loopback, uvicorn closes the socket and the client sees ``httpx.RemoteProtocolError``;
+    in process, ``httpx.ASGITransport`` re-raises this exception, which is that same error type.
+    """
 
 
 @dataclass
@@ -106,6 +111,16 @@ class FaultInjector:
             return
         if cfg.drop_rate and self._rng.random() < cfg.drop_rate:
             self._count("drop")
+            # Start the answer, then cut it: raised before a response start, uvicorn would turn
+            # the exception into a clean HTTP 500 instead of dropping the connection.
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"64")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b'{"', "more_body": True})
             raise DroppedConnection("connection dropped by fault injection")
         if cfg.error_rate and self._rng.random() < cfg.error_rate:
             self._count("error")
