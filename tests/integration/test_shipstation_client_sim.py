@@ -387,3 +387,38 @@ async def test_over_loopback(fake_clock: FakeClock) -> None:
             f"plex:100:{i}" for i in range(3)
         ]
         assert v1.calls == 4  # subscribe, createorders, one list page, one followed page
+
+
+async def test_malformed_bodies_are_retried(
+    v1: ShipStationV1Client, sandbox: ShipStationSandbox
+) -> None:
+    await v1.create_orders([make_order(i) for i in range(12)])
+    sandbox.faults.configure(malformed_rate=0.3, seed=3)
+    listed = [o.order_key async for o in v1.iter_orders(page_size=4)]
+    assert sorted([k or "" for k in listed]) == sorted(f"plex:100:{i}" for i in range(12))
+    assert sandbox.faults.config.injected.get("malformed", 0) > 0
+
+
+async def test_v2_storm_is_waited_out_with_retry_after(
+    v2: ShipStationV2Client, sandbox: ShipStationSandbox, fake_clock: FakeClock
+) -> None:
+    sandbox.faults.configure(storm_requests=2, storm_retry_after=9)
+    assert await v2.list_webhooks() == []
+    assert fake_clock.monotonic() >= 18
+
+
+async def test_dropped_connections_over_loopback_are_retried(fake_clock: FakeClock) -> None:
+    sandbox = create_shipstation_sandbox(fake_clock)
+    async with serve(sandbox.app) as base_url, httpx.AsyncClient() as http:
+        v1 = ShipStationV1Client(
+            http,
+            api_key=ACCOUNT.api_key,
+            api_secret=ACCOUNT.api_secret,
+            clock=fake_clock,
+            base_url=base_url,
+        )
+        await v1.create_orders([make_order(i) for i in range(10)])
+        sandbox.faults.configure(drop_rate=0.4, seed=11)
+        listed = [o.order_key async for o in v1.iter_orders(page_size=1)]
+        assert len(listed) == 10
+        assert sandbox.faults.config.injected.get("drop", 0) > 0
