@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -116,6 +116,19 @@ def classify_datasource_code(
     return DataSourceError(text, **kwargs)
 
 
+def check_result_outputs(result: DataSourceResult) -> None:
+    """Raise if the procedure reported failure in ``Result_Error`` (an HTTP 200 in Plex)."""
+    outputs = {name.lstrip("@"): value for name, value in result.outputs.items()}
+    flag = outputs.get("Result_Error")
+    if flag in (True, 1) or str(flag).strip().lower() in {"1", "true"}:
+        raise DataSourceError(
+            f"Plex datasource {result.datasource_id} reported an error: "
+            f"{outputs.get('Result_Message') or 'no message'}",
+            record=f"datasource {result.datasource_id}",
+            hint="check the inputs (e.g. the Shipper_Key exists in this PCN)",
+        )
+
+
 def _ws_credentials(settings: PlexSettings) -> tuple[str, str]:
     auth = settings.auth
     if not auth.ws_username or auth.ws_password is None:
@@ -215,6 +228,7 @@ class PlexDataSourceClient(ApiClient):
             record=f"datasource {datasource_id}",
         )
         result = self._result(datasource_id, body)
+        check_result_outputs(result)
         if result.row_limit_exceeded:
             self._row_limit(result, inputs)
         return result
@@ -264,12 +278,17 @@ class PlexDataSourceClient(ApiClient):
         inputs: Mapping[str, Any] | None = None,
         window: timedelta | None = None,
         min_window: timedelta = timedelta(minutes=5),
+        key: Callable[[dict[str, Any]], Hashable] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Yield the rows of ``[start, end]`` window by window; memory holds one window only.
 
         A window cut at the row limit is halved and re-read (down to ``min_window``; below that
-        the row-limit error is raised, since no narrower date filter can help).
+        the row-limit error is raised, since no narrower date filter can help). Plex date inputs
+        are inclusive at both ends, so a row on a window edge comes back twice: rows whose
+        ``key`` (default: the whole row) was yielded by the previous window are skipped.
         """
+        key = key or _row_key
+        previous: set[Hashable] = set()
         pending = list(windows(start, end, window or self.settings.window))
         pending.reverse()
         while pending:
@@ -287,8 +306,11 @@ class PlexDataSourceClient(ApiClient):
                 middle = low + (high - low) / 2
                 pending.extend([(middle, high), (low, middle)])
                 continue
+            current = {key(row) for row in result.rows}
             for row in result.rows:
-                yield row
+                if key(row) not in previous:
+                    yield row
+            previous = current
 
     async def _execute_strict(
         self, datasource_id: int, inputs: Mapping[str, Any]
@@ -395,12 +417,18 @@ class PlexSoapClient(ApiClient):
                     "inputs and that the web-service user may run this datasource"
                 ),
             )
-        return DataSourceResult(
+        parsed = DataSourceResult(
             datasource_id=datasource_id,
             rows=_soap_rows(result),
             outputs=_soap_outputs(result),
             transaction_no=_text(result, "InstanceNo") or None,
         )
+        check_result_outputs(parsed)
+        return parsed
+
+
+def _row_key(row: dict[str, Any]) -> Hashable:
+    return tuple(sorted((name, repr(value)) for name, value in row.items()))
 
 
 def _soap_value(value: Any) -> str:

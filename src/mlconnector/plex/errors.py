@@ -27,6 +27,16 @@ PRODUCTS: tuple[tuple[str, str, str], ...] = (
     ("mdm/v1/customers", "Customers", "Customers access (view customers and addresses)"),
     ("mdm/v1/parts", "Parts", "Parts access (view parts)"),
     (
+        "inventory/v1/inventory-shipping",
+        "Inventory Shipments",
+        "Inventory Shipments access (create, stage, ship and unship inventory shipments)",
+    ),
+    (
+        "inventory/v1-beta1/inventory-shipping",
+        "Inventory Shipments",
+        "Inventory Shipments access (create, stage, ship and unship inventory shipments)",
+    ),
+    (
         "inventory/",
         "Inventory",
         "Inventory Operations Management access (containers, locations, inventory shipments)",

@@ -143,14 +143,15 @@ def test_web_service_user_is_required(settings, fake_clock) -> None:
 async def test_stream_rows_walks_windows_and_splits_on_row_limit(http_factory, fake_clock):
     # One row per hour over two days; the datasource caps at 10 rows per call.
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    all_rows = [{"n": h, "at": start + timedelta(hours=h, minutes=30)} for h in range(48)]
+    # Rows sit exactly on the hour, so window edges (inclusive at both ends) hit rows.
+    all_rows = [{"n": h, "at": start + timedelta(hours=h)} for h in range(48)]
     calls: list[tuple[datetime, datetime]] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         inputs = json.loads(request.content)
         low, high = parse_utc_z(inputs["Begin_Date"]), parse_utc_z(inputs["End_Date"])
         calls.append((low, high))
-        chosen = [r for r in all_rows if low <= r["at"] < high]
+        chosen = [r for r in all_rows if low <= r["at"] <= high]
         body = rows_answer([{"n": r["n"]} for r in chosen[:10]], rowLimitExceeded=len(chosen) > 10)
         return httpx.Response(200, json=body)
 
@@ -284,3 +285,26 @@ async def test_soap_url_and_namespace_are_configurable(http_factory, fake_clock)
     )
     await client.execute(1)
     assert seen[0].url.host == "testapi.plexonline.com"
+
+
+@pytest.mark.parametrize("flag", [True, "1", "true"])
+async def test_result_error_output_raises(http_factory, settings, fake_clock, flag) -> None:
+    body = {"outputs": {"Result_Error": flag, "Result_Message": "Shipper not found"}, "rows": []}
+    client = datasource_client(
+        http_factory(lambda r: httpx.Response(200, json=body)), settings, fake_clock
+    )
+    with pytest.raises(DataSourceError, match="Shipper not found"):
+        await client.execute(230447, {"Shipper_Key": 1, "Tracking_No": "", "Shipper_Note": ""})
+
+
+async def test_soap_result_error_output_raises(http_factory, fake_clock) -> None:
+    inner = (
+        "<Error>false</Error><OutputParameters><OutputParameter><Name>@Result_Error</Name>"
+        "<Value>1</Value></OutputParameter><OutputParameter><Name>@Result_Message</Name>"
+        "<Value>Bad key</Value></OutputParameter></OutputParameters>"
+    )
+    client = soap_client(
+        http_factory(lambda r: httpx.Response(200, content=soap_result(inner))), fake_clock
+    )
+    with pytest.raises(DataSourceError, match="Bad key"):
+        await client.execute(230447)

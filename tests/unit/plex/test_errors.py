@@ -117,5 +117,7 @@ async def test_secrets_are_redacted_from_error_excerpts(http_factory, settings, 
 
 def test_product_lookup() -> None:
     assert product_for("/sales/v1/orders/abc")[0] == "Sales Orders"
-    assert product_for("/inventory/v1-beta1/inventory-shipping/shipments/x/ship")[0] == "Inventory"
+    assert product_for("/inventory/v1/inventory-tracking/containers")[0] == "Inventory"
+    shipping = product_for("/inventory/v1-beta1/inventory-shipping/shipments/x/ship")
+    assert shipping[0] == "Inventory Shipments"
     assert product_for("/unknown/v9/x")[0] == "Plex Connect"
