@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from mlconnector.clock import Clock, SystemClock
 from mlconnector.errors import ConfigError
 from mlconnector.http.redact import Redactor
-from mlconnector.store.repository import Store
+from mlconnector.store.repository import READ_ONLY_OPTION, Store
 from mlconnector.store.vault import Vault, home_dir
 
 DATABASE_URL_ENV = "MLCONNECTOR_DATABASE_URL"
@@ -56,8 +56,9 @@ def normalize_url(url: str) -> str:
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """An async engine; on SQLite with WAL, a busy timeout, foreign keys on and transactions that
-    take the write lock at BEGIN (so read-then-write never fails halfway with "database locked")."""
+    """An async engine; on SQLite with WAL, a busy timeout, foreign keys on and write transactions
+    that take the lock at BEGIN (so read-then-write never fails halfway with "database locked");
+    connections carrying the ``READ_ONLY_OPTION`` execution option begin deferred instead."""
     url = normalize_url(url)
     if not url.startswith("sqlite"):
         return create_async_engine(url, pool_pre_ping=True)
@@ -79,7 +80,11 @@ def create_engine(url: str) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: SyncConnection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers (marked by the store) need no lock under WAL; writers take it up front.
+        if conn.get_execution_options().get(READ_ONLY_OPTION):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

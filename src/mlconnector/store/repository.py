@@ -68,6 +68,8 @@ from mlconnector.store.schema import (
 if TYPE_CHECKING:
     from mlconnector.store.vault import Vault
 
+#: execution option marking the store's read-only engine view (SQLite then begins deferred)
+READ_ONLY_OPTION = "mlconnector_read_only"
 _KIND = re.compile(r"^[a-z0-9_]{1,64}$")
 _MAX_ERROR = 4000
 _S = OperationState
@@ -92,6 +94,8 @@ class Store:
         redactor: Redactor | None = None,
     ) -> None:
         self._engine = engine
+        # The same pool, marked read-only: on SQLite these transactions take no write lock.
+        self._reader = engine.execution_options(**{READ_ONLY_OPTION: True})
         self._clock = clock
         self._vault = vault
         self._redactor = redactor or Redactor()
@@ -188,7 +192,7 @@ class Store:
 
     async def get_connection(self, name: str) -> Connection | None:
         """The connection called ``name``, or ``None``."""
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             row = (
                 await conn.execute(select(connections).where(connections.c.name == name))
             ).first()
@@ -199,7 +203,7 @@ class Store:
         query = select(connections).order_by(connections.c.name)
         if enabled_only:
             query = query.where(connections.c.enabled.is_(True))
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             return [to_connection(r) for r in await conn.execute(query)]
 
     async def update_connection(
@@ -283,7 +287,7 @@ class Store:
     async def get_credential(self, connection: str, kind: str) -> str | None:
         """The secret in clear, or ``None`` if not set. :class:`VaultError` on a wrong key."""
         vault = self._require_vault()
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             row = (
                 await conn.execute(
                     select(credentials.c.ciphertext, credentials.c.key_version).where(
@@ -300,7 +304,7 @@ class Store:
     async def list_credentials_masked(self, connection: str) -> list[CredentialInfo]:
         """The credentials of a connection, masked (at most the last 4 characters shown)."""
         vault = self._require_vault()
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             rows = (
                 await conn.execute(
                     select(credentials)
@@ -331,7 +335,7 @@ class Store:
         """Decrypt every stored credential with ``vault`` (default: this store's) and return how
         many there are; :class:`VaultError` naming the first one that does not open."""
         vault = vault or self._require_vault()
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             rows = (await conn.execute(select(credentials))).all()
         for row in rows:
             vault.decrypt(row.ciphertext, record=f"credential {row.connection}/{row.kind}")
@@ -365,7 +369,7 @@ class Store:
     # --- cursors -------------------------------------------------------------------------------
     async def get_cursor(self, connection: str, flow: str) -> Cursor | None:
         """The stored position of ``flow`` for ``connection``, or ``None`` before the first run."""
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             row = (
                 await conn.execute(
                     select(cursors).where(
@@ -393,7 +397,7 @@ class Store:
 
     async def list_cursors(self, connection: str) -> list[Cursor]:
         """Every cursor of a connection, by flow."""
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             rows = await conn.execute(
                 select(cursors).where(cursors.c.connection == connection).order_by(cursors.c.flow)
             )
@@ -426,7 +430,7 @@ class Store:
 
     async def get_link(self, connection: str, order_key: str) -> Link | None:
         """The link with this ``orderKey``, or ``None``."""
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             row = (
                 await conn.execute(
                     select(links).where(
@@ -450,7 +454,7 @@ class Store:
             query = query.where(links.c.plex_order_id == plex_order_id)
         if ss_order_id is not None:
             query = query.where(links.c.ss_order_id == ss_order_id)
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             rows = await conn.execute(query.order_by(links.c.order_key).limit(limit))
             return [to_link(r) for r in rows]
 
@@ -471,7 +475,7 @@ class Store:
             query = query.where(links.c.frozen_reason.is_(None))
         if after_order_key is not None:
             query = query.where(links.c.order_key > after_order_key)
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             rows = await conn.execute(query.order_by(links.c.order_key).limit(limit))
             return [to_link(r) for r in rows]
 
@@ -550,7 +554,7 @@ class Store:
         return await self._one_operation(operations.c.idempotency_key == idempotency_key)
 
     async def _one_operation(self, where: Any) -> Operation | None:
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             row = (await conn.execute(select(operations).where(where))).first()
         return to_operation(row) if row else None
 
@@ -735,13 +739,13 @@ class Store:
         if connection is not None:
             query = query.where(operations.c.connection == connection)
         counts = dict.fromkeys(OperationState, 0)
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             for state, count in await conn.execute(query):
                 counts[OperationState(state)] = count
         return counts
 
     async def _operations(self, query: Select[Any]) -> list[Operation]:
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             return [to_operation(r) for r in await conn.execute(query)]
 
     # --- audit ---------------------------------------------------------------------------------
@@ -796,7 +800,7 @@ class Store:
         if query.until is not None:
             stmt = stmt.where(audit_events.c.at < query.until)
         stmt = stmt.order_by(audit_events.c.at.desc(), audit_events.c.id.desc()).limit(query.limit)
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             return [to_audit(r) for r in await conn.execute(stmt)]
 
     def _redact_json(self, value: Mapping[str, Any]) -> dict[str, Any]:
@@ -849,7 +853,7 @@ class Store:
 
     async def get_webhook(self, item_id: int) -> InboxItem | None:
         """One inbox item by id."""
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             row = (
                 await conn.execute(select(webhook_inbox).where(webhook_inbox.c.id == item_id))
             ).first()
@@ -863,8 +867,19 @@ class Store:
         if connection is not None:
             query = query.where(webhook_inbox.c.connection == connection)
         query = query.order_by(webhook_inbox.c.received_at, webhook_inbox.c.id).limit(limit)
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             return [to_inbox(r) for r in await conn.execute(query)]
+
+    async def list_webhooks(
+        self, *, connection: str | None = None, limit: int = 100
+    ) -> list[InboxItem]:
+        """Deliveries, newest first, processed or not (for the UI)."""
+        query = select(webhook_inbox)
+        if connection is not None:
+            query = query.where(webhook_inbox.c.connection == connection)
+        query = query.order_by(webhook_inbox.c.received_at.desc(), webhook_inbox.c.id.desc())
+        async with self._reader.connect() as conn:
+            return [to_inbox(r) for r in await conn.execute(query.limit(limit))]
 
     async def record_webhook_attempt(self, item_id: int, outcome: str) -> InboxItem:
         """Count an unsuccessful processing attempt; the item stays pending."""
@@ -997,7 +1012,7 @@ class Store:
 
     async def get_lease(self, connection: str, flow: str) -> Lease | None:
         """The current holder of ``(connection, flow)`` (possibly expired), or ``None``."""
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             row = (
                 await conn.execute(
                     select(leases).where(
@@ -1008,6 +1023,15 @@ class Store:
                 )
             ).first()
         return to_lease(row) if row else None
+
+    async def list_leases(self, *, connection: str | None = None) -> list[Lease]:
+        """Every held lease (possibly expired), by connection and flow (for status pages)."""
+        query = select(leases).where(leases.c.owner.is_not(None))
+        if connection is not None:
+            query = query.where(leases.c.connection == connection)
+        async with self._reader.connect() as conn:
+            rows = await conn.execute(query.order_by(leases.c.connection, leases.c.flow))
+            return [to_lease(r) for r in rows]
 
     async def claim_any_lease(
         self,
@@ -1057,7 +1081,7 @@ class Store:
     # --- inventory snapshot --------------------------------------------------------------------
     async def get_inventory_snapshot(self, connection: str) -> dict[tuple[str, str], int]:
         """Last quantity pushed to ShipStation per ``(sku, location)``."""
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             rows = await conn.execute(
                 select(
                     inventory_snapshot.c.sku,
@@ -1170,7 +1194,7 @@ class Store:
 
     async def get_shipment_lines(self, connection: str, source_id: str) -> list[ShipmentLine]:
         """The lines recorded for one ShipStation shipment or fulfilment, by line key."""
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             rows = await conn.execute(
                 select(shipment_lines)
                 .where(
@@ -1193,7 +1217,7 @@ class Store:
             )
             .group_by(shipment_lines.c.sku)
         )
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             return {sku: int(total) for sku, total in await conn.execute(query)}
 
 

@@ -169,8 +169,10 @@ async def rotate_keys(store: Store, old_vault: Vault, new_key: bytes | None = No
     With a key file: the file first holds ``[new, old…]`` (a copy of the old file stays as
     ``master.key.bak``), then every credential is re-encrypted in one transaction, then the file
     holds only the new key and the backup is removed. If the re-encryption fails, the old file is
-    put back. With ``MLCONNECTOR_MASTER_KEY`` nothing is written to disk: set the variable to the
-    new key (``new_vault.keys[0]``) after this returns.
+    put back (or, if the database already holds new-key ciphertext, ``[new, old]`` is kept).
+
+    With ``MLCONNECTOR_MASTER_KEY`` nothing is written to disk: set the variable to the new key
+    (``new_vault.keys[0]``) after this returns.
     """
     new_key = new_key or generate_key()
     new_vault = Vault([new_key], source=old_vault.source, path=old_vault.path)
@@ -191,8 +193,19 @@ async def rotate_keys(store: Store, old_vault: Vault, new_key: bytes | None = No
     try:
         await store.reencrypt_credentials(reencrypt)
     except BaseException:
-        os.replace(backup, path)
+        await _recover(store, old_vault, path, backup)
         raise
     _write_keys(path, [new_key])
     backup.unlink()
     return new_vault
+
+
+async def _recover(store: Store, old_vault: Vault, path: Path, backup: Path) -> None:
+    """After a failed re-encryption: put the old key file back only if the database provably still
+    holds old-key ciphertext (the transaction may have committed before the failure surfaced, e.g.
+    a cancellation during COMMIT). Otherwise keep ``[new, old]``, which opens both."""
+    try:
+        await store.verify_credentials(old_vault)
+    except Exception:  # noqa: BLE001 (any doubt: keep the key file that opens everything)
+        return
+    os.replace(backup, path)

@@ -57,3 +57,13 @@ async def test_processing_lifecycle(store: Store, acme: str, fake_clock: FakeClo
     assert [i.id for i in await store.pending_webhooks(limit=0)] == []
     # A duplicate delivery of a processed body is still recognised.
     assert (await store.receive_webhook(acme, b"a", {})).created is False
+
+
+async def test_list_webhooks_newest_first(store: Store, acme: str, fake_clock: FakeClock) -> None:
+    a = (await store.receive_webhook(acme, b"a", {})).item
+    fake_clock.advance(1)
+    b = (await store.receive_webhook(acme, b"b", {})).item
+    await store.finish_webhook(a.id, "ok")
+    assert [i.id for i in await store.list_webhooks()] == [b.id, a.id]
+    assert [i.id for i in await store.list_webhooks(connection=acme, limit=1)] == [b.id]
+    assert await store.list_webhooks(connection="other") == []

@@ -99,3 +99,14 @@ async def test_concurrent_claims_never_share(store: Store) -> None:
     pairs = [(r.connection, r.flow) for r in results if r is not None]
     assert len(pairs) == 9
     assert len(set(pairs)) == 9
+
+
+async def test_list_leases(store: Store, acme: str) -> None:
+    await store.create_connection("beta")
+    await store.try_acquire_lease("beta", "orders", "w1", TTL)
+    await store.try_acquire_lease(acme, "orders", "w2", TTL)
+    await store.try_acquire_lease(acme, "inventory", "w2", TTL)
+    await store.release_lease(acme, "inventory", "w2")
+    listed = [(lease.connection, lease.flow, lease.owner) for lease in await store.list_leases()]
+    assert listed == [(acme, "orders", "w2"), ("beta", "orders", "w1")]
+    assert [lease.connection for lease in await store.list_leases(connection="beta")] == ["beta"]

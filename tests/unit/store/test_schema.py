@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta, timezone
@@ -176,3 +177,19 @@ async def test_foreign_keys_are_enforced(store: Store) -> None:
 async def test_in_memory_sqlite_is_refused(url: str) -> None:
     with pytest.raises(ConfigError, match="in-memory"):
         await open_store(url)
+
+
+async def test_sqlite_readers_do_not_wait_for_a_writer(tmp_path: Path) -> None:
+    store = await open_store(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        await store.create_connection("acme")
+        async with store.engine.begin() as writer:
+            # This transaction holds SQLite's write lock (BEGIN IMMEDIATE) until the block ends.
+            await writer.execute(text("UPDATE connections SET plex_pcn = '1'"))
+            # A hang guard, not a timing assertion: a reader taking the lock would wait 30 s.
+            found = await asyncio.wait_for(store.get_connection("acme"), 10)
+            assert found is not None
+            assert found.plex_pcn is None  # the writer has not committed
+        assert (await store.get_connection("acme")).plex_pcn == "1"  # type: ignore[union-attr]
+    finally:
+        await store.close()

@@ -267,3 +267,31 @@ async def test_no_secret_in_clear_anywhere_under_home(
     assert _files_containing(home, b"VISIBLE-MARKER-42")
     for secret in SECRETS.values():
         assert _files_containing(home, secret.encode()) == [], secret
+
+
+class _CommitThenFailStore(Store):
+    """The re-encryption commits, then the call fails (as a cancellation during COMMIT would)."""
+
+    async def reencrypt_credentials(
+        self, reencrypt: Callable[[str, str], tuple[str, str]], *, now: Any = None
+    ) -> int:
+        await super().reencrypt_credentials(reencrypt, now=now)
+        raise RuntimeError("connection lost after COMMIT")
+
+
+async def test_rotation_failure_after_commit_keeps_both_keys(
+    env: dict[str, str], home_store: Store
+) -> None:
+    await _store_all(home_store)
+    new_key = generate_key()
+    store = _CommitThenFailStore(home_store.engine, clock=home_store.clock, vault=load_vault(env))
+    with pytest.raises(RuntimeError, match="after COMMIT"):
+        await rotate_keys(store, load_vault(env), new_key)
+    vault = load_vault(env)
+    assert vault.keys[0] == new_key
+    assert len(vault.keys) == 2
+    assert await _read_all(home_store.with_vault(vault)) == SECRETS
+    # A later rotation completes the job and leaves a single key.
+    final = await rotate_keys(home_store, vault)
+    assert load_vault(env).keys == final.keys
+    assert await _read_all(home_store.with_vault(load_vault(env))) == SECRETS
