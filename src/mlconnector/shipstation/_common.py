@@ -6,9 +6,10 @@ import hashlib
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
 from mlconnector.errors import InvalidResponseError
 
@@ -19,6 +20,20 @@ _REFUSAL = re.compile(
     r"(?i)(cannot|can't|can not|could not|unable|not allowed|locked|read-?only"
     r"|not be (updated|modified)|no longer|only .*open|may not|is already)"
 )
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_model(model: type[M], raw: Any, what: str, *, service: str) -> M:
+    """Validate one resource from a response; a shape we cannot read is an invalid response."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidResponseError(
+            f"{service} returned a {what} the connector cannot read: "
+            f"{exc.error_count()} problem(s), first: {exc.errors()[0]['msg']}"
+        ) from exc
 
 
 def says_frozen(message: str | None) -> bool:

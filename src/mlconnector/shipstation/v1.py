@@ -16,10 +16,9 @@ import re
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
-from pydantic import BaseModel, ValidationError
 
 from mlconnector.clock import Clock
 from mlconnector.errors import (
@@ -32,9 +31,11 @@ from mlconnector.errors import (
 )
 from mlconnector.http import ApiClient, RateLimiterRegistry, Redactor, RequestEvent, RetryPolicy
 from mlconnector.shipstation._common import (
+    M,
     body_request_id,
     error_text,
     paginate,
+    parse_model,
     says_frozen,
 )
 from mlconnector.shipstation.models import (
@@ -67,17 +68,9 @@ V1_LIMIT_PER_MINUTE = 40
 MAX_BATCH = 100
 DEFAULT_PAGE_SIZE = 500
 
-M = TypeVar("M", bound=BaseModel)
-
 
 def _parse(model: type[M], raw: Any, what: str) -> M:
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        raise InvalidResponseError(
-            f"ShipStation V1 returned a {what} the connector cannot read: "
-            f"{exc.error_count()} problem(s), first: {exc.errors()[0]['msg']}"
-        ) from exc
+    return parse_model(model, raw, what, service="ShipStation V1")
 
 
 def _filter_value(value: Any, *, end: bool = False) -> Any:

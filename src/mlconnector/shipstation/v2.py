@@ -10,16 +10,21 @@ inventory warehouses and locations, environment webhooks and the webhook signing
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
-from pydantic import BaseModel, ValidationError
 
 from mlconnector.clock import Clock
 from mlconnector.errors import AuthenticationError, ConnectorError, InvalidResponseError
 from mlconnector.http import ApiClient, RateLimiterRegistry, Redactor, RequestEvent, RetryPolicy
-from mlconnector.shipstation._common import RepeatedPageError, body_request_id, error_text
+from mlconnector.shipstation._common import (
+    M,
+    RepeatedPageError,
+    body_request_id,
+    error_text,
+    parse_model,
+)
 from mlconnector.shipstation.models import (
     InventoryChange,
     InventoryLevel,
@@ -43,17 +48,9 @@ V2_LIMIT_PER_MINUTE = 200
 #: (``webhook_keys_url`` may be absolute; the API key is only sent to allowed addresses).
 DEFAULT_WEBHOOK_KEYS_PATH = "/jwks"
 
-M = TypeVar("M", bound=BaseModel)
-
 
 def _parse(model: type[M], raw: Any, what: str) -> M:
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        raise InvalidResponseError(
-            f"ShipStation V2 returned a {what} the connector cannot read: "
-            f"{exc.error_count()} problem(s), first: {exc.errors()[0]['msg']}"
-        ) from exc
+    return parse_model(model, raw, what, service="ShipStation V2")
 
 
 class ShipStationV2Client(ApiClient):

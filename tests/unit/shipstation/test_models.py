@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from mlconnector.shipstation import (
@@ -14,6 +16,7 @@ from mlconnector.shipstation import (
     Shipment,
     V1Webhook,
 )
+from mlconnector.timezones import PACIFIC
 
 
 def test_v1_timestamps_become_aware_utc_in_winter_and_summer() -> None:
@@ -103,3 +106,23 @@ def test_v2_timestamps_keep_offset_and_serialise_as_utc() -> None:
 def test_date_only_v1_value_is_midnight_pacific() -> None:
     shipment = Shipment.model_validate({"shipDate": "2026-07-04"})
     assert shipment.ship_date == datetime(2026, 7, 4, 7, 0, tzinfo=UTC)
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(2000, 1, 1),
+        max_value=datetime(2040, 12, 31),
+        timezones=st.just(UTC),
+    )
+)
+def test_any_instant_survives_the_pacific_round_trip(instant: datetime) -> None:
+    # Every instant goes out as Pacific wall time and comes back as the same UTC instant, except
+    # in the repeated fall-back hour, where it may come back exactly one hour earlier (the first
+    # occurrence; see mlconnector.timezones).
+    wire = Order(order_date=instant).to_v1()["orderDate"]
+    back = Order.model_validate({"orderDate": wire}).order_date
+    assert back is not None
+    assert back in (instant, instant - timedelta(hours=1))
+    if back != instant:
+        local = instant.astimezone(PACIFIC)
+        assert local.fold == 1  # only the second occurrence of a repeated wall time
