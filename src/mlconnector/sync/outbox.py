@@ -102,10 +102,17 @@ class Outbox:
         return confirmed
 
     async def fail(
-        self, op: Operation, error: ConnectorError, *, action: str = "write", **refs: Any
+        self,
+        op: Operation,
+        error: ConnectorError,
+        *,
+        action: str = "write",
+        raise_fatal: bool = True,
+        **refs: Any,
     ) -> Operation:
         """Record a failed attempt as the error tree says (see the module doc). Re-raises a
-        :class:`FatalError` after recording it."""
+        :class:`FatalError` after recording it (unless ``raise_fatal`` is false: a batch records
+        every operation first, then raises itself)."""
         store, now = self.rt.store, self.rt.clock.now()
         policy = self.rt.retry_policy()
         reason = str(error)
@@ -130,7 +137,7 @@ class Outbox:
         await self.record(action, outcome, op=failed, error=error, **refs)
         if failed.state is _S.DEAD or isinstance(error, FatalError):
             await self.alert(failed, error)
-        if isinstance(error, FatalError):
+        if isinstance(error, FatalError) and raise_fatal:
             raise error
         return failed
 

@@ -1,0 +1,103 @@
+"""Cursor rules (DESIGN §1 rule 2), pure and shared by every polling flow.
+
+* The position comes from **record timestamps**, never from the wall clock.
+* The read window is ``[since − overlap, run_start − safety_lag]``, inclusive at both ends. The
+  overlap (default 2 h) covers late-committed records and the repeated Pacific fall-back hour
+  (ShipStation V1 filters in Pacific wall time, which goes back one hour once a year).
+* Records re-read in the overlap are de-duplicated on ``(id, modified)``.
+* The cursor advances only after the batch is committed: compute the next state with
+  :func:`advance`, store it with ``store.set_cursor`` at the very end of the run.
+
+The stored value is JSON: ``{"since": "...Z", "seen": [[id, modified], ...]}``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from mlconnector.timezones import format_utc_z, parse_utc_z
+
+DEFAULT_OVERLAP = timedelta(hours=2)
+DEFAULT_SAFETY_LAG = timedelta(minutes=2)
+DEFAULT_INITIAL_LOOKBACK = timedelta(days=60)
+
+
+@dataclass(frozen=True)
+class CursorState:
+    """Where a flow is: the newest committed record timestamp, and the records seen near it."""
+
+    since: datetime | None = None
+    seen: frozenset[tuple[str, str]] = field(default_factory=frozenset)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "since": format_utc_z(self.since) if self.since else None,
+                "seen": sorted([list(pair) for pair in self.seen]),
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str | None) -> CursorState:
+        """Parse a stored cursor; ``None``/empty is the state before the first run. A bare
+        timestamp (an older format) is accepted as ``since``."""
+        if not text:
+            return cls()
+        stripped = text.strip()
+        if not stripped.startswith("{"):
+            return cls(since=parse_utc_z(stripped))
+        raw = json.loads(stripped)
+        since = parse_utc_z(raw["since"]) if raw.get("since") else None
+        seen = frozenset((str(i), str(m)) for i, m in raw.get("seen") or [])
+        return cls(since=since, seen=seen)
+
+    def is_new(self, record_id: str, modified: datetime | None) -> bool:
+        """False when exactly this version of the record was committed by an earlier run."""
+        if modified is None:
+            return True
+        return (record_id, format_utc_z(modified)) not in self.seen
+
+
+def read_window(
+    state: CursorState,
+    run_start: datetime,
+    *,
+    overlap: timedelta = DEFAULT_OVERLAP,
+    safety_lag: timedelta = DEFAULT_SAFETY_LAG,
+    initial_lookback: timedelta = DEFAULT_INITIAL_LOOKBACK,
+) -> tuple[datetime, datetime]:
+    """The inclusive ``[start, end]`` to read this run."""
+    if run_start.tzinfo is None:
+        raise ValueError("run_start must be an aware UTC datetime")
+    end = run_start - safety_lag
+    start = state.since - overlap if state.since is not None else run_start - initial_lookback
+    return min(start, end), end
+
+
+def advance(
+    state: CursorState,
+    records: Iterable[tuple[str, datetime | None]],
+    window_end: datetime,
+    *,
+    overlap: timedelta = DEFAULT_OVERLAP,
+) -> CursorState:
+    """The state after committing ``records`` (``(id, modified)`` pairs read this run).
+
+    ``since`` becomes the newest record timestamp (never past ``window_end``, never backwards);
+    ``seen`` keeps the pairs inside the next overlap so they are not processed twice.
+    """
+    pairs = [(rid, m) for rid, m in records if m is not None and m <= window_end]
+    newest = max((m for _, m in pairs), default=None)
+    since = state.since
+    if newest is not None and (since is None or newest > since):
+        since = newest
+    if since is None:
+        return state
+    floor = since - overlap
+    seen = {(rid, format_utc_z(m)) for rid, m in pairs if m >= floor}
+    seen |= {(rid, m) for rid, m in state.seen if parse_utc_z(m) >= floor}
+    return CursorState(since=since, seen=frozenset(seen))

@@ -1,0 +1,539 @@
+"""The orders flow: open Plex releases → ShipStation orders (create, update, cancel).
+
+One run:
+
+1. read the Plex orders and releases modified in the cursor window (DESIGN §1 rule 2);
+2. load each affected order in full and map its open releases to groups (:mod:`.mapping`);
+3. compare every group with its :class:`~mlconnector.store.Link`: the same content hash →
+   unchanged; a frozen link (ShipStation shipped/cancelled) → skipped with the reason, never sent;
+   a group that disappeared (all shipped or cancelled in Plex) while still open in ShipStation →
+   cancelled; a cancelled Plex order → sent with ``orderStatus = cancelled``;
+4. unless dry-run: enqueue one operation per group (``orders:{orderKey}:{hash}``, fixed before
+   the first attempt), send them in ``createorders`` batches of up to 100, handle each order's own
+   result, save the links, then advance the cursor.
+
+``resolve`` (crash recovery) looks the order up in ShipStation by ``orderNumber`` (a prefix
+filter) and exact ``orderKey``, and confirms only if what is there is what was sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from mlconnector.errors import (
+    ConnectorError,
+    FatalError,
+    FrozenRecordError,
+    RemoteValidationError,
+    RetryableError,
+    SkipRecordError,
+)
+from mlconnector.plex import SalesOrder
+from mlconnector.shipstation import FROZEN_STATUSES, Order
+from mlconnector.store import Link, Operation, OperationState
+from mlconnector.sync.base import FlowResult, PlanItem, Resolution, StaleOperationError, audit
+from mlconnector.sync.cursor import (
+    DEFAULT_INITIAL_LOOKBACK,
+    DEFAULT_OVERLAP,
+    DEFAULT_SAFETY_LAG,
+    CursorState,
+    advance,
+    read_window,
+)
+from mlconnector.sync.mapping import MappedOrder, MappingSkip, content_hash, map_order
+from mlconnector.sync.orders_read import (
+    load_bundle,
+    order_id_hint,
+    orders_of_releases_by_links,
+    read_changes,
+)
+from mlconnector.sync.outbox import Outbox
+from mlconnector.sync.runtime import ConnectionRuntime
+
+FLOW = "orders"
+KIND_UPSERT = "ss.order.upsert"
+BATCH = 100
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One order to send: what, why, and the links it will update."""
+
+    action: str  # create | update | cancel
+    order_key: str
+    plex_order_id: str
+    group_key: str
+    content_hash: str
+    release_ids: tuple[str, ...]
+    order: Order
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"orders:{self.order_key}:{self.content_hash}"
+
+    def payload(self) -> dict[str, Any]:
+        body = self.order.to_v1()
+        if self.action != "create":
+            # storeId is honoured only at creation; never try to move an existing order
+            (body.get("advancedOptions") or {}).pop("storeId", None)
+        return {
+            "action": self.action,
+            "order_key": self.order_key,
+            "plex_order_id": self.plex_order_id,
+            "group_key": self.group_key,
+            "hash": self.content_hash,
+            "release_ids": list(self.release_ids),
+            "order": body,
+        }
+
+
+def is_frozen(link: Link) -> bool:
+    return bool(link.frozen_reason) or (link.ss_status or "") in FROZEN_STATUSES
+
+
+def frozen_status(message: str) -> str:
+    """Which frozen status a ShipStation refusal names (for the link)."""
+    return "cancelled" if "cancel" in message.lower() else "shipped"
+
+
+class OrdersFlow:
+    """Plex → ShipStation orders. Stateless between runs (state lives in the store)."""
+
+    name = FLOW
+    kinds = frozenset({KIND_UPSERT})
+
+    def __init__(
+        self,
+        *,
+        overlap: timedelta = DEFAULT_OVERLAP,
+        safety_lag: timedelta = DEFAULT_SAFETY_LAG,
+        initial_lookback: timedelta = DEFAULT_INITIAL_LOOKBACK,
+        batch_size: int = BATCH,
+    ) -> None:
+        self.overlap = overlap
+        self.safety_lag = safety_lag
+        self.initial_lookback = initial_lookback
+        self.batch_size = max(1, min(BATCH, batch_size))
+
+    # --- one run -------------------------------------------------------------------------------
+    async def run(self, rt: ConnectionRuntime, *, dry_run: bool = False) -> FlowResult:
+        """One pass (see the module doc)."""
+        result = FlowResult(FLOW, rt.name, dry_run=dry_run)
+        stored = await rt.store.get_cursor(rt.name, FLOW)
+        state = CursorState.from_json(stored.value if stored else None)
+        start, end = read_window(
+            state,
+            rt.clock.now(),
+            overlap=self.overlap,
+            safety_lag=self.safety_lag,
+            initial_lookback=self.initial_lookback,
+        )
+        rt.plex.forget_cached()
+        changes = await read_changes(rt.plex, start, end, state.is_new)
+        result.count("read", len(changes.orders) + len(changes.releases))
+        decisions = await self._decide_all(rt, changes.orders, changes.releases, result, dry_run)
+        if dry_run:
+            return result
+        await self._send(rt, decisions, result)
+        new_state = advance(state, changes.pairs, end, overlap=self.overlap)
+        if new_state != state:
+            await rt.store.set_cursor(rt.name, FLOW, new_state.to_json())
+            result.cursor = new_state.to_json()
+        await audit(
+            rt,
+            flow=FLOW,
+            action="read",
+            outcome="ok",
+            entity="order",
+            direction="plex->ss",
+            details={
+                "window": [start.isoformat(), end.isoformat()],
+                "orders": len(changes.orders),
+                "releases": len(changes.releases),
+                **result.counts(),
+            },
+        )
+        return result
+
+    async def _decide_all(
+        self,
+        rt: ConnectionRuntime,
+        orders: Sequence[SalesOrder],
+        releases: Sequence[Any],
+        result: FlowResult,
+        dry_run: bool,
+    ) -> list[Decision]:
+        known = {o.id.lower(): o for o in orders}
+        wanted = set(known) | {h for r in releases if (h := order_id_hint(r))}
+        decisions: list[Decision] = []
+        loaded_lines: set[str] = set()
+        for order_id in sorted(wanted):
+            decisions += await self._decide_order(
+                rt, order_id, known, result, dry_run, loaded_lines
+            )
+        orphans = [r for r in releases if (r.order_line_id or "").lower() not in loaded_lines]
+        if orphans:
+            by_link = await orders_of_releases_by_links(rt.store, rt.name, [r.id for r in orphans])
+            for order_id in sorted(set(by_link.values()) - wanted):
+                decisions += await self._decide_order(
+                    rt, order_id, known, result, dry_run, loaded_lines
+                )
+            for release in orphans:
+                if release.id.lower() not in by_link:
+                    await self._note(
+                        rt,
+                        result,
+                        PlanItem(
+                            "skip",
+                            "release",
+                            release.id,
+                            "cannot find the sales order of this release; it is synced when "
+                            "its order changes",
+                        ),
+                        "skipped",
+                        dry_run,
+                    )
+        return decisions
+
+    async def _decide_order(
+        self,
+        rt: ConnectionRuntime,
+        order_id: str,
+        known: dict[str, SalesOrder],
+        result: FlowResult,
+        dry_run: bool,
+        loaded_lines: set[str],
+    ) -> list[Decision]:
+        try:
+            order = known.get(order_id) or await rt.plex.get_order(order_id)
+            bundle = await load_bundle(rt.plex, order)
+        except SkipRecordError as exc:
+            item = PlanItem("skip", "order", order_id, f"cannot read the Plex order: {exc}")
+            await self._note(rt, result, item, "skipped", dry_run, plex_order_id=order_id)
+            return []
+        loaded_lines.update(line.id.lower() for line in bundle.lines)
+        links = {
+            link.order_key: link
+            for link in await rt.store.find_links(rt.name, plex_order_id=order_id)
+        }
+        decisions: list[Decision] = []
+        mapped_keys: set[str] = set()
+        for mapped in map_order(bundle, rt.config):
+            mapped_keys.add(mapped.order_key)
+            decision = await self._compare(rt, mapped, links.get(mapped.order_key), result, dry_run)
+            if decision is not None:
+                decisions.append(decision)
+        for key in sorted(set(links) - mapped_keys):
+            decision = await self._disappeared(rt, links[key], result, dry_run)
+            if decision is not None:
+                decisions.append(decision)
+        return decisions
+
+    async def _compare(
+        self,
+        rt: ConnectionRuntime,
+        mapped: MappedOrder | MappingSkip,
+        link: Link | None,
+        result: FlowResult,
+        dry_run: bool,
+    ) -> Decision | None:
+        refs = {"order_key": mapped.order_key, "plex_order_id": mapped.plex_order_id}
+        if isinstance(mapped, MappingSkip):
+            item = PlanItem("skip", "order", mapped.order_key, mapped.reason)
+            await self._note(rt, result, item, "skipped", dry_run, **refs)
+            return None
+        if link is not None and is_frozen(link):
+            reason = link.frozen_reason or f"ShipStation order is {link.ss_status}"
+            item = PlanItem("skip", "order", mapped.order_key, f"frozen: {reason}")
+            await self._note(
+                rt, result, item, "frozen", dry_run, ss_order_id=link.ss_order_id, **refs
+            )
+            return None
+        if link is not None and link.content_hash == mapped.content_hash and link.ss_order_id:
+            item = PlanItem("skip", "order", mapped.order_key, "unchanged")
+            result.add(item, "unchanged")
+            return None
+        if mapped.status == "cancelled" and (link is None or not link.ss_order_id):
+            item = PlanItem("skip", "order", mapped.order_key, "cancelled in Plex, never sent")
+            await self._note(rt, result, item, "skipped", dry_run, **refs)
+            return None
+        action = "cancel" if mapped.status == "cancelled" else "update" if link else "create"
+        decision = Decision(
+            action,
+            mapped.order_key,
+            mapped.plex_order_id,
+            mapped.group_key,
+            mapped.content_hash,
+            mapped.release_ids,
+            mapped.order,
+        )
+        result.add(self._plan(decision), _would(decision) if dry_run else None)
+        return decision
+
+    async def _disappeared(
+        self, rt: ConnectionRuntime, link: Link, result: FlowResult, dry_run: bool
+    ) -> Decision | None:
+        """A linked group has no open release any more: cancel its ShipStation order."""
+        refs = {"order_key": link.order_key, "plex_order_id": link.plex_order_id}
+        if is_frozen(link) or not link.ss_order_id:
+            return None  # already closed in ShipStation, or never created there
+        try:
+            current = await rt.ss_v1.get_order(int(link.ss_order_id))
+        except SkipRecordError as exc:
+            item = PlanItem(
+                "skip", "order", link.order_key, f"cannot read ShipStation order: {exc}"
+            )
+            await self._note(rt, result, item, "skipped", dry_run, **refs)
+            return None
+        if current.is_frozen:
+            reason = f"ShipStation order is {current.order_status}"
+            if not dry_run:
+                await rt.store.set_link_status(
+                    rt.name, link.order_key, current.order_status or "", frozen_reason=reason
+                )
+            item = PlanItem("skip", "order", link.order_key, f"frozen: {reason}")
+            await self._note(rt, result, item, "frozen", dry_run, **refs)
+            return None
+        current.order_status = "cancelled"
+        decision = Decision(
+            "cancel",
+            link.order_key,
+            link.plex_order_id,
+            link.group_key,
+            content_hash(current),
+            tuple(link.release_ids),
+            current,
+        )
+        result.add(
+            self._plan(decision, "no open release left in Plex"), "cancelled" if dry_run else None
+        )
+        return decision
+
+    @staticmethod
+    def _plan(decision: Decision, reason: str = "") -> PlanItem:
+        order = decision.order
+        return PlanItem(
+            decision.action,
+            "order",
+            decision.order_key,
+            reason
+            or {"create": "new", "update": "changed in Plex"}.get(
+                decision.action, "cancelled in Plex"
+            ),
+            {
+                "order_number": order.order_number,
+                "status": order.order_status,
+                "items": [(i.line_item_key, i.sku, i.quantity) for i in order.items or []],
+                "hash": decision.content_hash,
+            },
+        )
+
+    async def _note(
+        self,
+        rt: ConnectionRuntime,
+        result: FlowResult,
+        item: PlanItem,
+        counter: str,
+        dry_run: bool,
+        **refs: Any,
+    ) -> None:
+        """Add a skip to the plan and, unless dry-run, to the audit trail."""
+        result.add(item, counter)
+        if not dry_run:
+            await audit(
+                rt,
+                flow=FLOW,
+                action="skip",
+                outcome=counter,
+                details={"reason": item.reason},
+                **refs,
+            )
+
+    # --- sending -------------------------------------------------------------------------------
+    async def _send(
+        self, rt: ConnectionRuntime, decisions: Sequence[Decision], result: FlowResult
+    ) -> None:
+        box = Outbox(rt, FLOW)
+        ready: list[tuple[Decision, Operation]] = []
+        for decision in decisions:
+            op = (
+                await box.enqueue(KIND_UPSERT, decision.idempotency_key, decision.payload())
+            ).operation
+            if op.state is OperationState.CONFIRMED:
+                await save_link(
+                    rt, op.payload, op.remote_ref, op.payload["order"].get("orderStatus")
+                )
+                continue
+            if not box.ready(op):
+                reason = box.why_not_ready(op)
+                result.add(PlanItem("skip", "order", decision.order_key, reason), "skipped")
+                continue
+            ready.append((decision, op))
+        for start in range(0, len(ready), self.batch_size):
+            await self._send_batch(rt, box, ready[start : start + self.batch_size], result)
+
+    async def _send_batch(
+        self,
+        rt: ConnectionRuntime,
+        box: Outbox,
+        batch: Sequence[tuple[Decision, Operation]],
+        result: FlowResult,
+    ) -> None:
+        sent = [(d, await box.mark_sent(op)) for d, op in batch]
+        try:
+            outcomes = await rt.ss_v1.create_orders(
+                [Order.model_validate(op.payload["order"]) for _, op in sent]
+            )
+        except (RetryableError, FatalError) as exc:
+            for decision, op in sent:
+                await box.fail(
+                    op, exc, action=decision.action, raise_fatal=False, **_refs(decision)
+                )
+                result.count("failed")
+            if isinstance(exc, FatalError):
+                raise
+            result.errors.append(str(exc))
+            return
+        for (decision, op), outcome in zip(sent, outcomes, strict=True):
+            refs = _refs(decision)
+            if outcome.success and outcome.order_id is not None:
+                await box.confirm(
+                    op,
+                    str(outcome.order_id),
+                    action=decision.action,
+                    ss_order_id=outcome.order_id,
+                    ss_order_number=outcome.order_number,
+                    **refs,
+                )
+                await save_link(rt, op.payload, str(outcome.order_id), decision.order.order_status)
+                counter = {"create": "created", "update": "updated"}.get(
+                    decision.action, "cancelled"
+                )
+                result.count(counter)
+                continue
+            message = outcome.error_message or "ShipStation did not accept the order"
+            error: ConnectorError
+            if outcome.frozen:
+                error = FrozenRecordError(message, record=decision.order_key)
+                await freeze_link(rt, op.payload, message)
+                result.count("frozen")
+            else:
+                error = RemoteValidationError(message, record=decision.order_key)
+                result.count("failed")
+                result.errors.append(f"{decision.order_key}: {message}")
+            await box.fail(op, error, action=decision.action, **refs)
+
+    # --- one operation (retries, replays) and crash recovery -----------------------------------
+    async def execute(self, rt: ConnectionRuntime, op: Operation) -> str | None:
+        """Send one queued order with ``createorder`` (upsert by orderKey)."""
+        payload = op.payload
+        link = await rt.store.get_link(rt.name, payload["order_key"])
+        if link is not None:
+            if link.content_hash == payload["hash"] and link.ss_order_id:
+                return link.ss_order_id  # this content is already in ShipStation
+            if is_frozen(link):
+                raise FrozenRecordError(
+                    f"ShipStation order {payload['order_key']} is frozen: "
+                    f"{link.frozen_reason or link.ss_status}",
+                    record=payload["order_key"],
+                )
+            if link.updated_at is not None and link.updated_at > op.created_at:
+                raise StaleOperationError(
+                    f"a newer version of {payload['order_key']} was sent after this operation "
+                    "was queued; sending this one would undo it",
+                    record=payload["order_key"],
+                )
+        try:
+            answer = await rt.ss_v1.create_or_update_order(Order.model_validate(payload["order"]))
+        except FrozenRecordError as exc:
+            await freeze_link(rt, payload, exc.message)
+            raise
+        ref = str(answer.order_id) if answer.order_id is not None else None
+        await save_link(rt, payload, ref, answer.order_status)
+        return ref
+
+    async def resolve(self, rt: ConnectionRuntime, op: Operation) -> Resolution:
+        """Is what this operation sent in ShipStation? Looked up by orderNumber + orderKey."""
+        payload = op.payload
+        sent = payload["order"]
+        number = sent.get("orderNumber")
+        if not number:
+            return False
+        async for remote in rt.ss_v1.iter_orders(order_number=number):
+            if remote.order_key != payload["order_key"]:
+                continue
+            if remote.order_id is None or not _same_content(sent, remote):
+                return False  # an older version is there: send ours
+            await save_link(rt, payload, str(remote.order_id), remote.order_status)
+            return str(remote.order_id)
+        return False
+
+
+def _would(decision: Decision) -> str:
+    """The counter of a decision (a dry run counts what it would do)."""
+    return {"create": "created", "update": "updated"}.get(decision.action, "cancelled")
+
+
+def _refs(decision: Decision) -> dict[str, Any]:
+    return {"order_key": decision.order_key, "plex_order_id": decision.plex_order_id}
+
+
+def _same_content(sent: dict[str, Any], remote: Order) -> bool:
+    """Whether ShipStation holds what was sent: status and items (key → quantity)."""
+    if sent.get("orderStatus") != remote.order_status:
+        return False
+    ours = {
+        (i.get("lineItemKey"), i.get("sku"), i.get("quantity")) for i in sent.get("items") or []
+    }
+    theirs = {(i.line_item_key, i.sku, i.quantity) for i in remote.items or []}
+    return ours == theirs
+
+
+async def save_link(
+    rt: ConnectionRuntime, payload: dict[str, Any], ss_order_id: str | None, status: str | None
+) -> Link:
+    """Record that ShipStation holds this content for this group."""
+    frozen = None
+    if status in FROZEN_STATUSES:
+        frozen = f"ShipStation order is {status}" + (
+            " (cancelled by the connector: no open release left in Plex)"
+            if payload.get("action") == "cancel"
+            else ""
+        )
+    return await rt.store.save_link(
+        Link(
+            connection=rt.name,
+            order_key=payload["order_key"],
+            plex_order_id=payload["plex_order_id"],
+            group_key=payload["group_key"],
+            ss_order_id=ss_order_id,
+            content_hash=payload["hash"],
+            ss_status=status,
+            frozen_reason=frozen,
+            release_ids=list(payload.get("release_ids") or []),
+        )
+    )
+
+
+async def freeze_link(rt: ConnectionRuntime, payload: dict[str, Any], message: str) -> None:
+    """ShipStation refused because the order is shipped/cancelled: never send it again."""
+    key = payload["order_key"]
+    existing = await rt.store.get_link(rt.name, key)
+    status = frozen_status(message)
+    if existing is None:
+        await rt.store.save_link(
+            Link(
+                connection=rt.name,
+                order_key=key,
+                plex_order_id=payload["plex_order_id"],
+                group_key=payload["group_key"],
+                ss_status=status,
+                frozen_reason=message,
+                release_ids=list(payload.get("release_ids") or []),
+            )
+        )
+    else:
+        await rt.store.set_link_status(rt.name, key, status, frozen_reason=message)
