@@ -372,3 +372,17 @@ async def test_over_loopback_http(sandbox: PlexSandbox, fake_clock: FakeClock) -
         soap = PlexSoapClient(http, settings_for(sandbox, base), clock=fake_clock)
         with pytest.raises(DataSourceError):
             await soap.execute(999_999_999, {})
+
+
+async def test_partial_shipment_loads_whole_containers(plex, sandbox, transport) -> None:
+    part_id = first_part(sandbox)
+    containers = [c for c in await plex.list_containers(part_id=part_id) if plex.shippable(c)]
+    oldest = min(containers, key=lambda c: (c.add_date_time, c.serial_no))
+    release, order, _ = await open_release(plex, sandbox, oldest.quantity + 5)
+    before = sandbox.on_hand(part_id)
+    write = write_for(release, order, part_id, oldest.quantity, "ss-shipment-9300")
+    await ShipperStrategy(plex).write_shipment(write)
+    assert transport.count("POST", "/load-container") == 1
+    assert transport.count("POST", "/load-fifo") == 0
+    assert sandbox.on_hand(part_id) == before - oldest.quantity
+    assert sandbox.quantity_shipped(release.id) == oldest.quantity

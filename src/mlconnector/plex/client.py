@@ -449,6 +449,15 @@ class PlexClient(ApiClient):
             ShipperLine,
         )
 
+    async def load_container(self, shipper_id: str, line_id: str, serial_no: str) -> None:
+        """Load one whole container onto a shipper line."""
+        await self.request_json(
+            "POST",
+            f"shipping/v1-beta1/customer-shippers/{shipper_id}/lines/{line_id}/load-container",
+            json_body={"serialNo": serial_no},
+            record=serial_no,
+        )
+
     async def ship_shipper(self, shipper_id: str) -> Shipper:
         """Ship the shipper: Plex removes its loaded containers from on-hand."""
         return await self.send(

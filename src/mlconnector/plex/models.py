@@ -250,6 +250,21 @@ class ShipmentWrite:
         if self.ship_date.tzinfo is None:
             raise ValueError("ShipmentWrite.ship_date must be an aware UTC datetime")
 
+    def quantities(self) -> dict[str, float]:
+        """Shipped quantity per release id (lower-case)."""
+        totals: dict[str, float] = {}
+        for line in self.lines:
+            key = line.release_id.lower()
+            totals[key] = totals.get(key, 0) + line.quantity
+        return totals
+
+    def part_of(self, release_id: str) -> str:
+        """The part shipped on ``release_id``."""
+        for line in self.lines:
+            if line.release_id.lower() == release_id.lower():
+                return line.part_id
+        raise KeyError(release_id)
+
     def note(self) -> str:
         """The note written into Plex: the reference first, so it survives truncation."""
         parts = [self.reference]

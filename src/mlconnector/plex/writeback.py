@@ -57,6 +57,31 @@ def shipper_is_shipped(shipper: Shipper) -> bool:
     return (shipper.status or "").lower() in SHIPPED_SHIPPER
 
 
+def pick_whole_containers(
+    containers: list[Container], quantity: float, part_id: str, ref: str
+) -> list[str]:
+    """Serials of whole containers, oldest first, summing exactly to ``quantity`` (or skip).
+
+    Plex inventory shipments and ``load-container`` move whole containers; the public API has
+    no container split, so a quantity that no set of whole containers matches is refused.
+    """
+    remaining = quantity
+    picked: list[str] = []
+    fifo = sorted(containers, key=lambda c: (c.add_date_time is None, c.add_date_time, c.serial_no))
+    for container in fifo:
+        if 0 < container.quantity <= remaining:
+            picked.append(container.serial_no)
+            remaining -= container.quantity
+        if remaining == 0:
+            return picked
+    raise SkipRecordError(
+        f"cannot move exactly {quantity:g} of part {part_id} for {ref} with whole "
+        f"containers ({remaining:g} left over)",
+        record=ref,
+        hint="split a container in Plex to the shipped quantity, then replay the operation",
+    )
+
+
 class WriteStrategy:
     """Shared look-up logic of both strategies."""
 
@@ -152,8 +177,9 @@ class ShipperStrategy(WriteStrategy):
                 shipment.reference, self.name, shipper_id=existing.shipper.id, already_done=True
             )
         resumed = existing.shipper is not None
+        plan = await self._plan(shipment)
         shipper = existing.shipper or await self._create(shipment)
-        await self._schedule_and_load(shipper.id, shipment)
+        await self._schedule_and_load(shipper.id, shipment, plan)
         shipped = await self.plex.ship_shipper(shipper.id)
         if (shipped.tracking_number or None) != shipment.tracking_number or not shipped.mentions(
             shipment.reference
@@ -189,27 +215,78 @@ class ShipperStrategy(WriteStrategy):
             hint="the shipment must carry the Plex order id (or customer and address ids)",
         )
 
-    async def _schedule_and_load(self, shipper_id: str, shipment: ShipmentWrite) -> None:
+    async def _plan(self, shipment: ShipmentWrite) -> dict[str, str]:
+        """Per release: ``fifo`` (all that is open ships) or ``containers`` (a partial shipment).
+
+        Checked before anything is written, so an impossible shipment leaves nothing behind.
+        """
+        wanted = shipment.quantities()
+        releases = {r.id.lower(): r for r in await self.plex.list_releases(sorted(wanted))}
+        plan: dict[str, str] = {}
+        for release_id, quantity in wanted.items():
+            release = releases.get(release_id)
+            if release is None:
+                raise SkipRecordError(
+                    f"Plex has no release {release_id} for {shipment.reference}",
+                    record=shipment.reference,
+                )
+            if quantity > release.open_quantity:
+                raise SkipRecordError(
+                    f"{shipment.reference} shipped {quantity:g} of release "
+                    f"{release.release_number or release.id}, but only "
+                    f"{release.open_quantity:g} is open in Plex",
+                    record=shipment.reference,
+                    hint="raise the release quantity in Plex, then replay the operation",
+                )
+            plan[release_id] = "fifo" if quantity == release.open_quantity else "containers"
+        return plan
+
+    async def _schedule_and_load(
+        self, shipper_id: str, shipment: ShipmentWrite, plan: dict[str, str]
+    ) -> None:
         lines = await self.plex.list_shipper_lines(shipper_id)
-        on_shipper = {line.release_id: line for line in lines if line.release_id}
-        line_ids: list[str] = []
-        for item in shipment.lines:
-            line = on_shipper.get(item.release_id)
+        on_shipper = {(ln.release_id or "").lower(): ln for ln in lines if ln.release_id}
+        taken: set[str] = set()
+        for release_id, quantity in shipment.quantities().items():
+            line = on_shipper.get(release_id)
+            if line is not None and line.quantity:
+                continue  # loaded by an earlier (crashed) attempt; verified below
             if line is None:
-                scheduled = await self.plex.schedule_release(shipper_id, item.release_id)
-                line_ids.extend(s.shipper_line_id for s in scheduled)
-            elif not line.quantity:
-                line_ids.append(line.id)  # scheduled by the crashed attempt, never loaded
-        for line_id in dict.fromkeys(line_ids):
-            loaded = await self.plex.load_fifo(shipper_id, line_id)
-            wanted = sum(i.quantity for i in shipment.lines if i.release_id == loaded.release_id)
-            if wanted and loaded.quantity != wanted:
-                log.warning(
-                    "%s: Plex loaded %s of release %s FIFO, ShipStation shipped %s",
-                    shipment.reference,
-                    loaded.quantity,
-                    loaded.release_id,
-                    wanted,
+                scheduled = await self.plex.schedule_release(shipper_id, release_id)
+                line_id = next(
+                    (s.shipper_line_id for s in scheduled if s.release_id.lower() == release_id),
+                    scheduled[0].shipper_line_id,
+                )
+            else:
+                line_id = line.id
+            if plan[release_id] == "fifo":
+                await self.plex.load_fifo(shipper_id, line_id)
+                continue
+            part_id = shipment.part_of(release_id)
+            containers = [
+                c
+                for c in await self.plex.list_containers(part_id=part_id)
+                if self.plex.shippable(c) and c.serial_no not in taken
+            ]
+            for serial in pick_whole_containers(containers, quantity, part_id, shipment.reference):
+                taken.add(serial)
+                await self.plex.load_container(shipper_id, line_id, serial)
+        await self._verify_loaded(shipper_id, shipment)
+
+    async def _verify_loaded(self, shipper_id: str, shipment: ShipmentWrite) -> None:
+        """Refuse to ship a shipper whose loaded quantities differ from what ShipStation shipped."""
+        loaded: dict[str, float] = {}
+        for line in await self.plex.list_shipper_lines(shipper_id):
+            key = (line.release_id or "").lower()
+            loaded[key] = loaded.get(key, 0) + line.quantity
+        for release_id, quantity in shipment.quantities().items():
+            if loaded.get(release_id, 0) != quantity:
+                raise SkipRecordError(
+                    f"Plex loaded {loaded.get(release_id, 0):g} of release {release_id} on "
+                    f"shipper {shipper_id}, but {shipment.reference} shipped {quantity:g}; the "
+                    "shipper was left open, not shipped",
+                    record=shipment.reference,
+                    hint="correct the containers loaded on the shipper in Plex, then replay",
                 )
 
     @staticmethod
@@ -359,28 +436,8 @@ class DataSourceStrategy(WriteStrategy):
                 for c in await self.plex.list_containers(part_id=part_id)
                 if self.plex.shippable(c)
             ]
-            serials.extend(self._exact(containers, quantity, part_id, shipment.reference))
+            serials.extend(pick_whole_containers(containers, quantity, part_id, shipment.reference))
         return serials
-
-    @staticmethod
-    def _exact(containers: list[Container], quantity: float, part_id: str, ref: str) -> list[str]:
-        remaining = quantity
-        picked: list[str] = []
-        fifo = sorted(
-            containers, key=lambda c: (c.add_date_time is None, c.add_date_time, c.serial_no)
-        )
-        for container in fifo:
-            if 0 < container.quantity <= remaining:
-                picked.append(container.serial_no)
-                remaining -= container.quantity
-            if remaining == 0:
-                return picked
-        raise SkipRecordError(
-            f"cannot reduce exactly {quantity:g} of part {part_id} for {ref} with whole "
-            f"containers (inventory shipments stage whole containers; {remaining:g} left over)",
-            record=ref,
-            hint="split a container in Plex to the shipped quantity, or use the shipper strategy",
-        )
 
     async def reverse(self, reference: str) -> WriteResult:
         """A voided label: un-ship the inventory shipment (beta endpoint), restoring on-hand."""

@@ -153,6 +153,13 @@ class FakePlex:
                     c["containerStatus"] = f"Loaded:{sid}"
                     line["quantity"] += c["quantity"]
             return line
+        if action == "load-container":
+            line = next(x for x in self.lines[sid] if x["id"] == parts[5])
+            container = next(c for c in self.containers if c["serialNo"] == body["serialNo"])
+            assert container["containerStatus"] == "OK"
+            container["containerStatus"] = f"Loaded:{sid}"
+            line["quantity"] += container["quantity"]
+            return {"serialNo": container["serialNo"]}
         if action == "ship":
             for c in self.containers:
                 if c["containerStatus"] == f"Loaded:{sid}":

@@ -206,3 +206,33 @@ async def test_datasource_reverse_unships_once(plex, ds_strategy) -> None:
     assert plex.on_hand() == 15
     nothing = await ds_strategy.reverse("ss-shipment-404")
     assert nothing.details == {"nothing_to_reverse": True}
+
+
+async def test_partial_shipment_loads_exact_whole_containers(plex, shipper_strategy) -> None:
+    result = await shipper_strategy.write_shipment(shipment(quantity=9))  # S1 (4) + S3 (5)
+    assert plex.count("POST", "/load-fifo") == 0
+    assert plex.count("POST", "/load-container") == 2
+    assert plex.on_hand() == 6
+    assert plex.releases["r1"]["quantityShipped"] == 9
+    assert plex.shippers[result.shipper_id]["status"] == "Shipped"
+
+
+async def test_impossible_partial_leaves_nothing_behind(plex, shipper_strategy) -> None:
+    with pytest.raises(SkipRecordError, match="whole containers"):
+        await shipper_strategy.write_shipment(shipment(quantity=3))
+    assert plex.on_hand() == 15
+    assert plex.count("POST", "/ship") == 0
+
+
+async def test_shipping_more_than_open_is_refused_before_any_write(plex, shipper_strategy):
+    with pytest.raises(SkipRecordError, match="only 10 is open"):
+        await shipper_strategy.write_shipment(shipment(quantity=11))
+    assert plex.shippers == {}
+
+
+async def test_short_stock_is_not_shipped(plex, shipper_strategy) -> None:
+    plex.releases["r1"]["quantity"] = 20  # FIFO can load only 15
+    with pytest.raises(SkipRecordError, match="left open, not shipped"):
+        await shipper_strategy.write_shipment(shipment(quantity=20))
+    assert plex.count("POST", "/ship") == 0
+    assert all(s["status"] == "Open" for s in plex.shippers.values())
