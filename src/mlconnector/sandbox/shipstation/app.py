@@ -35,14 +35,9 @@ from mlconnector.sandbox.faults import FaultConfig, FaultInjector
 
 from .inventory import InventoryState
 from .limits import FixedWindowLimiter, SlidingWindowLimiter
-from .models import (
-    JsonDict,
-    Shipment,
-    render_fulfillment,
-    render_order,
-    render_shipment,
-)
+from .models import JsonDict, Shipment
 from .operator import operator_routes
+from .render import render_fulfillment, render_order, render_shipment
 from .state import LabelRequest, ShipStationState
 from .v1 import V1Api
 from .v2 import V2Api

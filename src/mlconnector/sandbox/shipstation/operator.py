@@ -36,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .models import render_shipment
+from .render import render_shipment
 from .state import OperatorError
 
 if TYPE_CHECKING:

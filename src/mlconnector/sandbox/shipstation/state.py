@@ -29,13 +29,10 @@ from datetime import date, datetime
 from typing import Any
 
 from mlconnector.clock import Clock
-from mlconnector.timezones import TimeFormatError, parse_pacific
 
 from .models import (
     ADVANCED_FIELDS,
     FROZEN_STATUSES,
-    ITEM_FIELDS,
-    NESTED_FIELDS,
     ORDER_DATE_FIELDS,
     ORDER_FIELDS,
     ORDER_STATUSES,
@@ -51,16 +48,27 @@ from .models import (
     Warehouse,
     pacific_date,
 )
+from .validation import (
+    OrderRejected,
+    address,
+    advanced_options,
+    parse_v1_datetime,
+    validated_fields,
+    validated_item,
+)
+
+__all__ = [
+    "OperatorError",
+    "OrderRejected",
+    "ShipStationState",
+    "UpsertResult",
+    "parse_v1_datetime",
+]
 
 Notify = Callable[[str, str, set[int]], None]
 
 MANUAL_STORE_ID = 100
 DEFAULT_WAREHOUSE_ID = 200
-MAX_ORDER_NUMBER = 50
-
-
-class OrderRejected(ValueError):
-    """One order of a createorder(s) call cannot be accepted; the message goes to the caller."""
 
 
 class OperatorError(ValueError):
@@ -75,21 +83,6 @@ class UpsertResult:
     order_number: str | None
     order_key: str | None
     error: str | None = None
-
-
-def parse_v1_datetime(value: object, name: str) -> datetime | None:
-    """A client-supplied V1 datetime (Pacific, or with an explicit offset) as aware UTC."""
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise OrderRejected(f"{name} must be a date-time string, got {value!r}")
-    text = value.strip()
-    if len(text) == 10:  # a bare date means Pacific midnight
-        text += " 00:00:00"
-    try:
-        return parse_pacific(text)
-    except TimeFormatError as exc:
-        raise OrderRejected(f"{name} is not a valid date-time: {value!r}") from exc
 
 
 def _uuid_from(prefix: int, n: int) -> str:
@@ -179,7 +172,7 @@ class ShipStationState:
     def _upsert_one(self, payload: Any) -> tuple[Order, bool]:
         if not isinstance(payload, dict):
             raise OrderRejected("each order must be a JSON object")
-        fields, dates = _validated_fields(payload)
+        fields, dates = validated_fields(payload)
         existing = self._find_existing(payload)
         items_payload = payload.get("items") or []
         advanced_in = payload.get("advancedOptions") or {}
@@ -196,9 +189,9 @@ class ShipStationState:
             was_awaiting_payment = existing.status == "awaiting_payment"
             existing.fields = fields
             existing.dates = dates
-            existing.advanced = _advanced(advanced_in)  # storeId is ignored on update
-            existing.bill_to = _address(payload.get("billTo"))
-            existing.ship_to = _address(payload.get("shipTo"))
+            existing.advanced = advanced_options(advanced_in)  # storeId is ignored on update
+            existing.bill_to = address(payload.get("billTo"))
+            existing.ship_to = address(payload.get("shipTo"))
             existing.items = self._items(items_payload, existing.items, now)
             existing.modify_date = now
             announce = was_awaiting_payment and existing.status not in (
@@ -214,9 +207,9 @@ class ShipStationState:
             store_id=store_id,
             fields=fields,
             dates=dates,
-            advanced=_advanced(advanced_in),
-            bill_to=_address(payload.get("billTo")),
-            ship_to=_address(payload.get("shipTo")),
+            advanced=advanced_options(advanced_in),
+            bill_to=address(payload.get("billTo")),
+            ship_to=address(payload.get("shipTo")),
             items=self._items(items_payload, [], now),
             create_date=now,
             modify_date=now,
@@ -266,7 +259,7 @@ class ShipStationState:
         }
         items: list[OrderItem] = []
         for index, raw in enumerate(payloads):
-            fields = _validated_item(raw, index)
+            fields = validated_item(raw, index)
             old = by_key.get(fields["lineItemKey"]) if fields["lineItemKey"] else None
             product = self._product_for(fields["sku"], fields["name"], now)
             if old is not None:
@@ -522,48 +515,3 @@ def _take(wanted: dict[str, int], item: OrderItem) -> int:
 
 def _str_or_none(value: object) -> str | None:
     return str(value) if value is not None else None
-
-
-def _validated_fields(payload: JsonDict) -> tuple[JsonDict, dict[str, datetime | None]]:
-    number = payload.get("orderNumber")
-    if not isinstance(number, str) or not number.strip():
-        raise OrderRejected("orderNumber is required")
-    if len(number) > MAX_ORDER_NUMBER:
-        raise OrderRejected(f"orderNumber {number!r} is longer than {MAX_ORDER_NUMBER} characters")
-    status = payload.get("orderStatus")
-    if status not in ORDER_STATUSES:
-        raise OrderRejected(f"orderStatus {status!r} is not one of {', '.join(ORDER_STATUSES)}")
-    if payload.get("orderDate") in (None, ""):
-        raise OrderRejected(f"orderDate is required (order {number})")
-    dates = {name: parse_v1_datetime(payload.get(name), name) for name in ORDER_DATE_FIELDS}
-    fields = {name: payload.get(name, default) for name, default in ORDER_FIELDS.items()}
-    for name, keys in NESTED_FIELDS.items():
-        value = fields.get(name)
-        if value is not None and not isinstance(value, dict):
-            raise OrderRejected(f"{name} must be an object")
-        if value is not None:  # the service answers with every key of a nested object
-            fields[name] = {key: value.get(key) for key in keys} | value
-    return fields, dates
-
-
-def _validated_item(raw: Any, index: int) -> JsonDict:
-    if not isinstance(raw, dict):
-        raise OrderRejected(f"items[{index}] must be an object")
-    sku = raw.get("sku")
-    if not isinstance(sku, str) or not sku.strip():
-        raise OrderRejected(f"items[{index}].sku is required")
-    line_key = raw.get("lineItemKey")
-    if line_key is not None and not isinstance(line_key, str):
-        raise OrderRejected(f"items[{index}].lineItemKey must be a string")
-    quantity = raw.get("quantity")
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
-        raise OrderRejected(f"items[{index}].quantity must be a positive whole number")
-    return {name: raw.get(name, default) for name, default in ITEM_FIELDS.items()}
-
-
-def _advanced(raw: JsonDict) -> JsonDict:
-    return {name: raw.get(name, default) for name, default in ADVANCED_FIELDS.items()}
-
-
-def _address(raw: Any) -> JsonDict:
-    return dict(raw) if isinstance(raw, dict) else {}

@@ -23,10 +23,8 @@ from starlette.routing import Route
 
 from mlconnector.timezones import PACIFIC, TimeFormatError, parse_pacific
 
-from .models import (
-    ORDER_STATUSES,
-    JsonDict,
-    Order,
+from .models import ORDER_STATUSES, JsonDict, Order
+from .render import (
     render_fulfillment,
     render_order,
     render_product,
