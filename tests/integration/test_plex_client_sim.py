@@ -169,7 +169,7 @@ async def test_orders_and_releases_in_windows(plex: PlexClient, fake_clock: Fake
 async def test_a_misspelled_filter_is_detected(plex: PlexClient, fake_clock: FakeClock) -> None:
     # Orders filter on modifiedByDate…; "modifiedDate…" is unknown there and silently ignored.
     end = fake_clock.now()
-    iterator = plex._windowed(
+    iterator = plex.iter_windowed(
         "sales/v1/orders",
         SalesOrder,
         end - timedelta(hours=6),

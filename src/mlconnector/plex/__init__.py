@@ -14,6 +14,7 @@ from mlconnector.plex.datasources import (
     RowLimitExceededError,
 )
 from mlconnector.plex.errors import product_for
+from mlconnector.plex.factory import PlexApis, create_plex_apis, settings_from_config
 from mlconnector.plex.models import (
     Address,
     Container,
@@ -56,6 +57,7 @@ __all__ = [
     "OnHand",
     "OrderLine",
     "Part",
+    "PlexApis",
     "PlexAuth",
     "PlexClient",
     "PlexCredentials",
@@ -76,5 +78,7 @@ __all__ = [
     "TokenClient",
     "WriteResult",
     "WriteStrategy",
+    "create_plex_apis",
     "product_for",
+    "settings_from_config",
 ]

@@ -185,7 +185,7 @@ class PlexClient(ApiClient):
                 body_excerpt=self.redactor.text(excerpt(str(item)) or ""),
             ) from exc
 
-    async def _windowed(
+    async def iter_windowed(
         self,
         path: str,
         model: type[M],
@@ -227,7 +227,7 @@ class PlexClient(ApiClient):
     # --- sales -----------------------------------------------------------------------------------
     def iter_orders_modified(self, start: datetime, end: datetime) -> AsyncIterator[SalesOrder]:
         """Sales orders modified in ``[start, end]`` (``modifiedByDateBegin/End``), by window."""
-        return self._windowed(
+        return self.iter_windowed(
             "sales/v1/orders",
             SalesOrder,
             start,
@@ -240,7 +240,7 @@ class PlexClient(ApiClient):
 
     def iter_releases_modified(self, start: datetime, end: datetime) -> AsyncIterator[Release]:
         """Releases modified in ``[start, end]`` (``modifiedDateBegin/End``), window by window."""
-        return self._windowed(
+        return self.iter_windowed(
             "sales/v1/releases",
             Release,
             start,

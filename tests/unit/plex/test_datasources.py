@@ -134,10 +134,10 @@ async def test_processing_error_is_retried(http_factory, settings, fake_clock) -
     assert len(calls) == 2
 
 
-def test_web_service_user_is_required(settings, fake_clock) -> None:
+async def test_web_service_user_is_required(http_factory, fake_clock) -> None:
     bare = make_settings(auth={"ws_username": None, "ws_password": None})
     with pytest.raises(ConfigError, match="ws_username"):
-        datasource_client(httpx.AsyncClient(), bare, fake_clock)
+        datasource_client(http_factory(lambda r: httpx.Response(500)), bare, fake_clock)
 
 
 async def test_stream_rows_walks_windows_and_splits_on_row_limit(http_factory, fake_clock):
