@@ -1,0 +1,96 @@
+"""Cursor rules: record timestamps only, inclusive overlap window, de-duplication, DST."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mlconnector.sync.cursor import (
+    DEFAULT_OVERLAP,
+    DEFAULT_SAFETY_LAG,
+    CursorState,
+    advance,
+    read_window,
+)
+from mlconnector.timezones import to_pacific_naive
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+instants = st.datetimes(
+    min_value=datetime(2020, 1, 1), max_value=datetime(2035, 12, 31), timezones=st.just(UTC)
+)
+
+
+def test_first_window_starts_at_the_initial_lookback() -> None:
+    start, end = read_window(CursorState(), T0, initial_lookback=timedelta(days=10))
+    assert start == T0 - timedelta(days=10)
+    assert end == T0 - DEFAULT_SAFETY_LAG
+
+
+def test_window_overlaps_the_cursor_and_stops_before_run_start() -> None:
+    state = CursorState(since=T0 - timedelta(hours=5))
+    start, end = read_window(state, T0)
+    assert start == T0 - timedelta(hours=5) - DEFAULT_OVERLAP
+    assert end == T0 - timedelta(minutes=2)
+    # a cursor in the future (clock skew) never produces an inverted window
+    start, end = read_window(CursorState(since=T0 + timedelta(hours=5)), T0)
+    assert start <= end
+
+
+def test_advance_uses_record_times_never_the_clock() -> None:
+    end = T0 - DEFAULT_SAFETY_LAG
+    state = CursorState(since=T0 - timedelta(days=1))
+    assert advance(state, [], end) == state  # nothing read: the cursor stays
+    newer = T0 - timedelta(hours=3)
+    moved = advance(state, [("a", newer), ("b", None)], end)
+    assert moved.since == newer
+    # a record stamped after the window end (late clock on the server) is not trusted
+    assert advance(state, [("c", T0 + timedelta(hours=1))], end).since == state.since
+    # never backwards
+    assert advance(moved, [("d", newer - timedelta(days=3))], end).since == newer
+
+
+def test_overlap_records_are_deduplicated_on_id_and_modified() -> None:
+    end = T0
+    m1 = T0 - timedelta(minutes=30)
+    state = advance(CursorState(), [("a", m1), ("b", m1 - timedelta(hours=3))], end)
+    assert not state.is_new("a", m1)  # re-read in the overlap: skip
+    assert state.is_new("a", m1 + timedelta(seconds=1))  # modified again: process
+    assert state.is_new("b", m1 - timedelta(hours=3))  # outside the overlap: not kept
+    later = advance(state, [("c", T0 - timedelta(minutes=1))], end)
+    assert not later.is_new("a", m1)  # still inside the new overlap
+
+
+@given(since=instants, ids=st.lists(st.text(min_size=1, max_size=8), max_size=5))
+def test_json_round_trip(since: datetime, ids: list[str]) -> None:
+    state = advance(CursorState(), [(i, since) for i in ids], since + timedelta(days=1))
+    if not ids:
+        assert state == CursorState()
+        return
+    assert CursorState.from_json(state.to_json()) == state
+    assert CursorState.from_json(None) == CursorState()
+    assert CursorState.from_json("2026-01-15T12:00:00.0000000Z").since == datetime(
+        2026, 1, 15, 12, tzinfo=UTC
+    )
+
+
+@given(since=instants, later=st.timedeltas(min_value=timedelta(0), max_value=timedelta(hours=6)))
+def test_pacific_filter_never_misses_a_record_after_the_cursor(
+    since: datetime, later: timedelta
+) -> None:
+    """ShipStation V1 filters on Pacific wall time. With the 2 h overlap, the wall time of the
+    window start is at or before the wall time of every record at or after the cursor, even
+    across the repeated fall-back hour and the spring-forward gap."""
+    start, _ = read_window(CursorState(since=since), since + timedelta(days=1))
+    assert to_pacific_naive(start) <= to_pacific_naive(since + later)
+
+
+def test_a_short_overlap_would_miss_the_fall_back_hour() -> None:
+    # 2026-11-01 08:45Z is 01:45 PDT; 09:10Z is 01:10 PST (the repeated hour)
+    since = datetime(2026, 11, 1, 8, 45, tzinfo=UTC)
+    record = datetime(2026, 11, 1, 9, 10, tzinfo=UTC)
+    short, _ = read_window(CursorState(since=since), since, overlap=timedelta(minutes=30))
+    assert to_pacific_naive(short) > to_pacific_naive(record)  # would be missed
+    full, _ = read_window(CursorState(since=since), since + timedelta(days=1))
+    assert to_pacific_naive(full) <= to_pacific_naive(record)
