@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from mlconnector.errors import ConfigError, FatalError, SkipRecordError
 from mlconnector.plex.client import PlexClient
@@ -100,20 +100,32 @@ class WriteStrategy:
             )
 
     async def find_existing(
-        self, reference: str, *, tracking_number: str | None = None
+        self,
+        reference: str,
+        *,
+        tracking_number: str | None = None,
+        since: datetime | None = None,
     ) -> ExistingWrite:
         """Look in Plex for a shipper or inventory shipment an earlier attempt wrote."""
         self.check_reference(reference)
         shipments = await self.plex.find_inventory_shipments(reference)
-        shipper = await self.find_shipper(reference, tracking_number=tracking_number)
+        shipper = await self.find_shipper(reference, tracking_number=tracking_number, since=since)
         return ExistingWrite(
             shipper=shipper, inventory_shipment=shipments[0] if shipments else None
         )
 
     async def find_shipper(
-        self, reference: str, *, tracking_number: str | None = None
+        self,
+        reference: str,
+        *,
+        tracking_number: str | None = None,
+        since: datetime | None = None,
     ) -> Shipper | None:
-        """A shipper whose notes carry ``reference``: by tracking number, else recent shippers."""
+        """A shipper whose notes carry ``reference``: by tracking number, else by creation date.
+
+        The creation-date walk covers ``since`` (default: now minus ``find_existing_lookback``)
+        to now, newest window first.
+        """
         if tracking_number:
             found = await self.plex.list_shippers([("trackingNumber", tracking_number)])
             if any((s.tracking_number or "") != tracking_number for s in found):
@@ -125,11 +137,11 @@ class WriteStrategy:
             for shipper in found:
                 if shipper.mentions(reference):
                     return shipper
-        return await self._find_recent_shipper(reference)
+        return await self._find_recent_shipper(reference, since)
 
-    async def _find_recent_shipper(self, reference: str) -> Shipper | None:
+    async def _find_recent_shipper(self, reference: str, since: datetime | None) -> Shipper | None:
         now = self.plex.clock.now()
-        start = now - self.plex.settings.find_existing_lookback
+        start = since or now - self.plex.settings.find_existing_lookback
         # Newest first: an earlier attempt is most likely recent.
         spans = list(windows(start, now + timedelta(minutes=5), self.plex.settings.window))
         for low, high in reversed(spans):
@@ -159,18 +171,24 @@ class ShipperStrategy(WriteStrategy):
     name = "shipper"
 
     async def find_existing(
-        self, reference: str, *, tracking_number: str | None = None
+        self,
+        reference: str,
+        *,
+        tracking_number: str | None = None,
+        since: datetime | None = None,
     ) -> ExistingWrite:
         """A shipper whose notes carry ``reference``; no inventory shipment here."""
         self.check_reference(reference)
-        return ExistingWrite(
-            shipper=await self.find_shipper(reference, tracking_number=tracking_number)
-        )
+        shipper = await self.find_shipper(reference, tracking_number=tracking_number, since=since)
+        return ExistingWrite(shipper=shipper)
 
     async def write_shipment(self, shipment: ShipmentWrite) -> WriteResult:
         """Create (or resume) the shipper for ``shipment`` and ship it."""
+        # The shipper is created after the label, so look from the ship date (less a window).
         existing = await self.find_existing(
-            shipment.reference, tracking_number=shipment.tracking_number
+            shipment.reference,
+            tracking_number=shipment.tracking_number,
+            since=min(shipment.ship_date, self.plex.clock.now()) - self.plex.settings.window,
         )
         if existing.shipper is not None and shipper_is_shipped(existing.shipper):
             return WriteResult(
@@ -338,7 +356,11 @@ class DataSourceStrategy(WriteStrategy):
         self.datasources = datasources
 
     async def find_existing(
-        self, reference: str, *, tracking_number: str | None = None
+        self,
+        reference: str,
+        *,
+        tracking_number: str | None = None,
+        since: datetime | None = None,
     ) -> ExistingWrite:
         """The inventory shipment coded with ``reference`` (the shipper's note is informative)."""
         self.check_reference(reference)

@@ -236,3 +236,11 @@ async def test_short_stock_is_not_shipped(plex, shipper_strategy) -> None:
         await shipper_strategy.write_shipment(shipment(quantity=20))
     assert plex.count("POST", "/ship") == 0
     assert all(s["status"] == "Open" for s in plex.shippers.values())
+
+
+async def test_look_before_send_walks_only_since_the_ship_date(plex, shipper_strategy) -> None:
+    await shipper_strategy.write_shipment(shipment(ref="ss-shipment-600"))
+    walked = [r for r in plex.requests if "createdDateBegin" in r.url.params]
+    # ship date 09:30 minus a 1-day window .. now (12:00): two daily windows, not 14 days.
+    assert len(walked) == 2
+    assert walked[-1].url.params["createdDateBegin"] == "2026-01-14T09:30:00.0000000Z"
