@@ -294,3 +294,22 @@ async def test_emit_v2_event_reaches_only_matching_subscribers(
     )
     (result,) = await sandbox.deliver_webhooks()
     assert json.loads(result.body)["data"] == {"status_code": "DE"}
+
+
+async def test_inventory_lists_default_to_25_rows_a_page(v2: httpx.AsyncClient) -> None:
+    loc = await location(v2)
+    for i in range(30):
+        await v2.post(
+            "/v2/inventory",
+            json={
+                "sku": f"S{i:02d}",
+                "inventory_location_id": loc,
+                "transaction_type": "adjust",
+                "quantity": 1,
+            },
+        )
+    first = (await v2.get("/v2/inventory")).json()
+    assert len(first["inventory"]) == 25
+    assert (first["total"], first["pages"]) == (30, 2)
+    rest = (await v2.get(first["links"]["next"]["href"])).json()
+    assert [r["sku"] for r in rest["inventory"]] == [f"S{i}" for i in range(25, 30)]

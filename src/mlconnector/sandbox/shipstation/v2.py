@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from .app import ShipStationSandbox
 
 Handler = Callable[[Request], Awaitable[Any]]
-DEFAULT_LIMIT = 100
+DEFAULT_LIMIT = 25  # V2 lists default to 25 rows a page (paged_list_response_body)
 
 
 class V2Api:
