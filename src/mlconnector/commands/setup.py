@@ -95,7 +95,7 @@ def rotate(
 ) -> None:
     """Re-encrypt every credential under a new master key (all or nothing).
 
-    With the key file ``{home}/master.key`` the file is replaced; with the key in
+    With the key file {home}/master.key the file is replaced; with the key in
     MLCONNECTOR_MASTER_KEY the new key is written to --new-key-file and the variable must then
     be set to it.
     """
