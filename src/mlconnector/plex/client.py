@@ -6,8 +6,10 @@ unpaginated JSON arrays; a 404 on a list means "nothing there" (reference §6).
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -122,6 +124,14 @@ class PlexClient(ApiClient):
         self.settings = settings
         self._customers: dict[str, Customer] = {}
         self._addresses: dict[str, list[Address]] = {}
+
+    def single_shot(self) -> PlexClient:
+        """This client, sharing credentials, limiter and caches, but never re-sending a request
+        after a failure that may have reached Plex (5xx, timeout, dropped connection); 429s are
+        still waited out and a 401 still refreshes the token, since neither was processed."""
+        twin = copy.copy(self)
+        twin.retry = replace(self.retry, max_attempts=1)
+        return twin
 
     # --- base-class hooks ------------------------------------------------------------------------
     async def auth_headers(self) -> dict[str, str]:

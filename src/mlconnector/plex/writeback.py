@@ -89,6 +89,9 @@ class WriteStrategy:
 
     def __init__(self, plex: PlexClient) -> None:
         self.plex = plex
+        # Writes are sent once: a lost answer may hide a write Plex did apply, so the retry is
+        # the whole write_shipment again, which looks (find_existing) before it re-sends.
+        self.writes = plex.single_shot()
 
     def check_reference(self, reference: str) -> None:
         limit = self.plex.settings.max_reference_length
@@ -198,11 +201,11 @@ class ShipperStrategy(WriteStrategy):
         plan = await self._plan(shipment)
         shipper = existing.shipper or await self._create(shipment)
         await self._schedule_and_load(shipper.id, shipment, plan)
-        shipped = await self.plex.ship_shipper(shipper.id)
+        shipped = await self.writes.ship_shipper(shipper.id)
         if (shipped.tracking_number or None) != shipment.tracking_number or not shipped.mentions(
             shipment.reference
         ):
-            await self.plex.update_shipper(shipper.id, self._tracking(shipment, shipped))
+            await self.writes.update_shipper(shipper.id, self._tracking(shipment, shipped))
         return WriteResult(shipment.reference, self.name, shipper_id=shipper.id, resumed=resumed)
 
     async def _create(self, shipment: ShipmentWrite) -> Shipper:
@@ -217,7 +220,7 @@ class ShipperStrategy(WriteStrategy):
             body["trackingNumber"] = shipment.tracking_number
         if shipment.carrier_id:
             body["carrierId"] = shipment.carrier_id
-        return await self.plex.create_shipper(body)
+        return await self.writes.create_shipper(body)
 
     async def _destination(self, shipment: ShipmentWrite) -> tuple[str, str]:
         if shipment.customer_id and shipment.customer_address_id:
@@ -270,7 +273,7 @@ class ShipperStrategy(WriteStrategy):
             if line is not None and line.quantity:
                 continue  # loaded by an earlier (crashed) attempt; verified below
             if line is None:
-                scheduled = await self.plex.schedule_release(shipper_id, release_id)
+                scheduled = await self.writes.schedule_release(shipper_id, release_id)
                 line_id = next(
                     (s.shipper_line_id for s in scheduled if s.release_id.lower() == release_id),
                     scheduled[0].shipper_line_id,
@@ -278,7 +281,7 @@ class ShipperStrategy(WriteStrategy):
             else:
                 line_id = line.id
             if plan[release_id] == "fifo":
-                await self.plex.load_fifo(shipper_id, line_id)
+                await self.writes.load_fifo(shipper_id, line_id)
                 continue
             part_id = shipment.part_of(release_id)
             containers = [
@@ -288,7 +291,7 @@ class ShipperStrategy(WriteStrategy):
             ]
             for serial in pick_whole_containers(containers, quantity, part_id, shipment.reference):
                 taken.add(serial)
-                await self.plex.load_container(shipper_id, line_id, serial)
+                await self.writes.load_container(shipper_id, line_id, serial)
         await self._verify_loaded(shipper_id, shipment)
 
     async def _verify_loaded(self, shipper_id: str, shipment: ShipmentWrite) -> None:
@@ -333,7 +336,9 @@ class ShipperStrategy(WriteStrategy):
         mark = f"VOIDED in ShipStation: {reference}"
         if mark not in (shipper.shipper_note or ""):
             note = f"{shipper.shipper_note or ''}\n{mark}".strip()
-            await self.plex.update_shipper(shipper.id, {"shipperNote": note, "trackingNumber": ""})
+            await self.writes.update_shipper(
+                shipper.id, {"shipperNote": note, "trackingNumber": ""}
+            )
         raise ReversalNotSupportedError(
             f"the label of {reference} was voided, but Plex shipper "
             f"{shipper.shipper_number or shipper.id} cannot be un-shipped through the public API",
@@ -380,12 +385,12 @@ class DataSourceStrategy(WriteStrategy):
             )
         details: dict[str, object] = {}
         shipper_id = await self._update_shipper(shipment, details)
-        inventory = found or await self.plex.create_inventory_shipment(shipment.reference)
+        inventory = found or await self.writes.create_inventory_shipment(shipment.reference)
         if not inventory.containers:
             serials = await self._pick_containers(shipment)
-            inventory = await self.plex.inventory_shipment_action(inventory.id, "stage", serials)
+            inventory = await self.writes.inventory_shipment_action(inventory.id, "stage", serials)
             details["serial_nos"] = serials
-        await self.plex.inventory_shipment_action(inventory.id, "ship")
+        await self.writes.inventory_shipment_action(inventory.id, "ship")
         return WriteResult(
             shipment.reference,
             self.name,
@@ -471,5 +476,5 @@ class DataSourceStrategy(WriteStrategy):
             return WriteResult(
                 reference, self.name, inventory_shipment_id=shipment.id, already_done=True
             )
-        await self.plex.inventory_shipment_action(shipment.id, "unship")
+        await self.writes.inventory_shipment_action(shipment.id, "unship")
         return WriteResult(reference, self.name, inventory_shipment_id=shipment.id)

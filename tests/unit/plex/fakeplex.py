@@ -34,6 +34,8 @@ class FakePlex:
     requests: list[httpx.Request] = field(default_factory=list)
     #: raise ConnectionError on the N-th request matching (method, path suffix) to simulate a crash
     crash_on: tuple[str, str] | None = None
+    #: process the next matching (method, path suffix) request, then drop the connection
+    lose_answer_on: tuple[str, str] | None = None
     now: str = "2026-01-15T12:00:00.0000000Z"
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -78,6 +80,10 @@ class FakePlex:
         path = request.url.path.strip("/")
         body = json.loads(request.content) if request.content else None
         answer = self.route(request.method, path, request.url.params, body)
+        lose = self.lose_answer_on
+        if lose and request.method == lose[0] and request.url.path.endswith(lose[1]):
+            self.lose_answer_on = None
+            raise httpx.ReadError("connection dropped after Plex applied the write")
         if isinstance(answer, httpx.Response):
             return answer
         status = 201 if request.method == "POST" and path.endswith("customer-shippers") else 200

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mlconnector.errors import ConfigError, SkipRecordError
+from mlconnector.errors import ConfigError, RetryBudgetExhaustedError, SkipRecordError
 from mlconnector.plex import (
     DataSourceStrategy,
     ReversalNotSupportedError,
@@ -244,3 +244,35 @@ async def test_look_before_send_walks_only_since_the_ship_date(plex, shipper_str
     # ship date 09:30 minus a 1-day window .. now (12:00): two daily windows, not 14 days.
     assert len(walked) == 2
     assert walked[-1].url.params["createdDateBegin"] == "2026-01-14T09:30:00.0000000Z"
+
+
+@pytest.mark.parametrize("suffix", ["/customer-shippers", "/schedule-releases", "/ship"])
+async def test_a_lost_answer_is_not_resent_blindly(plex, shipper_strategy, suffix) -> None:
+    plex.lose_answer_on = ("POST", suffix)
+    with pytest.raises(RetryBudgetExhaustedError):
+        await shipper_strategy.write_shipment(shipment())
+    assert plex.count("POST", suffix) == 1  # sent once, not retried by the HTTP layer
+    result = await shipper_strategy.write_shipment(shipment())  # the outbox's later retry
+    assert result.resumed or result.already_done
+    assert len(plex.shippers) == 1
+    assert plex.count("POST", "/schedule-releases") == 1
+    assert plex.on_hand() == 5
+    assert plex.releases["r1"]["quantityShipped"] == 10
+
+
+async def test_a_lost_inventory_shipment_answer_is_found_again(plex, ds_strategy) -> None:
+    plex.lose_answer_on = ("POST", "/inventory-shipping/shipments")
+    with pytest.raises(RetryBudgetExhaustedError):
+        await ds_strategy.write_shipment(shipment(quantity=4))
+    assert len(plex.shipments) == 1
+    result = await ds_strategy.write_shipment(shipment(quantity=4))
+    assert result.resumed
+    assert len(plex.shipments) == 1
+    assert plex.on_hand() == 11
+
+
+async def test_reads_are_still_retried(plex, shipper_strategy) -> None:
+    plex.lose_answer_on = ("GET", "/sales/v1/releases")
+    await shipper_strategy.write_shipment(shipment())
+    assert plex.count("GET", "/sales/v1/releases") == 2
+    assert plex.on_hand() == 5
