@@ -45,7 +45,14 @@ from mlconnector.store import (
     generate_key,
     open_store,
 )
-from mlconnector.sync import ConnectionRuntime, LogAlertSink, Outbox, build_runtime, recover
+from mlconnector.sync import (
+    ConnectionRuntime,
+    LogAlertSink,
+    Outbox,
+    build_runtime,
+    recover,
+    retry_due,
+)
 from mlconnector.sync.order_status import OrderStatusFlow
 from mlconnector.sync.orders import OrdersFlow
 from tests.conftest import FAKE_START
@@ -369,3 +376,82 @@ async def test_crash_between_send_and_confirm_recovers_without_duplicate(
     assert (result.created, result.updated) == (0, 0)
     assert env.recorder.count("/orders/createorders") == calls
     assert set(env.ss_by_key()) == set(in_shipstation)  # no duplicate, nothing lost
+
+
+async def test_plex_hold_puts_the_order_on_hold_and_back(env: Env) -> None:
+    rt, flow = await _first_run(env)
+    link = (await rt.store.list_links("acme"))[0]
+    keys = {
+        x.order_key for x in await rt.store.find_links("acme", plex_order_id=link.plex_order_id)
+    }
+    env.step()
+    env.plex.set_order_status(link.plex_order_id, "Hold", tenant=PCN)
+    env.step()
+    assert (await flow.run(rt)).updated == len(keys)
+    assert {env.ss_by_key()[k]["orderStatus"] for k in keys} == {"on_hold"}
+    env.plex.set_order_status(link.plex_order_id, "Open", tenant=PCN)
+    env.step()
+    assert (await flow.run(rt)).updated == len(keys)
+    assert {env.ss_by_key()[k]["orderStatus"] for k in keys} == {"awaiting_shipment"}
+
+
+async def test_voided_label_reopens_and_unfreezes_the_link(env: Env) -> None:
+    rt, _ = await _first_run(env)
+    link = (await rt.store.list_links("acme"))[0]
+    assert link.ss_order_id is not None
+    shipment = env.ss.create_label(int(link.ss_order_id))
+    env.step()
+    status = OrderStatusFlow()
+    assert (await status.run(rt)).frozen == 1
+    frozen = await rt.store.get_link("acme", link.order_key)
+    assert frozen is not None
+    assert frozen.ss_status == "shipped"
+    env.step()
+    env.ss.void_label(shipment.shipment_id)
+    env.step()
+    assert (await status.run(rt)).updated == 1
+    reopened = await rt.store.get_link("acme", link.order_key)
+    assert reopened is not None
+    assert reopened.ss_status == "awaiting_shipment"
+    assert reopened.frozen_reason is None
+
+
+async def test_server_errors_go_to_the_outbox_and_retry_later(env: Env) -> None:
+    """createorders fails (HTTP 500 after the client's retries): every order is 'failed' with a
+    backoff; a later retry_due sends them one by one, and a retry that a newer Plex version
+    overtook is retired instead of undoing the newer version."""
+    rt, flow = await env.runtime(), OrdersFlow()
+    env.ss.faults.configure(error_rate=1.0)
+    first = await flow.run(rt)
+    assert first.created == 0
+    assert first.failed > 0
+    failed = await rt.store.list_operations(connection="acme", states=[OperationState.FAILED])
+    assert len(failed) == first.failed
+    assert env.ss.all_orders() == []
+    env.ss.faults.configure()
+    # a Plex edit overtakes one queued version
+    victim = failed[0]
+    release_id = victim.payload["release_ids"][0]
+    release = env.plex.release(release_id, tenant=PCN)
+    env.plex.edit_release(release_id, quantity=release.quantity + 5, tenant=PCN)
+    env.clock.advance(rt.config.retry.max_delay_seconds)
+    second = await flow.run(rt)
+    assert second.failed == 0, second.errors
+    newer = await rt.store.get_link("acme", victim.payload["order_key"])
+    assert newer is not None
+    assert newer.content_hash != victim.payload["hash"]
+    report = await retry_due(rt, [flow])
+    assert report.failed == 1  # the overtaken version
+    old = await rt.store.get_operation(victim.id)
+    assert old is not None
+    assert old.state is OperationState.DEAD
+    assert "newer version" in (old.last_error or "")
+    assert isinstance(rt.alerts, LogAlertSink)
+    assert rt.alerts.sent == []  # superseded is not an operator problem
+    orders = env.ss_by_key()
+    items = {i["lineItemKey"]: i["quantity"] for o in orders.values() for i in o["items"]}
+    assert items == {rid: int(q) for rid, q in env.open_releases().items()}
+    left = await rt.store.list_operations(
+        connection="acme", states=[OperationState.FAILED, OperationState.PENDING]
+    )
+    assert left == []

@@ -69,10 +69,14 @@ class Decision:
     content_hash: str
     release_ids: tuple[str, ...]
     order: Order
+    #: the link's version this write starts from (see :func:`link_version`)
+    base: str = "new"
 
     @property
     def idempotency_key(self) -> str:
-        return f"orders:{self.order_key}:{self.content_hash}"
+        """Fixed before the first attempt: the same transition always gets the same key, and a
+        later return to an earlier content (A → B → A) is a new write, not a duplicate."""
+        return f"orders:{self.order_key}:{self.base}:{self.content_hash}"
 
     def payload(self) -> dict[str, Any]:
         body = self.order.to_v1()
@@ -88,6 +92,15 @@ class Decision:
             "release_ids": list(self.release_ids),
             "order": body,
         }
+
+
+def link_version(link: Link | None) -> str:
+    """What ShipStation holds for a group, as far as the connector knows: the content hash and
+    when it was recorded (``new`` before the first write)."""
+    if link is None:
+        return "new"
+    stamp = link.updated_at.strftime("%Y%m%dT%H%M%S%f") if link.updated_at else "0"
+    return f"{link.content_hash or 'none'}@{stamp}"
 
 
 def is_frozen(link: Link) -> bool:
@@ -269,6 +282,7 @@ class OrdersFlow:
             mapped.content_hash,
             mapped.release_ids,
             mapped.order,
+            link_version(link),
         )
         result.add(self._plan(decision), _would(decision) if dry_run else None)
         return decision
@@ -306,6 +320,7 @@ class OrdersFlow:
             content_hash(current),
             tuple(link.release_ids),
             current,
+            link_version(link),
         )
         result.add(
             self._plan(decision, "no open release left in Plex"), "cancelled" if dry_run else None

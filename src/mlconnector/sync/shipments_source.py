@@ -1,0 +1,165 @@
+"""Where the shipments flow finds ShipStation shipments: the webhook inbox and the polls.
+
+Webhooks are hints, polls are truth (DESIGN §1 rule 3). Both sources produce the same
+:class:`Shipped` records, which the flow sends down one idempotent path:
+
+* **inbox**: each pending delivery is parsed, its ``resource_url`` checked against the V1
+  client's allow-list and followed (``ShipStationV1Client.follow``); a foreign URL is refused
+  before any request is sent;
+* **polls**: ``/shipments`` by ``createDate`` (new labels) and by ``voidDate`` (voided labels), and
+  ``/fulfillments`` by ``createDate`` (orders marked shipped outside label creation), each with its
+  own cursor (DESIGN §1 rule 2, :mod:`.cursor`), stored together as one JSON value.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from mlconnector.shipstation import Fulfillment, Shipment
+from mlconnector.sync.cursor import CursorState
+from mlconnector.timezones import to_pacific_naive
+
+#: the three polls, in the order they run
+POLLS = ("created", "voided", "fulfillments")
+
+
+@dataclass(frozen=True)
+class ShippedItem:
+    """One shipped line: the ShipStation ``lineItemKey`` (our Plex release id), SKU, quantity."""
+
+    line_item_key: str | None
+    sku: str | None
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """A ShipStation shipment or fulfilment, as the flow needs it (UTC datetimes)."""
+
+    kind: str  # "shipment" | "fulfillment"
+    ss_id: int
+    order_id: int | None
+    order_key: str | None
+    order_number: str | None
+    voided: bool
+    carrier: str | None
+    service: str | None
+    tracking_number: str | None
+    ship_date: datetime | None
+    create_date: datetime | None
+    #: ``None`` for a fulfilment (it carries no items: the order's items shipped)
+    items: tuple[ShippedItem, ...] | None = None
+    void_date: datetime | None = None
+
+    @property
+    def source_id(self) -> str:
+        """The external reference written into Plex: ``ss-shipment-123``/``ss-fulfillment-4``."""
+        return f"ss-{self.kind}-{self.ss_id}"
+
+    @property
+    def void_id(self) -> str:
+        """The reference of a void: ``ss-void-123`` (shipment), ``ss-void-fulfillment-4``."""
+        return f"ss-void-{self.ss_id}" if self.kind == "shipment" else f"ss-void-{self.kind}-{self.ss_id}"
+
+    def ship_instant(self, fallback: datetime) -> datetime:
+        """When it shipped, in UTC.
+
+        V1 gives a shipment's ``shipDate`` as a bare Pacific calendar date (parsed as Pacific
+        midnight). When the label was created on that same Pacific day, ``createDate`` is the
+        better instant; otherwise (a label dated ahead) the ship date's Pacific midnight is used.
+        """
+        if self.ship_date is None:
+            return self.create_date or fallback
+        if (
+            self.create_date is not None
+            and to_pacific_naive(self.create_date).date() == to_pacific_naive(self.ship_date).date()
+        ):
+            return self.create_date
+        return self.ship_date
+
+
+def from_shipment(shipment: Shipment) -> Shipped | None:
+    """A V1 shipment as a :class:`Shipped` (``None`` without a shipmentId)."""
+    if shipment.shipment_id is None:
+        return None
+    items = tuple(
+        ShippedItem(
+            (item.line_item_key or "").strip().lower() or None,
+            item.sku,
+            int(item.quantity or 0),
+        )
+        for item in shipment.shipment_items or []
+    )
+    return Shipped(
+        kind="shipment",
+        ss_id=shipment.shipment_id,
+        order_id=shipment.order_id,
+        order_key=shipment.order_key,
+        order_number=shipment.order_number,
+        voided=bool(shipment.voided),
+        carrier=shipment.carrier_code,
+        service=shipment.service_code,
+        tracking_number=shipment.tracking_number,
+        ship_date=shipment.ship_date,
+        create_date=shipment.create_date,
+        items=items if shipment.shipment_items is not None else None,
+        void_date=shipment.void_date,
+    )
+
+
+def from_fulfillment(fulfillment: Fulfillment) -> Shipped | None:
+    """A V1 fulfilment as a :class:`Shipped` (``None`` without a fulfillmentId)."""
+    if fulfillment.fulfillment_id is None:
+        return None
+    return Shipped(
+        kind="fulfillment",
+        ss_id=fulfillment.fulfillment_id,
+        order_id=fulfillment.order_id,
+        order_key=None,
+        order_number=fulfillment.order_number,
+        voided=bool(fulfillment.voided),
+        carrier=fulfillment.carrier_code or fulfillment.fulfillment_provider_code,
+        service=fulfillment.fulfillment_service_code,
+        tracking_number=fulfillment.tracking_number,
+        ship_date=fulfillment.ship_date,
+        create_date=fulfillment.create_date,
+        items=None,
+        void_date=fulfillment.void_date,
+    )
+
+
+def shipped_records(
+    shipments: Iterable[Shipment], fulfillments: Iterable[Fulfillment]
+) -> list[Shipped]:
+    """Every usable record of a webhook batch or a poll."""
+    found = [from_shipment(s) for s in shipments] + [from_fulfillment(f) for f in fulfillments]
+    return [r for r in found if r is not None]
+
+
+@dataclass(frozen=True)
+class PollCursors:
+    """The three cursors of the shipments flow, stored as one JSON value."""
+
+    states: dict[str, CursorState] = field(default_factory=dict)
+
+    def get(self, poll: str) -> CursorState:
+        return self.states.get(poll) or CursorState()
+
+    def with_state(self, poll: str, state: CursorState) -> PollCursors:
+        return PollCursors({**self.states, poll: state})
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {poll: json.loads(self.get(poll).to_json()) for poll in POLLS},
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str | None) -> PollCursors:
+        if not text:
+            return cls()
+        raw = json.loads(text)
+        return cls({poll: CursorState.from_json(json.dumps(raw[poll])) for poll in raw})
