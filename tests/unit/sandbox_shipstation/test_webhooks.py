@@ -186,7 +186,13 @@ async def test_background_delivery_runs_on_the_injected_clock(
     await v1.post("/orders/createorder", json=order_payload())
     sandbox.start_auto_delivery(interval=5)
     try:
-        await fake_clock.sleep(6)  # virtual: returns at once, the delivery task ran at t=5
+        await fake_clock.sleep(4)  # virtual time: returns at once
+        assert receiver.requests == []  # not before the first interval
+        for _ in range(5):  # let the delivery task run once its 5 s are up
+            await fake_clock.sleep(1)
+            if receiver.requests:
+                break
         assert len(receiver.requests) == 1
+        assert sandbox.webhooks.pending == []
     finally:
         await sandbox.stop_auto_delivery()
