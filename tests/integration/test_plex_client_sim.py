@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from mlconnector.clock import FakeClock
-from mlconnector.errors import AuthenticationError, PermissionDeniedError
+from mlconnector.errors import AuthenticationError, PermissionDeniedError, RetryBudgetExhaustedError
 from mlconnector.http import RetryPolicy
 from mlconnector.plex import (
     DataSourceError,
@@ -386,3 +386,38 @@ async def test_partial_shipment_loads_whole_containers(plex, sandbox, transport)
     assert transport.count("POST", "/load-fifo") == 0
     assert sandbox.on_hand(part_id) == before - oldest.quantity
     assert sandbox.quantity_shipped(release.id) == oldest.quantity
+
+
+@pytest.mark.parametrize("strategy_name", ["shipper", "datasource"])
+async def test_writes_under_faults_land_exactly_once(
+    plex, datasources, sandbox, strategy_name
+) -> None:
+    if strategy_name == "datasource":
+        release, order, _ = await datasource_setup(plex, sandbox)
+        strategy: ShipperStrategy | DataSourceStrategy = DataSourceStrategy(plex, datasources)
+    else:
+        release, order, _ = await open_release(plex, sandbox, 6)
+        strategy = ShipperStrategy(plex)
+    part_id = first_part(sandbox)
+    before = sandbox.on_hand(part_id)
+    ref = f"ss-shipment-95{len(strategy_name)}"
+    write = write_for(release, order, part_id, release.quantity, ref)
+    sandbox.faults.configure(error_rate=0.3, malformed_rate=0.1, seed=11)
+    failures = 0
+    for _ in range(30):  # the outbox's retries of one operation
+        try:
+            await strategy.write_shipment(write)
+            break
+        except RetryBudgetExhaustedError:
+            failures += 1
+    else:
+        pytest.fail("the write never completed under faults")
+    assert failures > 0  # the faults did hit writes (seeded)
+    assert sandbox.faults.config.injected
+    sandbox.faults.configure()
+    assert sandbox.on_hand(part_id) == before - release.quantity
+    assert sandbox.quantity_shipped(release.id) == (
+        release.quantity if strategy_name == "shipper" else 0
+    )
+    mine = [s for s in sandbox.shippers() if ref in (s.shipper_note or "")]
+    assert len(mine) == 1
