@@ -229,6 +229,12 @@ async def test_reads_survive_injected_faults(plex: PlexClient, sandbox: PlexSand
     assert sandbox.faults.config.injected
 
 
+async def test_empty_list_answered_404_reads_as_empty(plex: PlexClient, sandbox) -> None:
+    sandbox.set_empty_list_not_found()
+    assert await plex.find_inventory_shipments("ss-shipment-none") == []
+    assert await plex.list_shippers([("trackingNumber", "NOPE")]) == []
+
+
 # --- datasources ---------------------------------------------------------------------------------
 async def test_release_history_streams_past_the_row_limit(datasources, sandbox, fake_clock):
     end = fake_clock.now() + timedelta(days=60)
@@ -372,6 +378,11 @@ async def test_over_loopback_http(sandbox: PlexSandbox, fake_clock: FakeClock) -
         soap = PlexSoapClient(http, settings_for(sandbox, base), clock=fake_clock)
         with pytest.raises(DataSourceError):
             await soap.execute(999_999_999, {})
+        # Real dropped connections (cut mid-answer) are retried on reads.
+        sandbox.faults.configure(drop_rate=0.4, seed=3)
+        for _ in range(5):
+            assert await plex.list_locations()
+        assert sandbox.faults.config.injected.get("drop", 0) > 0
 
 
 async def test_partial_shipment_loads_whole_containers(plex, sandbox, transport) -> None:
