@@ -455,3 +455,18 @@ async def test_server_errors_go_to_the_outbox_and_retry_later(env: Env) -> None:
         connection="acme", states=[OperationState.FAILED, OperationState.PENDING]
     )
     assert left == []
+
+
+async def test_audit_trail_explains_each_write(env: Env) -> None:
+    rt, _ = await _first_run(env)
+    link = (await rt.store.list_links("acme"))[0]
+    events = await rt.store.search_audit(AuditQuery(order_key=link.order_key))
+    (write,) = [e for e in events if e.action == "create"]
+    assert write.outcome == "ok"
+    assert write.ss_order_id == link.ss_order_id
+    assert write.http_status == 200
+    assert write.idempotency_key is not None
+    assert write.idempotency_key.startswith(f"orders:{link.order_key}:new:")
+    assert write.plex_order_id == link.plex_order_id
+    reads = await rt.store.search_audit(AuditQuery(flow="orders", outcome="ok"))
+    assert any(e.action == "read" and e.details.get("created") for e in reads)

@@ -164,12 +164,14 @@ async def audit(
     entity_ids: dict[str, Any] | None = None,
     remote_ids: dict[str, Any] | None = None,
     details: dict[str, Any] | None = None,
+    from_last_request: bool = False,
 ) -> AuditEvent:
     """Append one audit event for connection ``rt.name``.
 
     ``op`` fills the idempotency key and operation id; a :class:`ConnectorError` ``error`` fills
-    the HTTP status, request id and error details. When neither status nor request id is given,
-    the last HTTP exchange the runtime saw is used (the request that produced this outcome).
+    the HTTP status, request id and error details. With ``from_last_request`` (right after the
+    write that produced this outcome), status and request id come from the runtime's last HTTP
+    exchange when not given.
     """
     info: dict[str, Any] = dict(details or {})
     if op is not None:
@@ -183,7 +185,7 @@ async def audit(
         info["error"] = error.details()
     elif error is not None:
         info["error"] = {"error": type(error).__name__, "message": str(error)}
-    if http_status is None and request_id is None and error is None:
+    if from_last_request and http_status is None and request_id is None and error is None:
         last = rt.last_request
         if last is not None:
             http_status, request_id = last.status, last.request_id

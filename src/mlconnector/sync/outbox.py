@@ -98,6 +98,7 @@ class Outbox:
     ) -> Operation:
         """The write landed: ``confirmed`` with the remote reference, audited."""
         confirmed = await self.rt.store.confirm(op.id, remote_ref=remote_ref)
+        refs.setdefault("from_last_request", True)
         await self.record(action, "ok", op=confirmed, **refs)
         return confirmed
 

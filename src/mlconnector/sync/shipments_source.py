@@ -62,7 +62,11 @@ class Shipped:
     @property
     def void_id(self) -> str:
         """The reference of a void: ``ss-void-123`` (shipment), ``ss-void-fulfillment-4``."""
-        return f"ss-void-{self.ss_id}" if self.kind == "shipment" else f"ss-void-{self.kind}-{self.ss_id}"
+        return (
+            f"ss-void-{self.ss_id}"
+            if self.kind == "shipment"
+            else f"ss-void-{self.kind}-{self.ss_id}"
+        )
 
     def ship_instant(self, fallback: datetime) -> datetime:
         """When it shipped, in UTC.
