@@ -57,29 +57,65 @@ def shipper_is_shipped(shipper: Shipper) -> bool:
     return (shipper.status or "").lower() in SHIPPED_SHIPPER
 
 
+#: containers searched for an exact combination when oldest-first greedy picking misses
+EXACT_SEARCH_LIMIT = 40
+
+
 def pick_whole_containers(
     containers: list[Container], quantity: float, part_id: str, ref: str
 ) -> list[str]:
-    """Serials of whole containers, oldest first, summing exactly to ``quantity`` (or skip).
+    """Serials of whole containers summing exactly to ``quantity``, oldest first (or skip).
 
     Plex inventory shipments and ``load-container`` move whole containers; the public API has
     no container split, so a quantity that no set of whole containers matches is refused.
+    Oldest-first greedy picking is tried first; if it misses, the oldest containers are
+    searched for an exact combination.
     """
+    fifo = [
+        c
+        for c in sorted(
+            containers, key=lambda c: (c.add_date_time is None, c.add_date_time, c.serial_no)
+        )
+        if c.quantity > 0
+    ]
     remaining = quantity
     picked: list[str] = []
-    fifo = sorted(containers, key=lambda c: (c.add_date_time is None, c.add_date_time, c.serial_no))
     for container in fifo:
-        if 0 < container.quantity <= remaining:
+        if container.quantity <= remaining:
             picked.append(container.serial_no)
             remaining -= container.quantity
         if remaining == 0:
             return picked
+    exact = _exact_subset(fifo[:EXACT_SEARCH_LIMIT], quantity)
+    if exact is not None:
+        return exact
     raise SkipRecordError(
         f"cannot move exactly {quantity:g} of part {part_id} for {ref} with whole "
-        f"containers ({remaining:g} left over)",
+        f"containers (on hand in shippable containers: {sum(c.quantity for c in fifo):g})",
         record=ref,
         hint="split a container in Plex to the shipped quantity, then replay the operation",
     )
+
+
+def _exact_subset(containers: list[Container], quantity: float) -> list[str] | None:
+    """A combination of ``containers`` summing to ``quantity``, preferring older ones."""
+    dead: set[tuple[int, float]] = set()
+
+    def search(index: int, remaining: float) -> list[str] | None:
+        if remaining == 0:
+            return []
+        if index == len(containers) or remaining < 0 or (index, remaining) in dead:
+            return None
+        container = containers[index]
+        rest = search(index + 1, remaining - container.quantity)
+        if rest is not None:
+            return [container.serial_no, *rest]
+        rest = search(index + 1, remaining)
+        if rest is None:
+            dead.add((index, remaining))
+        return rest
+
+    return search(0, quantity)
 
 
 class WriteStrategy:

@@ -8,12 +8,14 @@ import pytest
 
 from mlconnector.errors import ConfigError, RetryBudgetExhaustedError, SkipRecordError
 from mlconnector.plex import (
+    Container,
     DataSourceStrategy,
     ReversalNotSupportedError,
     ShipmentLine,
     ShipmentWrite,
     ShipperStrategy,
 )
+from mlconnector.plex.writeback import pick_whole_containers
 from tests.unit.plex.conftest import datasource_client, plex_client
 from tests.unit.plex.fakeplex import ADDRESS, CUSTOMER, ORDER, PART, FakePlex
 
@@ -276,3 +278,14 @@ async def test_reads_are_still_retried(plex, shipper_strategy) -> None:
     await shipper_strategy.write_shipment(shipment())
     assert plex.count("GET", "/sales/v1/releases") == 2
     assert plex.on_hand() == 5
+
+
+def test_whole_containers_are_found_when_greedy_misses() -> None:
+    def box(serial: str, qty: float, day: int) -> Container:
+        return Container(serialNo=serial, quantity=qty, addDateTime=f"2026-01-0{day}T00:00:00Z")
+
+    stock = [box("A", 5, 1), box("B", 4, 2), box("C", 4, 3), box("D", 9, 4)]
+    assert pick_whole_containers(stock, 9, "P", "ref") == ["A", "B"]  # greedy, oldest first
+    assert pick_whole_containers(stock, 8, "P", "ref") == ["B", "C"]  # greedy misses (5+...)
+    with pytest.raises(SkipRecordError, match="on hand in shippable containers: 22"):
+        pick_whole_containers(stock, 7, "P", "ref")
