@@ -7,6 +7,7 @@ refuses to send it anywhere else. The access token itself only ever goes to the 
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import httpx
@@ -98,6 +99,8 @@ class PlexCredentials:
         self.clock = clock
         self.token_client = token_client
         self._token: AccessToken | None = None
+        # Concurrent requests share one token fetch instead of each asking for its own.
+        self._lock = asyncio.Lock()
 
     @property
     def credential_id(self) -> str:
@@ -130,10 +133,11 @@ class PlexCredentials:
     async def token(self) -> str:
         """The cached access token, renewed shortly before it expires."""
         margin = self.auth.token_refresh_margin
-        if self._token is None or self.clock.monotonic() >= self._token.expires_at - margin:
-            assert self.token_client is not None
-            self._token = await self.token_client.fetch()
-        return self._token.value
+        async with self._lock:
+            if self._token is None or self.clock.monotonic() >= self._token.expires_at - margin:
+                assert self.token_client is not None
+                self._token = await self.token_client.fetch()
+            return self._token.value
 
     async def refresh(self) -> bool:
         """After a 401: drop the cached token and fetch a new one (api keys cannot be renewed)."""

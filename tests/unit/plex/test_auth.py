@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from pydantic import ValidationError
@@ -222,3 +224,11 @@ async def test_rate_limiter_paces_to_200_per_minute(http_factory, settings) -> N
     # The same key shares one budget across clients.
     other = plex_client(http_factory(handler), settings, clock, limiters=registry)
     assert other.limiter is client.limiter
+
+
+async def test_concurrent_requests_share_one_token_fetch(http_factory, fake_clock) -> None:
+    server = TokenServer()
+    client = plex_client(http_factory(server), oauth_settings(), fake_clock)
+    await asyncio.gather(*(client.list_locations() for _ in range(10)))
+    assert len(server.token_calls) == 1
+    assert len(server.api_calls) == 10
