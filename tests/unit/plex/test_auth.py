@@ -228,7 +228,12 @@ async def test_rate_limiter_paces_to_200_per_minute(http_factory, settings) -> N
 
 async def test_concurrent_requests_share_one_token_fetch(http_factory, fake_clock) -> None:
     server = TokenServer()
-    client = plex_client(http_factory(server), oauth_settings(), fake_clock)
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0)  # let the other requests run while this one is in flight
+        return server(request)
+
+    client = plex_client(http_factory(slow), oauth_settings(), fake_clock)
     await asyncio.gather(*(client.list_locations() for _ in range(10)))
     assert len(server.token_calls) == 1
     assert len(server.api_calls) == 10
