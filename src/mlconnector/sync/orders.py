@@ -19,7 +19,6 @@ filter) and exact ``orderKey``, and confirms only if what is there is what was s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -32,7 +31,7 @@ from mlconnector.errors import (
     SkipRecordError,
 )
 from mlconnector.plex import SalesOrder
-from mlconnector.shipstation import FROZEN_STATUSES, Order
+from mlconnector.shipstation import Order
 from mlconnector.store import Link, Operation, OperationState
 from mlconnector.sync.base import FlowResult, PlanItem, Resolution, StaleOperationError, audit
 from mlconnector.sync.cursor import (
@@ -44,6 +43,16 @@ from mlconnector.sync.cursor import (
     read_window,
 )
 from mlconnector.sync.mapping import MappedOrder, MappingSkip, content_hash, map_order
+from mlconnector.sync.order_links import (
+    Decision,
+    freeze_link,
+    is_frozen,
+    link_version,
+    refs_of,
+    same_content,
+    save_link,
+    would,
+)
 from mlconnector.sync.orders_read import (
     load_bundle,
     order_id_hint,
@@ -56,60 +65,6 @@ from mlconnector.sync.runtime import ConnectionRuntime
 FLOW = "orders"
 KIND_UPSERT = "ss.order.upsert"
 BATCH = 100
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One order to send: what, why, and the links it will update."""
-
-    action: str  # create | update | cancel
-    order_key: str
-    plex_order_id: str
-    group_key: str
-    content_hash: str
-    release_ids: tuple[str, ...]
-    order: Order
-    #: the link's version this write starts from (see :func:`link_version`)
-    base: str = "new"
-
-    @property
-    def idempotency_key(self) -> str:
-        """Fixed before the first attempt: the same transition always gets the same key, and a
-        later return to an earlier content (A → B → A) is a new write, not a duplicate."""
-        return f"orders:{self.order_key}:{self.base}:{self.content_hash}"
-
-    def payload(self) -> dict[str, Any]:
-        body = self.order.to_v1()
-        if self.action != "create":
-            # storeId is honoured only at creation; never try to move an existing order
-            (body.get("advancedOptions") or {}).pop("storeId", None)
-        return {
-            "action": self.action,
-            "order_key": self.order_key,
-            "plex_order_id": self.plex_order_id,
-            "group_key": self.group_key,
-            "hash": self.content_hash,
-            "release_ids": list(self.release_ids),
-            "order": body,
-        }
-
-
-def link_version(link: Link | None) -> str:
-    """What ShipStation holds for a group, as far as the connector knows: the content hash and
-    when it was recorded (``new`` before the first write)."""
-    if link is None:
-        return "new"
-    stamp = link.updated_at.strftime("%Y%m%dT%H%M%S%f") if link.updated_at else "0"
-    return f"{link.content_hash or 'none'}@{stamp}"
-
-
-def is_frozen(link: Link) -> bool:
-    return bool(link.frozen_reason) or (link.ss_status or "") in FROZEN_STATUSES
-
-
-def frozen_status(message: str) -> str:
-    """Which frozen status a ShipStation refusal names (for the link)."""
-    return "cancelled" if "cancel" in message.lower() else "shipped"
 
 
 class OrdersFlow:
@@ -284,7 +239,7 @@ class OrdersFlow:
             mapped.order,
             link_version(link),
         )
-        result.add(self._plan(decision), _would(decision) if dry_run else None)
+        result.add(self._plan(decision), would(decision) if dry_run else None)
         return decision
 
     async def _disappeared(
@@ -405,7 +360,7 @@ class OrdersFlow:
         except (RetryableError, FatalError) as exc:
             for decision, op in sent:
                 await box.fail(
-                    op, exc, action=decision.action, raise_fatal=False, **_refs(decision)
+                    op, exc, action=decision.action, raise_fatal=False, **refs_of(decision)
                 )
                 result.count("failed")
             if isinstance(exc, FatalError):
@@ -413,7 +368,7 @@ class OrdersFlow:
             result.errors.append(str(exc))
             return
         for (decision, op), outcome in zip(sent, outcomes, strict=True):
-            refs = _refs(decision)
+            refs = refs_of(decision)
             if outcome.success and outcome.order_id is not None:
                 await box.confirm(
                     op,
@@ -480,75 +435,8 @@ class OrdersFlow:
         async for remote in rt.ss_v1.iter_orders(order_number=number):
             if remote.order_key != payload["order_key"]:
                 continue
-            if remote.order_id is None or not _same_content(sent, remote):
+            if remote.order_id is None or not same_content(sent, remote):
                 return False  # an older version is there: send ours
             await save_link(rt, payload, str(remote.order_id), remote.order_status)
             return str(remote.order_id)
         return False
-
-
-def _would(decision: Decision) -> str:
-    """The counter of a decision (a dry run counts what it would do)."""
-    return {"create": "created", "update": "updated"}.get(decision.action, "cancelled")
-
-
-def _refs(decision: Decision) -> dict[str, Any]:
-    return {"order_key": decision.order_key, "plex_order_id": decision.plex_order_id}
-
-
-def _same_content(sent: dict[str, Any], remote: Order) -> bool:
-    """Whether ShipStation holds what was sent: status and items (key → quantity)."""
-    if sent.get("orderStatus") != remote.order_status:
-        return False
-    ours = {
-        (i.get("lineItemKey"), i.get("sku"), i.get("quantity")) for i in sent.get("items") or []
-    }
-    theirs = {(i.line_item_key, i.sku, i.quantity) for i in remote.items or []}
-    return ours == theirs
-
-
-async def save_link(
-    rt: ConnectionRuntime, payload: dict[str, Any], ss_order_id: str | None, status: str | None
-) -> Link:
-    """Record that ShipStation holds this content for this group."""
-    frozen = None
-    if status in FROZEN_STATUSES:
-        frozen = f"ShipStation order is {status}" + (
-            " (cancelled by the connector: no open release left in Plex)"
-            if payload.get("action") == "cancel"
-            else ""
-        )
-    return await rt.store.save_link(
-        Link(
-            connection=rt.name,
-            order_key=payload["order_key"],
-            plex_order_id=payload["plex_order_id"],
-            group_key=payload["group_key"],
-            ss_order_id=ss_order_id,
-            content_hash=payload["hash"],
-            ss_status=status,
-            frozen_reason=frozen,
-            release_ids=list(payload.get("release_ids") or []),
-        )
-    )
-
-
-async def freeze_link(rt: ConnectionRuntime, payload: dict[str, Any], message: str) -> None:
-    """ShipStation refused because the order is shipped/cancelled: never send it again."""
-    key = payload["order_key"]
-    existing = await rt.store.get_link(rt.name, key)
-    status = frozen_status(message)
-    if existing is None:
-        await rt.store.save_link(
-            Link(
-                connection=rt.name,
-                order_key=key,
-                plex_order_id=payload["plex_order_id"],
-                group_key=payload["group_key"],
-                ss_status=status,
-                frozen_reason=message,
-                release_ids=list(payload.get("release_ids") or []),
-            )
-        )
-    else:
-        await rt.store.set_link_status(rt.name, key, status, frozen_reason=message)

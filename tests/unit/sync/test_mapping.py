@@ -23,7 +23,7 @@ from mlconnector.sync.mapping import (
     country_code,
     map_order,
 )
-from mlconnector.sync.orders import Decision
+from mlconnector.sync.order_links import Decision
 
 DAY1 = datetime(2026, 2, 3, 14, 0, tzinfo=UTC)
 DAY2 = datetime(2026, 2, 10, 14, 0, tzinfo=UTC)
