@@ -9,7 +9,7 @@ sides, so a section added by hand (not yet in the store) or a stale store row is
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -21,7 +21,9 @@ from mlconnector.commands.credentials import required_kinds
 from mlconnector.commands.state import ensure_connection_row, opened_store, store_env
 from mlconnector.config import Config, check_connection_name, parse_config
 from mlconnector.errors import ConfigError, VaultError
-from mlconnector.store import Connection, load_vault, open_store
+
+if TYPE_CHECKING:
+    from mlconnector.store import Connection
 
 app = typer.Typer(help="Add and list Plex ⇄ ShipStation connections.", no_args_is_help=True)
 
@@ -167,6 +169,8 @@ async def _store_side(
     """Store rows and the credential kinds each has (``None`` when the vault cannot open)."""
     if not config.home.exists():
         return {}, "the home does not exist yet: run `mlconnector init`"
+    from mlconnector.store import load_vault, open_store
+
     note = None
     try:
         vault = load_vault(store_env(config, state.env))

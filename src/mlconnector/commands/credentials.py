@@ -23,7 +23,14 @@ from mlconnector.commands.context import CliContext, get_context, reports_errors
 from mlconnector.commands.state import ensure_connection_row, opened_store
 from mlconnector.config import Config, ConnectionConfig
 from mlconnector.errors import ConfigError
-from mlconnector.store import CredentialKind
+
+#: the store's ``CredentialKind`` values (as strings, so this module does not import the store)
+PLEX_API_KEY = "plex_api_key"
+PLEX_CLIENT_SECRET = "plex_client_secret"  # noqa: S105 - a name, not a secret
+PLEX_WS_PASSWORD = "plex_ws_password"  # noqa: S105 - a name, not a secret
+SS_V1_KEY = "ss_v1_key"
+SS_V1_SECRET = "ss_v1_secret"  # noqa: S105 - a name, not a secret
+SS_V2_KEY = "ss_v2_key"
 
 
 class System(StrEnum):
@@ -52,36 +59,30 @@ def _always(_: ConnectionConfig) -> bool:
 
 
 FIELDS: tuple[SecretField, ...] = (
-    SecretField(
-        System.PLEX, "consumer_key", CredentialKind.PLEX_API_KEY, "Plex Consumer Key", _always
-    ),
+    SecretField(System.PLEX, "consumer_key", PLEX_API_KEY, "Plex Consumer Key", _always),
     SecretField(
         System.PLEX,
         "consumer_secret",
-        CredentialKind.PLEX_CLIENT_SECRET,
+        PLEX_CLIENT_SECRET,
         "Plex Consumer Secret",
         lambda c: c.plex.auth_mode == "oauth2" or c.plex.send_api_secret_header,
     ),
     SecretField(
         System.PLEX,
         "ws_password",
-        CredentialKind.PLEX_WS_PASSWORD,
+        PLEX_WS_PASSWORD,
         "Plex web-service user password",
         lambda c: c.write_back == "datasource",
     ),
-    SecretField(
-        System.SHIPSTATION, "v1_key", CredentialKind.SS_V1_KEY, "ShipStation V1 API key", _always
-    ),
+    SecretField(System.SHIPSTATION, "v1_key", SS_V1_KEY, "ShipStation V1 API key", _always),
     SecretField(
         System.SHIPSTATION,
         "v1_secret",
-        CredentialKind.SS_V1_SECRET,
+        SS_V1_SECRET,
         "ShipStation V1 API secret",
         _always,
     ),
-    SecretField(
-        System.SHIPSTATION, "v2_key", CredentialKind.SS_V2_KEY, "ShipStation V2 API key", _always
-    ),
+    SecretField(System.SHIPSTATION, "v2_key", SS_V2_KEY, "ShipStation V2 API key", _always),
 )
 
 

@@ -7,17 +7,19 @@ what to do for each failure, and exits 1 if any failed.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mlconnector.commands.checks import CheckResult, check_connection
 from mlconnector.commands.context import CliContext, get_context, reports_errors
 from mlconnector.commands.credentials import FIELDS
 from mlconnector.commands.state import opened_store
 from mlconnector.config import Config
+
+if TYPE_CHECKING:
+    from mlconnector.commands.checks import CheckResult
 
 
 @reports_errors
@@ -56,6 +58,9 @@ async def ping_connections(
     state: CliContext, config: Config, names: list[str]
 ) -> list[CheckResult]:
     """Every check of the named connections, in order."""
+    # the clients are imported here, not at start-up: `--help` should not pay for them
+    from mlconnector.commands.checks import check_connection
+
     secrets: dict[str, dict[str, str]] = {}
     async with opened_store(config, state.env, state.clock) as store:
         for name in names:

@@ -15,14 +15,8 @@ from mlconnector.commands.context import CliContext, get_context, reports_errors
 from mlconnector.commands.state import opened_store, store_env
 from mlconnector.config import Config
 from mlconnector.errors import VaultError
-from mlconnector.store import (
-    MASTER_KEY_ENV,
-    generate_key,
-    init_home,
-    key_file,
-    load_vault,
-    rotate_keys,
-)
+
+MASTER_KEY_ENV = "MLCONNECTOR_MASTER_KEY"  # the store's vault reads the master key from here
 
 
 def example_config() -> str:
@@ -37,6 +31,8 @@ def init(ctx: typer.Context) -> None:
     Safe to run again: an existing key, database or configuration file is kept as it is (the
     database is only migrated to the latest schema).
     """
+    from mlconnector.store import init_home, key_file
+
     state = get_context(ctx)
     config_path = state.config_file()
     config = state.load_config(missing_ok=True)
@@ -107,6 +103,8 @@ def rotate(
             f"the master key comes from {MASTER_KEY_ENV}, so the new key has nowhere to go",
             hint="pass --new-key-file PATH (written with mode 600), then set the variable to it",
         )
+    from mlconnector.store import generate_key
+
     new_key = generate_key()
     if env.get(MASTER_KEY_ENV) and new_key_file is not None:
         # Saved before anything is re-encrypted: a crash after this point must not lose the key.
@@ -121,6 +119,8 @@ def rotate(
 
 
 async def _rotate(state: CliContext, config: Config, new_key: bytes) -> tuple[int, str]:
+    from mlconnector.store import load_vault, rotate_keys
+
     vault = load_vault(store_env(config, state.env))
     async with opened_store(config, state.env, state.clock) as store:
         count = await store.verify_credentials(vault)

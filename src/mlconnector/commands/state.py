@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING
 
 from mlconnector.clock import Clock
-from mlconnector.config import Config, ConnectionConfig
-from mlconnector.store import HOME_ENV, Connection, Store, load_vault, open_store
+from mlconnector.config import ENV_PREFIX, Config, ConnectionConfig
+
+if TYPE_CHECKING:
+    from mlconnector.store import Connection, Store
+
+# The store (SQLAlchemy + Alembic) takes seconds to import; it is imported where it is used, so
+# `--help` and `config check` stay fast.
+HOME_ENV = f"{ENV_PREFIX}HOME"
 
 
 def store_env(config: Config, env: Mapping[str, str]) -> dict[str, str]:
@@ -29,6 +36,8 @@ async def opened_store(
     ``VaultError`` when the master key is missing or wrong; ``ConfigError`` when the database
     folder does not exist (run ``mlconnector init``).
     """
+    from mlconnector.store import load_vault, open_store
+
     opened_vault = load_vault(store_env(config, env)) if vault else None
     store = await open_store(config.database_url, clock=clock, vault=opened_vault)
     try:

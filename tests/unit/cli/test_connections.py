@@ -84,3 +84,18 @@ def test_list_shows_config_store_and_credential_state(cli: Cli) -> None:
     cells = [cell.strip() for cell in lines["byhand"].split("│")]
     assert cells[2:5] == ["yes", "no", "yes"]  # in config, not (yet) in the store, enabled
     assert "plex-key-0123456789" not in result.output
+
+
+def test_add_with_oauth2_needs_a_token_url(cli: Cli) -> None:
+    assert cli("init").exit_code == 0
+    refused = cli("connections", "add", "acme", "--pcn", "1", "--auth-mode", "oauth2")
+    assert refused.exit_code == 1
+    assert "connections.acme.plex" in refused.output
+    assert "token_url" in refused.output
+    ok = cli(
+        "connections", "add", "acme", "--pcn", "1", "--auth-mode", "oauth2",
+        "--token-url", "https://auth.example.com/oauth2/token",
+    )  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    plex = tomllib.loads(cli.config_file.read_text(encoding="utf-8"))["connections"]["acme"]["plex"]
+    assert plex["token_url"] == "https://auth.example.com/oauth2/token"

@@ -180,3 +180,10 @@ def test_rotate_with_env_key_needs_a_file_for_the_new_key(cli: Cli, tmp_path: Pa
     assert oct(target.stat().st_mode & 0o777) == "0o600"
     env = {**cli.env, "MLCONNECTOR_MASTER_KEY": new_key}
     assert stored_secret(cli, "plex_api_key", env) == PLEX_SECRET
+
+
+def test_credential_names_match_the_store_kinds() -> None:
+    from mlconnector.commands.credentials import FIELDS
+    from mlconnector.store import CredentialKind
+
+    assert {f.kind for f in FIELDS} <= {k.value for k in CredentialKind}
