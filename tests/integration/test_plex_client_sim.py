@@ -264,6 +264,31 @@ async def test_release_history_streams_past_the_row_limit(datasources, sandbox, 
     assert sorted(map(str, rows)) == sorted(map(str, everything))
 
 
+async def test_soap_history_streams_by_window(http, datasources, sandbox, fake_clock) -> None:
+    soap = PlexSoapClient(http, settings_for(sandbox), clock=fake_clock)
+    end = fake_clock.now() + timedelta(days=60)
+    start = end - timedelta(days=120)
+    window = {"Begin_Date": format_utc_z(start), "End_Date": format_utc_z(end)}
+    expected = (await datasources.execute(RELEASE_HISTORY_ID, window)).rows
+    before = soap.calls
+    rows = [
+        row
+        async for row in soap.stream_rows(
+            RELEASE_HISTORY_ID,
+            start,
+            end,
+            begin_input="Begin_Date",
+            end_input="End_Date",
+            window=timedelta(days=10),
+        )
+    ]
+    assert soap.calls - before == 12
+    assert len(rows) == len(expected)
+    assert sorted(str(r["Release_Key"]) for r in rows) == sorted(
+        str(r["Release_Key"]) for r in expected
+    )
+
+
 async def test_soap_error_true_raises(http, sandbox, fake_clock) -> None:
     soap = PlexSoapClient(http, settings_for(sandbox), clock=fake_clock)
     with pytest.raises(DataSourceError, match="Error=true"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import AsyncIterator, Callable, Hashable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -215,7 +215,11 @@ class PlexDataSourceClient(ApiClient):
         return None, None
 
     async def execute(
-        self, datasource_id: int, inputs: Mapping[str, Any] | None = None
+        self,
+        datasource_id: int,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        on_row_limit: Literal["raise", "warn"] | None = None,
     ) -> DataSourceResult:
         """Run a datasource (``format=2``); a cut result raises or warns, as configured."""
         path = self.settings.endpoints.datasource_execute_path.format(id=datasource_id)
@@ -230,7 +234,7 @@ class PlexDataSourceClient(ApiClient):
         result = self._result(datasource_id, body)
         check_result_outputs(result)
         if result.row_limit_exceeded:
-            self._row_limit(result, inputs)
+            self._row_limit(result, inputs, on_row_limit or self.on_row_limit)
         return result
 
     def _result(self, datasource_id: int, body: Any) -> DataSourceResult:
@@ -254,20 +258,22 @@ class PlexDataSourceClient(ApiClient):
             transaction_no=str(body["transactionNo"]) if body.get("transactionNo") else None,
         )
 
-    def _row_limit(self, result: DataSourceResult, inputs: Mapping[str, Any] | None) -> None:
+    def _row_limit(
+        self, result: DataSourceResult, inputs: Mapping[str, Any] | None, mode: str
+    ) -> None:
         message = (
             f"Plex datasource {result.datasource_id} hit its Read Row Limit: only "
             f"{len(result.rows)} rows came back and the rest were cut off (inputs: "
             f"{self.redactor.text(str(dict(inputs or {})))})"
         )
         hint = "narrow the window (plex.window) or the filters so each call stays under the limit"
-        if self.on_row_limit == "raise":
+        if mode == "raise":
             raise RowLimitExceededError(
                 message, record=f"datasource {result.datasource_id}", hint=hint
             )
         log.warning("%s; %s", message, hint)
 
-    async def stream_rows(
+    def stream_rows(
         self,
         datasource_id: int,
         start: datetime,
@@ -280,46 +286,64 @@ class PlexDataSourceClient(ApiClient):
         min_window: timedelta = timedelta(minutes=5),
         key: Callable[[dict[str, Any]], Hashable] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
-        """Yield the rows of ``[start, end]`` window by window; memory holds one window only.
+        """Yield the rows of ``[start, end]`` window by window (see :func:`stream_windows`)."""
 
-        A window cut at the row limit is halved and re-read (down to ``min_window``; below that
-        the row-limit error is raised, since no narrower date filter can help). Plex date inputs
-        are inclusive at both ends, so a row on a window edge comes back twice: rows whose
-        ``key`` (default: the whole row) was yielded by the previous window are skipped.
-        """
-        key = key or _row_key
-        previous: set[Hashable] = set()
-        pending = list(windows(start, end, window or self.settings.window))
-        pending.reverse()
-        while pending:
-            low, high = pending.pop()
-            values = {
-                **(inputs or {}),
-                begin_input: format_utc_z(low),
-                end_input: format_utc_z(high),
-            }
-            try:
-                result = await self._execute_strict(datasource_id, values)
-            except RowLimitExceededError:
-                if high - low <= min_window:
-                    raise
-                middle = low + (high - low) / 2
-                pending.extend([(middle, high), (low, middle)])
-                continue
-            current = {key(row) for row in result.rows}
-            for row in result.rows:
-                if key(row) not in previous:
-                    yield row
-            previous = current
+        async def run(values: Mapping[str, Any]) -> DataSourceResult:
+            return await self.execute(datasource_id, values, on_row_limit="raise")
 
-    async def _execute_strict(
-        self, datasource_id: int, inputs: Mapping[str, Any]
-    ) -> DataSourceResult:
-        saved, self.on_row_limit = self.on_row_limit, "raise"
+        return stream_windows(
+            run,
+            start,
+            end,
+            begin_input=begin_input,
+            end_input=end_input,
+            inputs=inputs,
+            window=window or self.settings.window,
+            min_window=min_window,
+            key=key,
+        )
+
+
+async def stream_windows(
+    run: Callable[[Mapping[str, Any]], Awaitable[DataSourceResult]],
+    start: datetime,
+    end: datetime,
+    *,
+    begin_input: str,
+    end_input: str,
+    inputs: Mapping[str, Any] | None,
+    window: timedelta,
+    min_window: timedelta,
+    key: Callable[[dict[str, Any]], Hashable] | None,
+) -> AsyncIterator[dict[str, Any]]:
+    """Yield the rows of ``[start, end]`` window by window; memory holds one window only.
+
+    A window cut at the row limit (``run`` raises :class:`RowLimitExceededError`) is halved and
+    re-read, down to ``min_window``; below that the error is raised, since no narrower date
+    filter can help. Plex date inputs are inclusive at both ends, so a row on a window edge comes
+    back twice: rows whose ``key`` (default: the whole row) the previous window yielded are
+    skipped.
+    """
+    row_key = key or _row_key
+    previous: set[Hashable] = set()
+    pending = list(windows(start, end, window))
+    pending.reverse()
+    while pending:
+        low, high = pending.pop()
+        values = {**(inputs or {}), begin_input: format_utc_z(low), end_input: format_utc_z(high)}
         try:
-            return await self.execute(datasource_id, inputs)
-        finally:
-            self.on_row_limit = saved
+            result = await run(values)
+        except RowLimitExceededError:
+            if high - low <= min_window:
+                raise
+            middle = low + (high - low) / 2
+            pending.extend([(middle, high), (low, middle)])
+            continue
+        current = {row_key(row) for row in result.rows}
+        for row in result.rows:
+            if row_key(row) not in previous:
+                yield row
+        previous = current
 
 
 class PlexSoapClient(ApiClient):
@@ -390,6 +414,35 @@ class PlexSoapClient(ApiClient):
             record=f"datasource {datasource_id}",
         )
         return self.parse(datasource_id, response.content)
+
+    def stream_rows(
+        self,
+        datasource_id: int,
+        start: datetime,
+        end: datetime,
+        *,
+        begin_input: str,
+        end_input: str,
+        inputs: Mapping[str, Any] | None = None,
+        window: timedelta,
+        key: Callable[[dict[str, Any]], Hashable] | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield a SOAP datasource's rows window by window (SOAP reports no row limit)."""
+
+        async def run(values: Mapping[str, Any]) -> DataSourceResult:
+            return await self.execute(datasource_id, values)
+
+        return stream_windows(
+            run,
+            start,
+            end,
+            begin_input=begin_input,
+            end_input=end_input,
+            inputs=inputs,
+            window=window,
+            min_window=window,
+            key=key,
+        )
 
     def parse(self, datasource_id: int, content: bytes) -> DataSourceResult:
         """Parse an ``ExecuteDataSourceResult`` (with defusedxml); raise on ``Error=true``."""
