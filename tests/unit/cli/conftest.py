@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +41,6 @@ class Cli:
 
     home: Path
     env: dict[str, str]
-    stdin: str = ""
     runner: CliRunner = field(default_factory=CliRunner)
 
     def context(self, stdin: str = "") -> CliContext:
@@ -129,12 +129,9 @@ def sandbox_section(name: str, served: Served, **plex: Any) -> str:
         f'pcn = "{PLEX_PCN}"',
         f'rest_base_url = "{served.plex_url}"',
         f'datasource_base_url = "{served.plex_url}"',
-        *(f"{k} = {v!r}".replace("'", '"') for k, v in plex.items()),
+        *(f"{k} = {json.dumps(v)}" for k, v in plex.items()),
         f"[connections.{name}.shipstation]",
         f'v1_base_url = "{served.shipstation_url}"',
         f'v2_base_url = "{served.shipstation_url}"',
     ]
     return "\n".join(lines) + "\n"
-
-
-RunAsync = Callable[[Awaitable[T]], T]
