@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -46,6 +47,12 @@ log = logging.getLogger("mlconnector.sync")
 #: ``http_factory(service, base_url)``: service is ``plex``, ``plex-datasource``,
 #: ``shipstation-v1``, ``shipstation-v2`` or ``alerts``
 HttpFactory = Callable[[str, str], httpx.AsyncClient]
+
+#: the last HTTP exchange finished by the current asyncio task (flows of one connection may run
+#: concurrently; each task sees only its own requests, so an audit never borrows another's id)
+_LAST_REQUEST: ContextVar[RequestEvent | None] = ContextVar(
+    "mlconnector_last_request", default=None
+)
 
 
 def default_http_factory(service: str, base_url: str) -> httpx.AsyncClient:
@@ -97,9 +104,12 @@ class ConnectionRuntime:
         self.alerts = alerts
         self.jitter = jitter
         self.stats = stats or RuntimeStats()
-        #: the last finished HTTP exchange (status/request id for the audit of a write)
-        self.last_request: RequestEvent | None = None
         self._owned_http = owned_http or []
+
+    @property
+    def last_request(self) -> RequestEvent | None:
+        """The last HTTP exchange finished by the current task (for the audit of a write)."""
+        return _LAST_REQUEST.get()
 
     @property
     def ss_v2(self) -> ShipStationV2Client:
@@ -124,7 +134,7 @@ class ConnectionRuntime:
 
     def on_event(self, event: RequestEvent) -> None:
         """HTTP hook: counters and a debug line, nothing heavier (it runs on every request)."""
-        self.last_request = event
+        _LAST_REQUEST.set(event)
         service = event.service
         self.stats.requests[service] += 1
         self.stats.statuses[f"{service} {event.status}"] += 1

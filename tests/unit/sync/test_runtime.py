@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 
@@ -125,3 +126,17 @@ def test_on_event_counts(rt: ConnectionRuntime) -> None:
     assert rt.stats.seconds["ShipStation V1"] == pytest.approx(0.75)
     assert rt.last_request is not None
     assert rt.last_request.status == 500
+
+
+async def test_last_request_is_per_task(rt: ConnectionRuntime) -> None:
+    """Two flows running as two tasks never see each other's request ids."""
+
+    async def other_flow() -> str | None:
+        rt.on_event(RequestEvent("plex", "GET", "http://p/x", 200, "plex-req", 1, 0.1))
+        return rt.last_request.request_id if rt.last_request else None
+
+    rt.on_event(RequestEvent("ShipStation V1", "POST", "http://x/o", 200, "mine", 1, 0.1))
+    assert await asyncio.create_task(other_flow()) == "plex-req"
+    assert rt.last_request is not None
+    assert rt.last_request.request_id == "mine"
+    assert rt.stats.requests["plex"] == 1  # the counters are shared
