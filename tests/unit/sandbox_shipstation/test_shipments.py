@@ -118,3 +118,17 @@ async def test_operator_refuses_impossible_labels(
     sandbox.cancel_order(order_id)
     with pytest.raises(OperatorError, match="cancelled"):
         sandbox.create_label(order_id)
+
+
+async def test_a_label_batch_is_all_or_nothing(
+    v1: httpx.AsyncClient, sandbox: ShipStationSandbox
+) -> None:
+    a = await new_order(v1, "A-1", "a")
+    b = await new_order(v1, "B-1", "b")
+    sandbox.cancel_order(b)
+    with pytest.raises(OperatorError, match="cancelled"):
+        sandbox.create_labels([LabelRequest(a), LabelRequest(b)])
+    with pytest.raises(OperatorError, match="one label per order"):
+        sandbox.create_labels([LabelRequest(a, {"L1": 3}), LabelRequest(a, {"L1": 3})])
+    assert sandbox.counts()["shipments"] == 0
+    assert (await v1.get(f"/orders/{a}")).json()["orderStatus"] == "awaiting_shipment"

@@ -358,6 +358,12 @@ class ShipStationState:
 
     def create_labels(self, requests: Iterable[LabelRequest]) -> list[Shipment]:
         """Create one label per request, all in one batch (one SHIP_NOTIFY)."""
+        requests = list(requests)
+        order_ids = [req.order_id for req in requests]
+        if len(set(order_ids)) != len(order_ids):
+            # planned together, two labels for one order could both take the same open quantity
+            raise OperatorError("one label per order per batch; make split labels one at a time")
+        # plan every label before creating any, so a refused one leaves the batch unmade
         planned = [(req, self._plan_label(req)) for req in requests]
         if not planned:
             raise OperatorError("no labels requested")
