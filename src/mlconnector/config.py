@@ -5,8 +5,9 @@ Where the file is: ``--config``, else ``MLCONNECTOR_CONFIG``, else
 
 Environment overrides: ``MLCONNECTOR_`` + the dotted key in upper case with ``__`` between levels,
 e.g. ``MLCONNECTOR_DATABASE_URL``, ``MLCONNECTOR_WEB__PORT=9000``,
-``MLCONNECTOR_CONNECTIONS__ACME__POLL__ORDERS=120``. Values are read as TOML literals when they
-parse as one (``120``, ``true``, ``["OK", "Hold"]``) and as plain strings otherwise. Only
+``MLCONNECTOR_CONNECTIONS__ACME__POLL__ORDERS=120``. Arrays and inline tables are TOML
+(``["OK", "Hold"]``); other values are text, converted by validation where the setting wants a
+number or a boolean. Only
 variables whose first level is a setting of the file are applied, so other ``MLCONNECTOR_*``
 variables (``MLCONNECTOR_CONFIG``, credentials for ``--from-env``) never break loading.
 
@@ -397,11 +398,17 @@ def _parse_toml(text: str, file: Path) -> dict[str, Any]:
 
 
 def _env_value(text: str) -> Any:
-    """A TOML literal when the text is one (``120``, ``true``, ``["a"]``), else the string."""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
+    """An array, inline table or quoted string is read as TOML; anything else stays a string.
+
+    Numbers and booleans stay strings too: validation converts ``"120"`` or ``"true"`` where the
+    setting wants one, and a string setting keeps ``"0340884"`` or ``"12345"`` exactly as given.
+    """
+    if text.strip()[:1] in {"[", "{", '"', "'"}:
+        try:
+            return tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            return text
+    return text
 
 
 def _apply_env(

@@ -362,3 +362,18 @@ def test_every_setting_is_documented() -> None:
                 if isinstance(inner, type) and issubclass(inner, BaseModel):
                     sections.append(inner)
     assert undocumented == []
+
+
+def test_env_text_stays_text_where_the_setting_wants_text(tmp_path: Path) -> None:
+    env = {
+        "HOME": "/u",
+        "MLCONNECTOR_CONNECTIONS__ACME__PLEX__PCN": "0340884",
+        "MLCONNECTOR_CONNECTIONS__ACME__PLEX__WEB_SERVICE_USER": "12345",
+        "MLCONNECTOR_CONNECTIONS__ACME__MAPPINGS__STORES__BY_CUSTOMER": '{ "C1" = 7 }',
+        "MLCONNECTOR_CONNECTIONS__ACME__PLEX__READ_WINDOW_HOURS": "1.5",
+    }
+    acme = load_config(write(tmp_path, MINIMAL), env).connection("acme")
+    assert acme.plex.pcn == "0340884"
+    assert acme.plex.web_service_user == "12345"
+    assert acme.mappings.stores.by_customer == {"C1": 7}
+    assert acme.plex.read_window_hours == 1.5
