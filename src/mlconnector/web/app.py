@@ -1,0 +1,91 @@
+"""The web app factory: webhook receiver, operator UI, ``/healthz`` and ``/metrics``.
+
+Nothing is registered on globals: :func:`create_web_app` takes every dependency and returns a new
+Starlette app. It binds wherever it is served; ``[web] host`` defaults to ``127.0.0.1`` because
+the UI has no login of its own (put a reverse proxy with authentication in front before exposing
+it, and expose only ``/webhooks/`` to ShipStation).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from mlconnector.clock import Clock
+from mlconnector.config import Config
+from mlconnector.store import Operation, Store
+from mlconnector.sync.outbox import replay as outbox_replay
+from mlconnector.web.metrics import health_endpoint, metrics_endpoint
+from mlconnector.web.receiver import HttpFactory, OnWebhook, ReceiverOptions, WebhookReceiver
+from mlconnector.web.ui import OperatorUI
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+#: the outbox replay the UI calls: ``replay(store, ids, connection=..., ...)``
+ReplayFn = Callable[..., Awaitable[list[Operation]]]
+
+
+def create_web_app(
+    *,
+    store: Store,
+    config: Config,
+    clock: Clock,
+    receiver_options: ReceiverOptions | None = None,
+    http_factory: HttpFactory | None = None,
+    replay: ReplayFn = outbox_replay,
+    on_webhook: OnWebhook | None = None,
+    debug: bool = False,
+) -> Starlette:
+    """Build the web app.
+
+    ``store`` is used, not owned (the caller closes it). ``http_factory(service, base_url)`` makes
+    the HTTP client used to fetch V2 webhook signing keys (default: a plain client); it is opened on
+    first use and closed by the app's lifespan (or :func:`close_web_app` when served without one).
+    ``replay`` is the outbox replay behind the UI's Replay buttons; ``on_webhook(connection)`` is
+    called after a new delivery is stored, to nudge the engine.
+    """
+    receiver = WebhookReceiver(
+        store=store,
+        config=config,
+        clock=clock,
+        options=receiver_options or ReceiverOptions(),
+        http_factory=http_factory,
+        on_webhook=on_webhook,
+    )
+    ui = OperatorUI(store=store, config=config, clock=clock, replay=replay)
+    routes: Sequence[BaseRoute] = [
+        Route(
+            "/webhooks/shipstation/{connection}/{token}",
+            receiver.handle,
+            methods=["POST"],
+            name="shipstation_webhook",
+        ),
+        Route("/healthz", health_endpoint(store, clock), methods=["GET"]),
+        Route("/metrics", metrics_endpoint(store), methods=["GET"]),
+        *ui.routes(),
+        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await receiver.aclose()
+
+    app = Starlette(debug=debug, routes=list(routes), lifespan=lifespan)
+    app.state.receiver = receiver
+    app.state.ui = ui
+    return app
+
+
+async def close_web_app(app: Starlette) -> None:
+    """Release what the app opened, for servers that do not run the lifespan."""
+    receiver: Any = app.state.receiver
+    await receiver.aclose()

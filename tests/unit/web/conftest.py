@@ -1,0 +1,98 @@
+"""Fixtures of the web tests: a SQLite store with a vault and one connection (``acme``) whose
+ShipStation base URLs point at the simulator's address, the app, and an in-process client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from mlconnector.clock import FakeClock
+from mlconnector.config import Config, ConnectionConfig, PlexSettings, ShipStationSettings
+from mlconnector.store import CredentialKind, Store, Vault, generate_key, open_store
+from mlconnector.web import ReceiverOptions, create_web_app
+
+SS_BASE = "http://ss.test"
+TOKEN = "tok-3f9a0c1d2e4b5a69788"
+HOOK = f"/webhooks/shipstation/acme/{TOKEN}"
+
+
+def make_config(tmp_path: Path) -> Config:
+    conn = ConnectionConfig(
+        plex=PlexSettings(pcn="79870"),
+        shipstation=ShipStationSettings(v1_base_url=SS_BASE, v2_base_url=SS_BASE),
+    )
+    return Config(
+        home=tmp_path, connections={"acme": conn}, public_base_url="https://connector.example"
+    )
+
+
+@pytest.fixture
+async def store(tmp_path: Path, fake_clock: FakeClock) -> AsyncIterator[Store]:
+    vault = Vault([generate_key()], source="a test key")
+    store = await open_store(
+        f"sqlite+aiosqlite:///{tmp_path / 'mlc.db'}", clock=fake_clock, vault=vault
+    )
+    await store.create_connection("acme", plex_pcn="79870")
+    await store.set_credential("acme", CredentialKind.WEBHOOK_TOKEN, TOKEN)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return make_config(tmp_path)
+
+
+@pytest.fixture
+def outbound() -> list[str]:
+    """Every URL the app tried to reach (the default HTTP factory records and refuses)."""
+    return []
+
+
+@pytest.fixture
+def http_factory(outbound: list[str]) -> Callable[[str, str], httpx.AsyncClient]:
+    def handler(request: httpx.Request) -> httpx.Response:
+        outbound.append(str(request.url))
+        return httpx.Response(599, json={"message": "no network in unit tests"})
+
+    def factory(service: str, base_url: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.MockTransport(handler))
+
+    return factory
+
+
+@pytest.fixture
+def options() -> ReceiverOptions:
+    return ReceiverOptions()
+
+
+@pytest.fixture
+async def app(
+    store: Store,
+    config: Config,
+    fake_clock: FakeClock,
+    options: ReceiverOptions,
+    http_factory: Callable[[str, str], httpx.AsyncClient],
+) -> AsyncIterator[Starlette]:
+    app = create_web_app(
+        store=store,
+        config=config,
+        clock=fake_clock,
+        receiver_options=options,
+        http_factory=http_factory,
+    )
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
