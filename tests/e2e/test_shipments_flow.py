@@ -1,0 +1,317 @@
+"""End to end over real loopback HTTP: ShipStation labels/fulfilments → ShipmentsFlow → Plex.
+
+Orders are first created in the ShipStation simulator by the orders flow (links in the store);
+labels are made with the simulator's operator surface; SHIP_NOTIFY deliveries reach a receiver on
+loopback that persists them into the inbox. Plex effects are asserted on the Plex simulator's own
+state: shippers naming the reference, releases' ``quantityShipped`` and shippable on-hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from mlconnector.shipstation import Order
+from mlconnector.store import AuditQuery, Link, OperationState
+from mlconnector.sync import ConnectionRuntime, retry_due
+from mlconnector.sync.shipments import ShipmentsFlow, op_key
+from mlconnector.timezones import parse_utc_z
+from tests.conftest import FAKE_START
+from tests.e2e.shipping_env import CONNECTION, PCN, ShipEnv, ship_env
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[ShipEnv]:
+    async with ship_env(tmp_path, FAKE_START) as e:
+        yield e
+
+
+def _open(env: ShipEnv, link: Link) -> dict[str, float]:
+    """Open quantity per release of a link, from the Plex simulator."""
+    result = {}
+    for rid in link.release_ids:
+        release = env.plex.release(rid, tenant=PCN)
+        result[rid] = release.quantity - release.quantity_shipped
+    return result
+
+
+def _on_hand(env: ShipEnv, release_ids: list[str]) -> dict[str, float]:
+    parts = {env.part_of(r) for r in release_ids}
+    return {p: env.plex.on_hand(p, tenant=PCN) for p in parts}
+
+
+async def _linked(env: ShipEnv, *, min_releases: int = 1) -> tuple[ConnectionRuntime, Link]:
+    rt = await env.runtime()
+    links = await env.link_orders(rt)
+    link = next(lk for lk in links if len(lk.release_ids) >= min_releases)
+    assert link.ss_order_id is not None
+    return rt, link
+
+
+async def test_label_seen_by_webhook_and_poll_is_written_back_once(env: ShipEnv) -> None:
+    rt, link = await _linked(env)
+    await env.subscribe(rt)
+    open_before = _open(env, link)
+    stock_before = _on_hand(env, link.release_ids)
+    env.step()
+    label = env.ss.create_label(int(link.ss_order_id or 0), tracking_number="1Z999AA10123456784")
+    deliveries = await env.ss.deliver_webhooks()
+    assert [d.status for d in deliveries] == [200]
+    assert len(await env.store.pending_webhooks(connection=CONNECTION)) == 1
+    env.step()
+    flow = ShipmentsFlow()
+    dry = await flow.run(rt, dry_run=True)
+    assert [i.key for i in dry.plan if i.action == "write_back"] == [
+        f"ss-shipment-{label.shipment_id}"
+    ]
+    assert env.shippers_for(f"ss-shipment-{label.shipment_id}") == []  # a dry run writes nothing
+    result = await flow.run(rt)
+    assert result.failed == 0, result.errors
+    # the webhook and the /shipments poll both saw it: one write
+    assert result.read >= 2
+    assert result.written_back == 1
+    reference = f"ss-shipment-{label.shipment_id}"
+    shippers = env.shippers_for(reference)
+    assert len(shippers) == 1
+    assert shippers[0].tracking_number == "1Z999AA10123456784"
+    assert shippers[0].status == "Shipped"
+    for rid in open_before:
+        release = env.plex.release(rid, tenant=PCN)
+        assert release.quantity - release.quantity_shipped == 0  # all that was open shipped
+    shipped = sum(open_before.values())
+    assert sum(stock_before.values()) - sum(_on_hand(env, link.release_ids).values()) == shipped
+    item = await env.store.pending_webhooks(connection=CONNECTION)
+    assert item == []  # the inbox item was finished
+    lines = await env.store.get_shipment_lines(CONNECTION, reference)
+    assert {line.line_key for line in lines} == {r.lower() for r in link.release_ids}
+    assert all(line.written_back_at is not None for line in lines)
+    # later runs (poll overlap, a re-sent delivery with different bytes) change nothing
+    body = env.ss.webhooks.delivered[0].body
+    await env.store.receive_webhook(CONNECTION, body + b" ", {})
+    env.step()
+    again = await flow.run(rt)
+    assert again.written_back == 0
+    assert again.unchanged >= 1
+    assert len(env.shippers_for(reference)) == 1
+    assert sum(stock_before.values()) - sum(_on_hand(env, link.release_ids).values()) == shipped
+
+
+async def test_duplicate_and_reordered_deliveries_write_each_label_once(env: ShipEnv) -> None:
+    rt = await env.runtime()
+    links = (await env.link_orders(rt))[:3]
+    await env.subscribe(rt)
+    env.ss.faults.configure(duplicate_webhooks=True, reorder_webhooks=True, seed=7)
+    env.step()
+    labels = [env.ss.create_label(int(lk.ss_order_id or 0)) for lk in links]
+    deliveries = await env.ss.deliver_webhooks()
+    assert len(deliveries) == 2 * len(labels)  # every delivery sent twice, shuffled
+    stock_before = {p: env.plex.on_hand(p, tenant=PCN) for p in env.plex.tenant(PCN).parts}
+    env.step()
+    result = await ShipmentsFlow().run(rt)
+    assert result.failed == 0, result.errors
+    assert result.written_back == len(labels)
+    for label in labels:
+        assert len(env.shippers_for(f"ss-shipment-{label.shipment_id}")) == 1
+    shipped = sum(item.quantity for label in labels for item in label.items)
+    after = {p: env.plex.on_hand(p, tenant=PCN) for p in stock_before}
+    assert sum(stock_before.values()) - sum(after.values()) == shipped
+
+
+async def test_split_and_partial_shipments_write_only_their_own_lines(env: ShipEnv) -> None:
+    rt, link = await _linked(env, min_releases=2)
+    first, second = sorted(link.release_ids)[:2]
+    open_first = _open(env, link)[first]
+    open_second = _open(env, link)[second]
+    # a partial quantity of the first release: give Plex an exact whole container for it
+    partial = max(1, int(open_first) // 2)
+    location = next(iter(env.plex.tenant(PCN).containers.values())).location_id
+    env.plex.add_container(env.part_of(first), location, partial, tenant=PCN)
+    order_id = int(link.ss_order_id or 0)
+    env.step()
+    label_a = env.ss.create_label(order_id, {first: partial})
+    label_b = env.ss.create_label(order_id, {second: int(open_second)})
+    env.step()
+    result = await ShipmentsFlow().run(rt)
+    assert result.failed == 0, result.errors
+    assert result.written_back == 2
+    assert env.plex.quantity_shipped(first, tenant=PCN) == partial
+    assert env.plex.quantity_shipped(second, tenant=PCN) == int(open_second)
+    lines_a = await env.store.get_shipment_lines(CONNECTION, f"ss-shipment-{label_a.shipment_id}")
+    lines_b = await env.store.get_shipment_lines(CONNECTION, f"ss-shipment-{label_b.shipment_id}")
+    assert [(ln.line_key, ln.quantity) for ln in lines_a] == [(first.lower(), partial)]
+    assert [(ln.line_key, ln.quantity) for ln in lines_b] == [(second.lower(), int(open_second))]
+    for label in (label_a, label_b):
+        assert len(env.shippers_for(f"ss-shipment-{label.shipment_id}")) == 1
+
+
+async def test_void_after_write_back_fails_visibly_with_the_shipper_strategy(
+    env: ShipEnv,
+) -> None:
+    rt, link = await _linked(env)
+    env.step()
+    label = env.ss.create_label(int(link.ss_order_id or 0), tracking_number="1ZVOID")
+    env.step()
+    flow = ShipmentsFlow()
+    assert (await flow.run(rt)).written_back == 1
+    env.ss.void_label(label.shipment_id)
+    env.step()
+    result = await flow.run(rt)
+    assert result.failed == 1
+    assert any("un-ship the shipper in Plex" in e for e in result.errors)
+    void = await env.store.get_operation_by_key(op_key(CONNECTION, f"ss-void-{label.shipment_id}"))
+    assert void is not None
+    assert void.state is OperationState.DEAD
+    events = await env.store.search_audit(AuditQuery(outcome="needs_operator"))
+    assert len(events) == 1
+    assert events[0].details["hint"]
+    shipper = env.shippers_for(f"ss-shipment-{label.shipment_id}")[0]
+    assert "VOIDED in ShipStation" in (shipper.shipper_note or "")
+    # once: a later run does not try again (dead until an operator replays it)
+    env.step()
+    later = await flow.run(rt)
+    assert later.failed == 0
+    assert len(await env.store.search_audit(AuditQuery(outcome="needs_operator"))) == 1
+
+
+async def test_void_before_write_back_is_recorded_and_never_written(env: ShipEnv) -> None:
+    rt, link = await _linked(env)
+    env.step()
+    label = env.ss.create_label(int(link.ss_order_id or 0))
+    env.ss.void_label(label.shipment_id)
+    stock = _on_hand(env, link.release_ids)
+    env.step()
+    flow = ShipmentsFlow()
+    result = await flow.run(rt)
+    assert result.written_back == 0
+    assert result.failed == 0
+    assert any(i.action == "record_void" for i in result.plan)
+    assert env.shippers_for(f"ss-shipment-{label.shipment_id}") == []
+    env.step()
+    await flow.run(rt)
+    await retry_due(rt, [flow])
+    assert env.shippers_for(f"ss-shipment-{label.shipment_id}") == []
+    assert _on_hand(env, link.release_ids) == stock
+
+
+async def test_foreign_resource_url_is_rejected_without_a_request(env: ShipEnv) -> None:
+    rt = await env.runtime()
+    body = (
+        '{"resource_url": "' + env.foreign_url + '/shipments?batchId=1", '
+        '"resource_type": "SHIP_NOTIFY"}'
+    ).encode()
+    received = await env.store.receive_webhook(CONNECTION, body, {"content-type": "json"})
+    result = await ShipmentsFlow().run(rt)
+    assert env.foreign.calls == []  # nothing, not even a connection with credentials
+    item = await env.store.get_webhook(received.item.id)
+    assert item is not None
+    assert item.processed_at is not None
+    assert (item.outcome or "").startswith("rejected")
+    assert any(i.action == "reject" for i in result.plan)
+    events = await env.store.search_audit(AuditQuery(flow="shipments", outcome="skipped"))
+    assert any(e.entity == "webhook" for e in events)
+
+
+async def test_fulfillment_marked_shipped_is_written_back(env: ShipEnv) -> None:
+    rt, link = await _linked(env)
+    open_before = _open(env, link)
+    env.step()
+    fulfillment = env.ss.mark_shipped(int(link.ss_order_id or 0), tracking_number="FF-1")
+    env.step()
+    result = await ShipmentsFlow().run(rt)
+    assert result.failed == 0, result.errors
+    assert result.written_back == 1
+    assert len(env.shippers_for(f"ss-fulfillment-{fulfillment['fulfillmentId']}")) == 1
+    for rid in open_before:
+        release = env.plex.release(rid, tenant=PCN)
+        assert release.quantity - release.quantity_shipped == 0
+
+
+async def test_unknown_order_key_is_skipped_with_the_reason(env: ShipEnv) -> None:
+    rt, link = await _linked(env)
+    # an order another system created in the same ShipStation account: no link here
+    theirs = dict(env.ss.order_by_key(link.order_key) or {})
+    for field_name in ("orderId", "createDate", "modifyDate"):
+        theirs.pop(field_name, None)
+    theirs.update(orderKey="shopify-123", orderNumber="SHOP-123")
+    created = await rt.ss_v1.create_or_update_order(Order.model_validate(theirs))
+    assert created.order_id is not None
+    env.step()
+    label = env.ss.create_label(created.order_id)
+    env.step()
+    result = await ShipmentsFlow().run(rt)
+    assert result.written_back == 0
+    skip = [i for i in result.plan if i.key == f"ss-shipment-{label.shipment_id}"]
+    assert skip
+    assert all(i.action == "skip" and "not ours" in i.reason for i in skip)
+    assert env.shippers_for(f"ss-shipment-{label.shipment_id}") == []
+
+
+def _pacific_fallback() -> tuple[datetime, datetime, datetime]:
+    """01:50 PDT (first pass), 01:30 PST (second pass, 09:30Z) and a run inside the hour."""
+    return (
+        datetime(2026, 11, 1, 8, 50, tzinfo=UTC),
+        datetime(2026, 11, 1, 9, 30, tzinfo=UTC),
+        datetime(2026, 11, 1, 9, 45, tzinfo=UTC),
+    )
+
+
+async def test_fall_back_hour_shipment_is_picked_up_by_the_poll(tmp_path: Path) -> None:
+    first_at, second_at, run_at = _pacific_fallback()
+    async with ship_env(tmp_path, datetime(2026, 10, 31, 20, 0, tzinfo=UTC)) as env:
+        rt = await env.runtime()
+        links = await env.link_orders(rt)
+        flow = ShipmentsFlow()
+        env.set_time(first_at)
+        label_a = env.ss.create_label(int(links[0].ss_order_id or 0))
+        env.set_time(datetime(2026, 11, 1, 9, 0, tzinfo=UTC))
+        assert (await flow.run(rt)).written_back == 1
+        env.set_time(second_at)  # 01:30 again on the wall clock, 40 minutes *after* label A
+        label_b = env.ss.create_label(int(links[1].ss_order_id or 0))
+        env.set_time(run_at)  # 01:45 PST: an end filter of "01:43" may read as 01:43 PDT
+        during = await flow.run(rt)
+        env.set_time(datetime(2026, 11, 1, 10, 30, tzinfo=UTC))  # 02:30 PST, after the hour
+        result = await flow.run(rt)
+        assert during.failed == result.failed == 0, during.errors + result.errors
+        # picked up (by whichever run first covered it) and written exactly once
+        assert during.written_back + result.written_back == 1
+        reference = f"ss-shipment-{label_b.shipment_id}"
+        assert len(env.shippers_for(reference)) == 1
+        op = await env.store.get_operation_by_key(op_key(CONNECTION, reference))
+        assert op is not None
+        written = op.payload["ship_date"]
+        # V1 says "2026-11-01T01:30:00" with no offset: either pass of the hour is 01:30 Pacific,
+        # and whichever it is, Plex gets it in UTC with Z.
+        assert written.endswith("Z")
+        assert parse_utc_z(written) in (
+            datetime(2026, 11, 1, 8, 30, tzinfo=UTC),
+            datetime(2026, 11, 1, 9, 30, tzinfo=UTC),
+        )
+        assert f"shipped {written}" in (env.shippers_for(reference)[0].shipper_note or "")
+        assert len(env.shippers_for(f"ss-shipment-{label_a.shipment_id}")) == 1
+
+
+async def test_spring_forward_day_ship_dates_are_exact_utc(tmp_path: Path) -> None:
+    async with ship_env(tmp_path, datetime(2026, 3, 8, 6, 0, tzinfo=UTC)) as env:
+        rt = await env.runtime()
+        links = await env.link_orders(rt)
+        env.set_time(datetime(2026, 3, 8, 9, 59, tzinfo=UTC))  # 01:59 PST
+        before = env.ss.create_label(int(links[0].ss_order_id or 0))
+        env.set_time(datetime(2026, 3, 8, 10, 0, tzinfo=UTC))  # 03:00 PDT (02:xx never happens)
+        after = env.ss.create_label(int(links[1].ss_order_id or 0))
+        env.set_time(datetime(2026, 3, 8, 10, 30, tzinfo=UTC))
+        result = await ShipmentsFlow().run(rt)
+        assert result.failed == 0, result.errors
+        assert result.written_back == 2
+        for label, expected in (
+            (before, datetime(2026, 3, 8, 9, 59)),
+            (after, datetime(2026, 3, 8, 10)),
+        ):
+            op = await env.store.get_operation_by_key(
+                op_key(CONNECTION, f"ss-shipment-{label.shipment_id}")
+            )
+            assert op is not None
+            assert op.payload["ship_date"].endswith("Z")
+            assert parse_utc_z(op.payload["ship_date"]) == expected.replace(tzinfo=UTC)
