@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 
 from mlconnector.clock import FakeClock
-from mlconnector.sandbox.shipstation import ShipStationSandbox
+from mlconnector.sandbox.shipstation import OperatorError, ShipStationSandbox
 
 from .conftest import BASE, Receiver, order_payload
 
@@ -196,3 +197,29 @@ async def test_background_delivery_runs_on_the_injected_clock(
         assert sandbox.webhooks.pending == []
     finally:
         await sandbox.stop_auto_delivery()
+
+
+async def test_ui_edits_are_silent_unless_an_unpaid_order_becomes_payable(
+    v1: httpx.AsyncClient, sandbox: ShipStationSandbox, receiver: Receiver
+) -> None:
+    await subscribe(v1, "ORDER_NOTIFY")
+    order = (
+        await v1.post("/orders/createorder", json=order_payload(orderStatus="awaiting_payment"))
+    ).json()
+    sandbox.edit_order(order["orderId"], {"internalNotes": "called the customer"})
+    assert await sandbox.deliver_webhooks() == []
+    sandbox.edit_order(order["orderId"], {"orderStatus": "awaiting_shipment"})
+    (result,) = await sandbox.deliver_webhooks()
+    followed = (await v1.get(result.resource_url)).json()
+    assert [o["orderId"] for o in followed["orders"]] == [order["orderId"]]
+    sandbox.edit_order(order["orderId"], {"orderStatus": "on_hold"})
+    assert await sandbox.deliver_webhooks() == []
+
+
+async def test_a_refused_ui_edit_changes_nothing(
+    v1: httpx.AsyncClient, sandbox: ShipStationSandbox
+) -> None:
+    order = (await v1.post("/orders/createorder", json=order_payload())).json()
+    with pytest.raises(OperatorError, match="paymentDate"):
+        sandbox.edit_order(order["orderId"], {"internalNotes": "x", "paymentDate": "soon"})
+    assert (await v1.get(f"/orders/{order['orderId']}")).json() == order

@@ -159,15 +159,17 @@ class ShipStationState:
             if announce:
                 announced.append(order)
             results.append(UpsertResult(order, order.number, order.order_key))
-        batch = None
-        if announced:
-            batch = _uuid_from(0x1B, next(self._import_seq))
-            for order in announced:
-                order.import_batch = batch
-            stores = {order.store_id for order in announced}
-            for event in ("ORDER_NOTIFY", "ITEM_ORDER_NOTIFY"):
-                self.notify(event, f"/orders?importBatch={batch}", stores)
-        return results, batch
+        return results, self._announce(announced) if announced else None
+
+    def _announce(self, orders: list[Order]) -> str:
+        """Put ``orders`` in a new import batch and fire ORDER_NOTIFY / ITEM_ORDER_NOTIFY."""
+        batch = _uuid_from(0x1B, next(self._import_seq))
+        for order in orders:
+            order.import_batch = batch
+        stores = {order.store_id for order in orders}
+        for event in ("ORDER_NOTIFY", "ITEM_ORDER_NOTIFY"):
+            self.notify(event, f"/orders?importBatch={batch}", stores)
+        return batch
 
     def _upsert_one(self, payload: Any) -> tuple[Order, bool]:
         if not isinstance(payload, dict):
@@ -312,26 +314,37 @@ class ShipStationState:
         return order
 
     def edit_order(self, order_id: int, changes: Mapping[str, Any]) -> Order:
-        """An edit made in the UI: bumps modifyDate, fires no webhook."""
+        """An edit made in the UI (all or nothing): bumps modifyDate and fires no webhook, except
+        ORDER_NOTIFY when an ``awaiting_payment`` order becomes payable, as an import would."""
         order = self.require_order(order_id)
+        fields, dates, advanced = dict(order.fields), dict(order.dates), dict(order.advanced)
+        addresses = {"shipTo": dict(order.ship_to), "billTo": dict(order.bill_to)}
         for name, value in changes.items():
             if name in ORDER_DATE_FIELDS:
                 try:
-                    order.dates[name] = parse_v1_datetime(value, name)
+                    dates[name] = parse_v1_datetime(value, name)
                 except OrderRejected as exc:
                     raise OperatorError(str(exc)) from exc
-            elif name in ("shipTo", "billTo"):
-                target = order.ship_to if name == "shipTo" else order.bill_to
-                target.update(value or {})
+            elif name in addresses:
+                if not isinstance(value, dict):
+                    raise OperatorError(f"{name} must be an object")
+                addresses[name].update(value)
             elif name == "orderStatus" and value not in ORDER_STATUSES:
                 raise OperatorError(f"orderStatus {value!r} is not a V1 order status")
+            elif name == "orderNumber" and not (isinstance(value, str) and 0 < len(value) <= 50):
+                raise OperatorError("orderNumber must be 1 to 50 characters")
             elif name in ORDER_FIELDS:
-                order.fields[name] = value
+                fields[name] = value
             elif name in ADVANCED_FIELDS:
-                order.advanced[name] = value
+                advanced[name] = value
             else:
                 raise OperatorError(f"field {name!r} cannot be edited")
+        was_unpaid = order.status == "awaiting_payment"
+        order.fields, order.dates, order.advanced = fields, dates, advanced
+        order.ship_to, order.bill_to = addresses["shipTo"], addresses["billTo"]
         order.modify_date = self.clock.now()
+        if was_unpaid and order.status not in ("awaiting_payment", "cancelled"):
+            self._announce([order])
         return order
 
     def cancel_order(self, order_id: int) -> Order:
