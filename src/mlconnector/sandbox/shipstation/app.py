@@ -215,7 +215,8 @@ class ShipStationSandbox:
         return render_shipment(self.state.void_label(shipment_id), include_items=True)
 
     def edit_order(self, order_id: int, changes: dict[str, Any]) -> JsonDict:
-        """Edit an order as in the UI (V1 field names): modifyDate moves, no webhook."""
+        """Edit an order as in the UI (V1 field names, all or nothing): modifyDate moves; no
+        webhook unless an ``awaiting_payment`` order becomes payable (ORDER_NOTIFY)."""
         return render_order(self.state.edit_order(order_id, changes))
 
     def cancel_order(self, order_id: int) -> JsonDict:
