@@ -91,6 +91,16 @@ def fields_of(system: System | str) -> list[SecretField]:
     return [f for f in FIELDS if f.system == system]
 
 
+def set_command(connection: str, kind: str) -> str:
+    """The exact command that stores a credential kind, for hints elsewhere (sync, web).
+
+    >>> set_command("acme", "ss_v2_key")
+    'mlconnector credentials set shipstation --connection acme'
+    """
+    system = next((f.system.value for f in FIELDS if f.kind == kind), "plex|shipstation")
+    return f"mlconnector credentials set {system} --connection {connection}"
+
+
 def required_kinds(system: System | str, settings: ConnectionConfig) -> set[str]:
     """Store kinds this connection cannot work without, for one system."""
     return {f.kind for f in fields_of(system) if f.required(settings)}

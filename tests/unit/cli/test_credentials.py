@@ -187,3 +187,14 @@ def test_credential_names_match_the_store_kinds() -> None:
     from mlconnector.store import CredentialKind
 
     assert {f.kind for f in FIELDS} <= {k.value for k in CredentialKind}
+
+
+def test_set_command_names_the_system_of_a_kind() -> None:
+    from mlconnector.commands.credentials import set_command
+
+    assert set_command("acme", "ss_v2_key") == (
+        "mlconnector credentials set shipstation --connection acme"
+    )
+    assert set_command("acme", "plex_ws_password") == (
+        "mlconnector credentials set plex --connection acme"
+    )
