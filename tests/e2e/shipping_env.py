@@ -67,8 +67,9 @@ class Recorder:
         query = scope.get("query_string", b"").decode()
         self.calls.append((scope["method"], scope["path"], query, b"".join(chunks)))
 
-    def count(self, method: str, prefix: str) -> int:
-        return sum(1 for m, p, _, _ in self.calls if m == method and p.startswith(prefix))
+    def count(self, method: str, path: str) -> int:
+        """Requests with exactly this method and path."""
+        return sum(1 for m, p, _, _ in self.calls if m == method and p == path)
 
 
 def receiver_app(store: Store, connection: str) -> Starlette:
@@ -111,7 +112,7 @@ class ShipEnv:
         conn = ConnectionConfig(
             plex=PlexSettings(pcn=str(PCN), rest_base_url=self.plex_url, read_window_hours=24 * 31),
             shipstation=ShipStationSettings(
-                v1_base_url=self.ss_url, v2_base_url=self.ss_url + "/v2"
+                v1_base_url=self.ss_url, v2_base_url=self.ss_url
             ),
             **overrides,
         )
