@@ -33,6 +33,7 @@ from mlconnector.web.metrics import INBOX_COUNT_LIMIT
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 FLASH_COOKIE = "mlc_flash"
 PAGE_SIZE = 200
+MAX_FORM_BYTES = 4096
 #: the audit search fields offered by the form (AuditQuery attribute → label)
 AUDIT_FIELDS = {
     "connection": "Connection",
@@ -260,7 +261,7 @@ class OperatorUI:
         if not same_origin(request):
             return _forbidden()
         op_id = int(request.path_params["op_id"])
-        form = await request.form()
+        form = await read_form(request)
         back = _back(request, form.get("back"))
         replayed = await self.replay(self.store, [op_id])
         if replayed:
@@ -273,7 +274,7 @@ class OperatorUI:
         """Replay every dead (or failed) operation, optionally of one connection."""
         if not same_origin(request):
             return _forbidden()
-        form = await request.form()
+        form = await read_form(request)
         back = _back(request, form.get("back"))
         connection = _text(form.get("connection"))
         state = _state(_text(form.get("state"))) or OperationState.DEAD
@@ -286,6 +287,24 @@ class OperatorUI:
         replayed = await self.replay(self.store, ids, connection=connection, states=[state])
         scope = f" of {connection}" if connection else ""
         return self.redirect(back, f"Replayed {len(replayed)} {state.value} operation(s){scope}.")
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """The fields of a small urlencoded form (the UI's forms have a few short fields).
+
+    Parsed here rather than with ``request.form()``, which needs the ``python-multipart``
+    dependency for a job ``urllib.parse`` does; bodies past :data:`MAX_FORM_BYTES` are ignored.
+    """
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return {}
+    try:
+        fields = urllib.parse.parse_qs(body.decode("utf-8", "replace"), max_num_fields=20)
+    except ValueError:  # more fields than any of our forms has
+        return {}
+    return {name: values[0] for name, values in fields.items()}
 
 
 def _forbidden() -> Response:

@@ -1,0 +1,92 @@
+"""Data for the UI tests (unit and browser): operations in every interesting state, audit events
+(one with HTML in its details), a cursor, a lease, a link and a pending webhook."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from mlconnector.store import AuditEvent, CredentialKind, Link, Store
+
+XSS = '<script>alert("x")</script>'
+
+
+@dataclass(frozen=True)
+class Seeded:
+    dead_id: int
+    failed_id: int
+    confirmed_id: int
+    pending_id: int
+
+
+async def seed(store: Store, connection: str = "acme") -> Seeded:
+    """Fill ``store`` for ``connection`` (which must exist)."""
+    now = store.clock.now()
+    ops = []
+    for n in range(4):
+        enq = await store.enqueue(
+            connection, "orders", "create_order", f"{connection}-order-{n}", {"n": n}
+        )
+        ops.append(enq.operation.id)
+    dead, failed, confirmed, pending = ops
+    await store.fail(
+        dead,
+        f"ShipStation said 400 {XSS}",
+        next_attempt_at=now + timedelta(minutes=5),
+        max_attempts=1,
+    )
+    await store.fail(
+        failed,
+        "timeout talking to ShipStation",
+        next_attempt_at=now + timedelta(minutes=5),
+        max_attempts=5,
+    )
+    await store.confirm(confirmed, remote_ref="4242")
+    await store.append_audit(
+        AuditEvent(
+            connection=connection,
+            flow="orders",
+            direction="plex->ss",
+            entity="order",
+            action="create",
+            outcome="ok",
+            plex_order_id="PO-1001",
+            order_key="plex-79870-1001-2026-01-15",
+            ss_order_number="SO-5001",
+            ss_order_id="4242",
+            http_status=200,
+            details={"note": XSS},
+        )
+    )
+    await store.append_audit(
+        AuditEvent(
+            connection=connection,
+            flow="shipments",
+            direction="ss->plex",
+            entity="shipment",
+            action="write_back",
+            outcome="ok",
+            plex_order_id="PO-2002",
+            shipment_id="77001",
+            at=now + timedelta(seconds=1),
+        )
+    )
+    await store.set_cursor(connection, "orders", "2026-01-15T11:00:00Z")
+    await store.try_acquire_lease(connection, "orders", "worker-1@host", timedelta(minutes=5))
+    await store.save_link(
+        Link(
+            connection=connection,
+            order_key="plex-79870-1001-2026-01-15",
+            plex_order_id="PO-1001",
+            group_key="2026-01-15",
+            ss_order_id="4242",
+            ss_status="awaiting_shipment",
+        )
+    )
+    await store.set_credential(connection, CredentialKind.SS_V1_KEY, "abcdefghijklmnop-v1key")
+    await store.receive_webhook(
+        connection,
+        b'{"resource_url": "http://ss.test/shipments?batchId=1", "resource_type": "SHIP_NOTIFY"}',
+        {"content-type": "application/json"},
+    )
+    return Seeded(dead, failed, confirmed, pending)
