@@ -23,6 +23,7 @@ from datetime import timedelta
 import httpx
 
 from mlconnector.clock import FakeClock
+from mlconnector.http import RateLimiterRegistry
 from mlconnector.plex import (
     DataSourceStrategy,
     PlexClient,
@@ -32,6 +33,7 @@ from mlconnector.plex import (
     ShipmentWrite,
     ShipperStrategy,
 )
+from mlconnector.plex.datasources import RowLimitExceededError
 from mlconnector.sandbox.plex import (
     RELEASE_HISTORY_ID,
     LinePlan,
@@ -90,16 +92,21 @@ async def stream(ds: PlexDataSourceClient, sandbox: PlexSandbox, row_limit: int)
     sandbox.set_row_limit(RELEASE_HISTORY_ID, row_limit)
     before = ds.calls
     count = 0
-    async for _ in ds.stream_rows(
-        RELEASE_HISTORY_ID,
-        start,
-        end,
-        begin_input="Begin_Date",
-        end_input="End_Date",
-        window=timedelta(days=30),
-        min_window=timedelta(seconds=1),
-    ):
-        count += 1
+    try:
+        async for _ in ds.stream_rows(
+            RELEASE_HISTORY_ID,
+            start,
+            end,
+            begin_input="Begin_Date",
+            end_input="End_Date",
+            window=timedelta(days=30),
+            min_window=timedelta(seconds=1),
+        ):
+            count += 1
+    except RowLimitExceededError as exc:
+        tracemalloc.stop()
+        print(f"stream_rows (row limit {row_limit}): refused after {count} rows: {exc.message}")
+        return
     _, peak_stream = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     print(
@@ -147,11 +154,17 @@ async def main(days: int, row_limit: int) -> None:
     settings = settings_for(sandbox)
     started = time.perf_counter()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(sandbox.app)) as http:
-        plex = PlexClient(http, settings, clock=clock)
-        ds = PlexDataSourceClient(http, settings, clock=clock)
+        limiters = RateLimiterRegistry(clock)  # as in production: 200/min paced per credential
+        plex = PlexClient(http, settings, clock=clock, limiters=limiters)
+        ds = PlexDataSourceClient(http, settings, clock=clock, limiters=limiters)
         await reads(plex, clock, days)
         await stream(ds, sandbox, row_limit)
         await writes(plex, ds, sandbox)
+        assert plex.limiter is not None
+        print(
+            f"pacing: {plex.limiter.waits} limiter waits, {plex.limiter.waited_seconds:.0f} "
+            f"virtual seconds; virtual time {clock.monotonic():.0f} s"
+        )
     print(f"wall time {time.perf_counter() - started:.2f} s")
 
 

@@ -229,6 +229,13 @@ async def test_reads_survive_injected_faults(plex: PlexClient, sandbox: PlexSand
     assert sandbox.faults.config.injected
 
 
+async def test_plex_429_without_retry_after_is_waited_out(plex, sandbox, fake_clock) -> None:
+    sandbox.set_rate_limit(5)  # the simulator's 429 carries no Retry-After, like Plex
+    for _ in range(12):
+        assert await plex.list_locations()
+    assert fake_clock.monotonic() >= 60  # waited for the rolling minute, never gave up
+
+
 async def test_empty_list_answered_404_reads_as_empty(plex: PlexClient, sandbox) -> None:
     sandbox.set_empty_list_not_found()
     assert await plex.find_inventory_shipments("ss-shipment-none") == []

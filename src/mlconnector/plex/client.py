@@ -17,10 +17,15 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from mlconnector.clock import Clock
-from mlconnector.errors import ConnectorError, InvalidResponseError, NotFoundError, excerpt
+from mlconnector.errors import (
+    ConnectorError,
+    InvalidResponseError,
+    NotFoundError,
+    excerpt,
+)
 from mlconnector.http import ApiClient, RateLimiterRegistry, Redactor, RequestEvent, RetryPolicy
 from mlconnector.plex.auth import PlexCredentials, TokenClient
-from mlconnector.plex.errors import classify_connect
+from mlconnector.plex.errors import classify_connect, with_rate_limit_wait
 from mlconnector.plex.models import (
     Address,
     Container,
@@ -151,7 +156,11 @@ class PlexClient(ApiClient):
         error = classify_connect(
             response, routing=self.routing_label(), kwargs=kwargs, redact=self.redactor.text
         )
-        return error if error is not None else super().classify(response)
+        return (
+            error
+            if error is not None
+            else with_rate_limit_wait(super().classify(response), self.settings.rate_limit_wait)
+        )
 
     def routing_label(self) -> str:
         """How the tenant is chosen, for messages."""

@@ -34,6 +34,7 @@ from mlconnector.errors import (
     excerpt,
 )
 from mlconnector.http import ApiClient, RateLimiterRegistry, Redactor, RequestEvent, RetryPolicy
+from mlconnector.plex.errors import with_rate_limit_wait
 from mlconnector.plex.settings import PlexSettings
 from mlconnector.plex.windows import windows
 from mlconnector.timezones import format_utc_z
@@ -185,7 +186,7 @@ class PlexDataSourceClient(ApiClient):
     def classify(self, response: httpx.Response) -> ConnectorError | None:
         code, message = self._first_error(response)
         if code is None:
-            return super().classify(response)
+            return with_rate_limit_wait(super().classify(response), self.settings.rate_limit_wait)
         datasource_id = response.request.url.path.rstrip("/").split("/")[-2]
         kwargs: dict[str, Any] = {
             "status": response.status_code,

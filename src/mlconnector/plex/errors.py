@@ -17,6 +17,7 @@ from mlconnector.errors import (
     ConnectorError,
     NotFoundError,
     PermissionDeniedError,
+    RateLimitedError,
     RemoteValidationError,
 )
 
@@ -130,3 +131,12 @@ def classify_connect(
     if 400 < status < 500 and status != 429:
         return RemoteValidationError(f"Plex refused {method} {path} ({product}): {said}", **kwargs)
     return None
+
+
+def with_rate_limit_wait(error: ConnectorError | None, wait: float) -> ConnectorError | None:
+    """Plex answers 429 without ``Retry-After`` (none is documented): wait ``wait`` seconds
+    instead of the retry policy's short backoff, which would spend every wait within the minute.
+    """
+    if isinstance(error, RateLimitedError) and error.retry_after is None:
+        error.retry_after = wait
+    return error

@@ -96,6 +96,8 @@ class PlexSettings(BaseModel):
     window: timedelta = timedelta(days=1)
     #: REST budget; Plex documents 200 calls/minute per app
     requests_per_minute: int = 200
+    #: seconds to wait after a 429 that carries no Retry-After (Plex documents none)
+    rate_limit_wait: float = 15.0
     #: container statuses that count as on-hand, shippable stock
     shippable_statuses: tuple[str, ...] = ("OK",)
     #: shipper statuses in which a shipper may still receive releases (datasource strategy)

@@ -121,3 +121,20 @@ def test_product_lookup() -> None:
     shipping = product_for("/inventory/v1-beta1/inventory-shipping/shipments/x/ship")
     assert shipping[0] == "Inventory Shipments"
     assert product_for("/unknown/v9/x")[0] == "Plex Connect"
+
+
+@pytest.mark.parametrize(("headers", "waited"), [({}, 15.0), ({"Retry-After": "3"}, 3.0)])
+async def test_429_without_retry_after_waits_the_configured_time(
+    http_factory, settings, fake_clock, headers, waited
+) -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if len(seen) == 1:
+            return httpx.Response(429, json={"code": "TOO_MANY_REQUESTS"}, headers=headers)
+        return httpx.Response(200, json=[])
+
+    client = plex_client(http_factory(handler), settings, fake_clock)
+    await client.list_locations()
+    assert fake_clock.monotonic() == waited
