@@ -470,3 +470,25 @@ async def test_audit_trail_explains_each_write(env: Env) -> None:
     assert write.plex_order_id == link.plex_order_id
     reads = await rt.store.search_audit(AuditQuery(flow="orders", outcome="ok"))
     assert any(e.action == "read" and e.details.get("created") for e in reads)
+
+
+async def test_partial_label_written_back_to_plex_does_not_shrink_the_order(env: Env) -> None:
+    rt, flow = await _first_run(env)
+    orders = env.ss_by_key()
+    key, order = next((k, o) for k, o in orders.items() if o["items"][0]["quantity"] >= 4)
+    item = order["items"][0]
+    part = item["quantity"] // 2
+    env.ss.create_label(order["orderId"], {item["lineItemKey"]: part})
+    # the shipments flow writes the label back to Plex: quantityShipped grows by `part`
+    data = env.plex.tenant(PCN)
+    release = data.release(item["lineItemKey"])
+    env.step()
+    data.edit_release(release, quantity_shipped=release.quantity_shipped + part)
+    env.step()
+    before = env.recorder.created_keys()
+    result = await flow.run(rt)
+    assert key not in env.recorder.created_keys()[len(before) :]
+    assert any(i.key == key and i.reason == "unchanged" for i in result.plan)
+    after = env.ss_by_key()[key]
+    assert after["items"][0]["quantity"] == item["quantity"]
+    assert after["orderStatus"] == "awaiting_shipment"

@@ -6,6 +6,12 @@ ship-to and ship date) or ``order`` (one per sales order). Each group becomes a 
 :class:`~mlconnector.shipstation.Order` (V1 replaces the whole order on update), with a
 deterministic ``orderKey`` and a **content hash** over the canonical JSON of what is sent
 (``storeId`` excluded: it only counts at creation), so an unchanged group is never re-sent.
+
+Quantities and partial shipments: a ShipStation item's quantity is what is still to ship **plus
+what ShipStation itself already shipped** of that release (``shipped_in_shipstation``). When a
+partial label is written back to Plex, Plex's open quantity drops by exactly what ShipStation
+shipped, so the item (and the hash) stay the same and ShipStation's own "remaining" stays right.
+Only quantities shipped outside ShipStation reduce the item.
 """
 
 from __future__ import annotations
@@ -58,6 +64,19 @@ class OrderBundle:
     parts: Mapping[str, Part] = field(default_factory=dict)
     #: customer addresses by id (lower-case)
     addresses: Mapping[str, Address] = field(default_factory=dict)
+    #: release id (lower-case) → quantity ShipStation labels already shipped (voids excluded)
+    shipped_in_shipstation: Mapping[str, float] = field(default_factory=dict)
+
+    def item_quantity(self, release: Release) -> float:
+        """Open quantity + what ShipStation shipped of it (never above the release quantity)."""
+        via = self.shipped_in_shipstation.get(release.id.lower(), 0.0)
+        return min(release.quantity, release.open_quantity + via) if via else release.open_quantity
+
+    def in_group(self, release: Release) -> bool:
+        """Open, or (not cancelled and) partly shipped by ShipStation: still an item there."""
+        status = (release.status or "").strip().lower()
+        via = self.shipped_in_shipstation.get(release.id.lower(), 0.0)
+        return is_open(release) or (via > 0 and status not in CANCELLED)
 
 
 @dataclass(frozen=True)
@@ -209,13 +228,15 @@ def _release_sort(release: Release, lines: Mapping[str, OrderLine]) -> tuple[str
     return (number.zfill(6), (release.release_number or "").zfill(12), release.id)
 
 
-def _item(release: Release, line: OrderLine | None, part: Part | None) -> OrderItem:
+def _item(
+    release: Release, quantity: float, line: OrderLine | None, part: Part | None
+) -> OrderItem:
     sku = (part.number if part else None) or release.part_number or release.id
     values: dict[str, Any] = {
         "line_item_key": release.id.lower(),
         "sku": sku,
         "name": (part.name or part.description if part else None) or sku,
-        "quantity": int(release.open_quantity),
+        "quantity": round(quantity),
         "unit_price": _line_price(line),
     }
     return OrderItem(**{k: v for k, v in values.items() if v is not None})
@@ -233,9 +254,8 @@ def map_group(
     def skip(reason: str) -> MappingSkip:
         return MappingSkip(key, group, order.id.lower(), reason, release_ids)
 
-    fractional = [
-        r.id for r in releases if not math.isclose(r.open_quantity, round(r.open_quantity))
-    ]
+    quantities = {r.id: bundle.item_quantity(r) for r in releases}
+    fractional = [rid for rid, q in quantities.items() if not math.isclose(q, round(q))]
     if fractional:
         return skip(
             f"release {fractional[0]} has a fractional open quantity; ShipStation takes whole units"
@@ -251,7 +271,7 @@ def map_group(
         part = bundle.parts.get((line.part_id or "").lower()) if line else None
         if part is not None:
             parts.append(part)
-        items.append(_item(release, line, part))
+        items.append(_item(release, quantities[release.id], line, part))
     ship_dates = [r.ship_date for r in releases if r.ship_date is not None]
     ship_by = min(ship_dates) if ship_dates else None
     ship_to_id = (ordered[0].ship_to_address_id or order.ship_to_address_id or "").lower()
@@ -298,12 +318,16 @@ def map_group(
 
 
 def map_order(bundle: OrderBundle, config: ConnectionConfig) -> list[MappedOrder | MappingSkip]:
-    """Every group of the order's open releases, by group key. Empty when nothing is open."""
+    """Every group with at least one open release, by group key. Empty when nothing is open."""
     line_ids = {line.id.lower() for line in bundle.lines}
     groups: dict[str, list[Release]] = {}
     for release in bundle.releases:
-        if (release.order_line_id or "").lower() not in line_ids or not is_open(release):
+        if (release.order_line_id or "").lower() not in line_ids or not bundle.in_group(release):
             continue
         group = group_of(release, bundle.order, config.grouping)
         groups.setdefault(group, []).append(release)
-    return [map_group(bundle, config, g, rs) for g, rs in sorted(groups.items())]
+    return [
+        map_group(bundle, config, g, rs)
+        for g, rs in sorted(groups.items())
+        if any(is_open(r) for r in rs)
+    ]

@@ -19,6 +19,7 @@ filter) and exact ``orderKey``, and confirms only if what is there is what was s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -58,6 +59,7 @@ from mlconnector.sync.orders_read import (
     order_id_hint,
     orders_of_releases_by_links,
     read_changes,
+    shipped_in_shipstation,
 )
 from mlconnector.sync.outbox import Outbox
 from mlconnector.sync.runtime import ConnectionRuntime
@@ -187,6 +189,12 @@ class OrdersFlow:
             link.order_key: link
             for link in await rt.store.find_links(rt.name, plex_order_id=order_id)
         }
+        partly = any(r.quantity_shipped > 0 for r in bundle.releases)
+        open_ids = [x.ss_order_id for x in links.values() if x.ss_order_id and not is_frozen(x)]
+        if partly and open_ids:
+            # what ShipStation shipped stays in its items (see mapping: partial shipments)
+            shipped = await shipped_in_shipstation(rt.ss_v1, open_ids)
+            bundle = replace(bundle, shipped_in_shipstation=shipped)
         decisions: list[Decision] = []
         mapped_keys: set[str] = set()
         for mapped in map_order(bundle, rt.config):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from mlconnector.plex import PlexClient, Release, SalesOrder
+from mlconnector.shipstation import ShipStationV1Client
 from mlconnector.store import Store
 from mlconnector.sync.mapping import OrderBundle
 
@@ -89,3 +90,20 @@ async def orders_of_releases_by_links(
                     found[release_id.lower()] = link.plex_order_id
         after = links[-1].order_key
     return found
+
+
+async def shipped_in_shipstation(
+    ss_v1: ShipStationV1Client, ss_order_ids: Iterable[str]
+) -> dict[str, float]:
+    """release id (``lineItemKey``) → quantity shipped by non-voided ShipStation labels of the
+    given orders. Read only for orders with a partly shipped release (one request per order)."""
+    shipped: dict[str, float] = {}
+    for order_id in sorted(set(ss_order_ids)):
+        async for shipment in ss_v1.iter_shipments(order_id=int(order_id)):
+            if shipment.voided:
+                continue
+            for item in shipment.shipment_items or []:
+                if item.line_item_key and item.quantity:
+                    key = item.line_item_key.lower()
+                    shipped[key] = shipped.get(key, 0.0) + item.quantity
+    return shipped

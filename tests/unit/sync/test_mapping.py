@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -292,3 +293,28 @@ def test_country_codes() -> None:
     assert country_code("ca") == "CA"
     assert country_code("Atlantis") is None
     assert country_code(None) is None
+
+
+def test_what_shipstation_shipped_stays_in_the_item() -> None:
+    """A partial ShipStation label written back to Plex must not shrink the ShipStation item."""
+    before = mapped(map_order(bundle([release("r1", qty=10, shipped=0)]), config()))[0]
+    after_writeback = replace(
+        bundle([release("r1", qty=10, shipped=4)]), shipped_in_shipstation={"r1": 4}
+    )
+    (same,) = mapped(map_order(after_writeback, config()))
+    assert same.order.items is not None
+    assert same.order.items[0].quantity == 10
+    assert same.content_hash == before.content_hash  # nothing to send
+    # shipped outside ShipStation (in Plex directly): the item shrinks
+    outside = replace(bundle([release("r1", qty=10, shipped=6)]), shipped_in_shipstation={"r1": 4})
+    (smaller,) = mapped(map_order(outside, config()))
+    assert smaller.order.items is not None
+    assert smaller.order.items[0].quantity == 8
+    # a release fully shipped by ShipStation stays an item while its group has open releases
+    rels = [release("r1", qty=10, shipped=10, status="Shipped"), release("r2", line="l2")]
+    full = replace(bundle(rels), shipped_in_shipstation={"r1": 10})
+    (group,) = mapped(map_order(full, config()))
+    assert group.release_ids == ("r1", "r2")
+    # ... but a group with nothing open left is gone
+    done = replace(bundle([rels[0]]), shipped_in_shipstation={"r1": 10})
+    assert map_order(done, config()) == []
