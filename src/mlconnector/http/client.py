@@ -245,7 +245,10 @@ class ApiClient:
         attempts = 0
         rate_limit_waits = 0
         refreshed = False
+        # Every exchange sent, for events (``attempts`` leaves out 429s and the 401 refresh).
+        tries = 0
         while True:
+            tries += 1
             send_headers = dict(headers or {})
             if authenticated:
                 send_headers.update(await self.auth_headers())
@@ -291,7 +294,7 @@ class ApiClient:
                 if error is not None and error.record is None:
                     error.record = record
             status = response.status_code if response is not None else None
-            self._emit(method, url, response, status, attempts + 1, started, error)
+            self._emit(method, url, response, status, tries, started, error)
             if error is None:
                 assert response is not None
                 return response, body
