@@ -345,3 +345,12 @@ async def test_events_are_emitted_per_attempt_and_redacted(
     # The retry was logged, and the log line is redacted too.
     assert "retrying in 0.50s" in caplog.text
     assert TOKEN not in caplog.text
+
+
+async def test_event_attempts_number_every_exchange_including_429s(fake_clock: FakeClock) -> None:
+    events: list[RequestEvent] = []
+    limited = status(429, **{"Retry-After": "2"})
+    server = Recorder(limited, limited, status(503), ok())
+    async with client_for(server, fake_clock, events=events) as client:
+        await client.request_json("GET", "orders")
+    assert [(e.status, e.attempt) for e in events] == [(429, 1), (429, 2), (503, 3), (200, 4)]
