@@ -1,0 +1,86 @@
+"""The operator UI in a real headless Chromium, against the app served on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlconnector.clock import FakeClock
+from mlconnector.config import Config
+from mlconnector.sandbox.server import serve
+from mlconnector.store import OperationState, Store, Vault, generate_key, open_store
+from mlconnector.web import create_web_app
+from tests.unit.web.seed import Seeded, seed
+
+pytestmark = pytest.mark.browser
+
+
+@dataclass
+class Served:
+    url: str
+    store: Store
+    seeded: Seeded
+
+
+@pytest.fixture
+async def served(tmp_path: Path, fake_clock: FakeClock) -> AsyncIterator[Served]:
+    vault = Vault([generate_key()], source="a test key")
+    store = await open_store(
+        f"sqlite+aiosqlite:///{tmp_path / 'mlc.db'}", clock=fake_clock, vault=vault
+    )
+    try:
+        await store.create_connection("acme", plex_pcn="79870")
+        seeded = await seed(store)
+        app = create_web_app(store=store, config=Config(home=tmp_path), clock=fake_clock)
+        async with app.router.lifespan_context(app), serve(app) as url:
+            yield Served(url, store, seeded)
+    finally:
+        await store.close()
+
+
+async def test_replay_a_dead_operation_and_search_the_audit(
+    browser: Any, served: Served, tmp_path: Path
+) -> None:
+    page = await browser.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: dialogs.append(dialog.message))
+    dead = served.seeded.dead_id
+
+    await page.goto(served.url + "/")
+    assert await page.title() == "Dashboard · ml-connector"
+    assert await page.locator("section.card h2 a").inner_text() == "acme"
+
+    await page.get_by_role("link", name="Operations").click()
+    await page.wait_for_url("**/operations")
+    row = page.locator(f"#op-{dead}")
+    assert await row.locator("td.state").inner_text() == "dead"
+    assert "<script>" in await row.locator("td.error").inner_text()  # shown as text, not run
+
+    await row.get_by_role("button", name="Replay").click()
+    await page.wait_for_load_state()
+    flash = page.locator("p.flash")
+    assert await flash.inner_text() == f"Operation {dead} replayed: it is pending again."
+    assert await page.locator(f"#op-{dead} td.state").inner_text() == "pending"
+    op = await served.store.get_operation(dead)
+    assert op is not None
+    assert op.state is OperationState.PENDING
+    await page.screenshot(path=str(tmp_path / "operations.png"), full_page=True)
+
+    await page.get_by_role("link", name="Audit").click()
+    await page.get_by_label("Plex order id").fill("PO-2002")
+    await page.get_by_role("button", name="Search").click()
+    await page.wait_for_url("**/audit?*plex_order_id=PO-2002*")
+    rows = page.locator("table.audit tbody tr")
+    assert await rows.count() == 1
+    assert "shipment 77001" in await rows.first.locator("td.refs").inner_text()
+
+    await page.get_by_label("Plex order id").fill("PO-1001")
+    await page.get_by_role("button", name="Search").click()
+    await page.wait_for_url("**/audit?*plex_order_id=PO-1001*")
+    assert "alert" in await page.locator("table.audit td.details").inner_text()
+    assert dialogs == []  # the script in the audit details never ran
+    await page.close()
