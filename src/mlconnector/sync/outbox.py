@@ -189,7 +189,7 @@ def _flow_for(kind: str, flows: Iterable[Flow]) -> Flow | None:
 
 
 async def recover(rt: ConnectionRuntime, flows: Sequence[Flow], *, limit: int = 500) -> FlowResult:
-    """Crash recovery: for every operation of ``rt`` left ``sent``, ask its flow's ``resolve``
+    """Crash recovery: for every operation of ``flows`` left ``sent``, ask its flow's ``resolve``
     **before** anything is re-sent. Found → ``confirmed``; not found → ``failed`` and due now
     (the next :func:`retry_due` re-sends it with the same key); cannot tell → left ``sent``.
 
@@ -197,7 +197,12 @@ async def recover(rt: ConnectionRuntime, flows: Sequence[Flow], *, limit: int = 
     """
     result = FlowResult(flow="recover", connection=rt.name)
     now = rt.clock.now()
-    for op in await rt.store.left_sent(older_than=now, connection=rt.name, limit=limit):
+    left: list[Operation] = []
+    for named in {f.name for f in flows}:
+        left += await rt.store.left_sent(
+            older_than=now, connection=rt.name, flow=named, limit=limit
+        )
+    for op in sorted(left, key=lambda o: o.id):
         flow = _flow_for(op.kind, flows)
         if flow is None:
             result.add(PlanItem("skip", "operation", op.idempotency_key, f"no flow for {op.kind}"))

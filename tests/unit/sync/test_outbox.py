@@ -227,3 +227,14 @@ async def test_replay_moves_dead_back_to_pending_and_audits(rt: ConnectionRuntim
     done = await rt.store.get_operation(op.id)
     assert done is not None
     assert done.state is S.CONFIRMED
+
+
+async def test_recover_touches_only_the_flows_it_is_given(rt: ConnectionRuntime) -> None:
+    orders = FakeFlow()
+    op = await _crash_after_send(rt, orders, "mine")
+    other = FakeFlow(name="inventory", kinds=frozenset({"inv.write"}), resolution="x")
+    result = await recover(rt, [other])
+    assert result.plan == []
+    still = await rt.store.get_operation(op.id)
+    assert still is not None
+    assert still.state is S.SENT
