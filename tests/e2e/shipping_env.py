@@ -108,19 +108,30 @@ class ShipEnv:
     tmp_path: Path
     runtimes: list[ConnectionRuntime] = field(default_factory=list)
 
-    def config(self, **overrides: Any) -> Config:
+    def config(self, plex: dict[str, Any] | None = None, **overrides: Any) -> Config:
+        """The connection's configuration; ``plex`` adds Plex settings, the rest are connection
+        settings (``mappings=``, ``write_back=`` ...)."""
         conn = ConnectionConfig(
-            plex=PlexSettings(pcn=str(PCN), rest_base_url=self.plex_url, read_window_hours=24 * 31),
-            shipstation=ShipStationSettings(
-                v1_base_url=self.ss_url, v2_base_url=self.ss_url
+            plex=PlexSettings(
+                pcn=str(PCN),
+                rest_base_url=self.plex_url,
+                read_window_hours=24 * 31,
+                **(plex or {}),
             ),
+            shipstation=ShipStationSettings(v1_base_url=self.ss_url, v2_base_url=self.ss_url),
             **overrides,
         )
         return Config(home=self.tmp_path, connections={CONNECTION: conn})
 
-    async def runtime(self, **overrides: Any) -> ConnectionRuntime:
+    async def runtime(
+        self, plex: dict[str, Any] | None = None, **overrides: Any
+    ) -> ConnectionRuntime:
         rt = await build_runtime(
-            self.config(**overrides), CONNECTION, self.store, self.clock, alerts=LogAlertSink()
+            self.config(plex, **overrides),
+            CONNECTION,
+            self.store,
+            self.clock,
+            alerts=LogAlertSink(),
         )
         self.runtimes.append(rt)
         return rt

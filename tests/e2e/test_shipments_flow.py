@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from mlconnector.sandbox.plex import DEFAULT_WS_PASSWORD, PlexSandbox
 from mlconnector.shipstation import Order
-from mlconnector.store import AuditQuery, Link, OperationState
+from mlconnector.store import AuditQuery, CredentialKind, Link, OperationState
 from mlconnector.sync import ConnectionRuntime, retry_due
 from mlconnector.sync.shipments import ShipmentsFlow, op_key
 from mlconnector.timezones import parse_utc_z
@@ -174,6 +175,50 @@ async def test_void_after_write_back_fails_visibly_with_the_shipper_strategy(
     later = await flow.run(rt)
     assert later.failed == 0
     assert len(await env.store.search_audit(AuditQuery(outcome="needs_operator"))) == 1
+
+
+async def test_void_after_write_back_is_reversed_once_with_the_datasource_strategy(
+    env: ShipEnv,
+) -> None:
+    await env.store.set_credential(CONNECTION, CredentialKind.PLEX_WS_PASSWORD, DEFAULT_WS_PASSWORD)
+    rt = await env.runtime(
+        plex={
+            "datasource_base_url": env.plex_url,
+            "web_service_user": PlexSandbox.ws_username(PCN),
+        },
+        write_back="datasource",
+    )
+    link = (await env.link_orders(rt))[0]
+    # inventory shipments move whole containers: give each shipped part one of the exact size
+    location = next(iter(env.plex.tenant(PCN).containers.values())).location_id
+    for rid, qty in _open(env, link).items():
+        env.plex.add_container(env.part_of(rid), location, qty, tenant=PCN)
+    stock = _on_hand(env, link.release_ids)
+    shipped = sum(_open(env, link).values())
+    env.step()
+    label = env.ss.create_label(int(link.ss_order_id or 0))
+    env.step()
+    flow = ShipmentsFlow()
+    result = await flow.run(rt)
+    assert result.written_back == 1, result.errors
+    assert sum(stock.values()) - sum(_on_hand(env, link.release_ids).values()) == shipped
+    env.ss.void_label(label.shipment_id)
+    env.step()
+    reversed_run = await flow.run(rt)
+    assert reversed_run.failed == 0, reversed_run.errors
+    assert reversed_run.cancelled == 1
+    assert _on_hand(env, link.release_ids) == stock  # the containers came back
+    lines = await env.store.get_shipment_lines(CONNECTION, f"ss-shipment-{label.shipment_id}")
+    assert lines
+    assert all(line.reversed_at is not None for line in lines)
+    # once: the void seen again (poll overlap) changes nothing
+    env.step()
+    again = await flow.run(rt)
+    assert again.cancelled == 0
+    assert _on_hand(env, link.release_ids) == stock
+    void = await env.store.get_operation_by_key(op_key(CONNECTION, f"ss-void-{label.shipment_id}"))
+    assert void is not None
+    assert void.state is OperationState.CONFIRMED
 
 
 async def test_void_before_write_back_is_recorded_and_never_written(env: ShipEnv) -> None:
