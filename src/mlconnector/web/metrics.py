@@ -13,20 +13,20 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from mlconnector.clock import Clock
 from mlconnector.store import OperationState, Store
-from mlconnector.store.schema import audit_events
+from mlconnector.store.repository import READ_ONLY_OPTION
+from mlconnector.store.schema import audit_events, webhook_inbox
 
 log = logging.getLogger("mlconnector.web")
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-#: the inbox backlog is counted up to this many rows per connection (then reported as this)
-INBOX_COUNT_LIMIT = 10_000
 
 
 def _escape(value: str) -> str:
@@ -64,18 +64,45 @@ class Exposition:
         return "\n".join(self.lines) + "\n"
 
 
+# --- read-only aggregates ----------------------------------------------------------------------
+# The Store has no counting methods for these yet; they live here, together, until they move
+# into ``store/repository.py``. They run on the store's read-only connections (on SQLite a plain
+# connection would BEGIN IMMEDIATE and take the write lock for a scrape).
+
+
+def _reader(store: Store) -> AsyncEngine:
+    return store.engine.execution_options(**{READ_ONLY_OPTION: True})
+
+
+async def ping(store: Store) -> None:
+    """Raise if the database does not answer a trivial query."""
+    async with _reader(store).connect() as conn:
+        await conn.execute(select(1))
+
+
 async def count_audit_events(store: Store) -> int:
-    """Total audit events (the store has no counter method; one read-only aggregate)."""
-    async with store.engine.connect() as conn:
-        return int(
-            (await conn.execute(select(func.count()).select_from(audit_events))).scalar_one()
-        )
+    """Total audit events, all connections."""
+    query = select(func.count()).select_from(audit_events)
+    async with _reader(store).connect() as conn:
+        return int((await conn.execute(query)).scalar_one())
+
+
+async def count_pending_webhooks(store: Store) -> dict[str, int]:
+    """Unprocessed inbox deliveries per connection (connections with none are absent)."""
+    query = (
+        select(webhook_inbox.c.connection, func.count())
+        .where(webhook_inbox.c.processed_at.is_(None))
+        .group_by(webhook_inbox.c.connection)
+    )
+    async with _reader(store).connect() as conn:
+        return {name: int(n) for name, n in await conn.execute(query)}
 
 
 async def render_metrics(store: Store) -> str:
     """The exposition text for the current state of ``store``."""
     out = Exposition()
     connections = [c.name for c in await store.list_connections()]
+    pending = await count_pending_webhooks(store)
     op_samples: list[tuple[Sequence[tuple[str, str]], float]] = []
     inbox_samples: list[tuple[Sequence[tuple[str, str]], float]] = []
     cursor_samples: list[tuple[Sequence[tuple[str, str]], float]] = []
@@ -83,8 +110,7 @@ async def render_metrics(store: Store) -> str:
         counts = await store.count_operations(connection=name)
         for state in OperationState:
             op_samples.append(((("connection", name), ("state", state.value)), counts[state]))
-        pending = await store.pending_webhooks(connection=name, limit=INBOX_COUNT_LIMIT)
-        inbox_samples.append(((("connection", name),), len(pending)))
+        inbox_samples.append(((("connection", name),), pending.get(name, 0)))
         for cursor in await store.list_cursors(name):
             when = cursor.updated_at.timestamp()
             cursor_samples.append(((("connection", name), ("flow", cursor.flow)), when))
@@ -97,7 +123,7 @@ async def render_metrics(store: Store) -> str:
     out.family(
         "mlconnector_webhook_inbox_pending",
         "gauge",
-        f"Webhook deliveries received but not processed yet (counted up to {INBOX_COUNT_LIMIT}).",
+        "Webhook deliveries received but not processed yet.",
         inbox_samples,
     )
     out.family(
@@ -120,8 +146,7 @@ def health_endpoint(store: Store, clock: Clock) -> Endpoint:
 
     async def healthz(request: Request) -> Response:
         try:
-            async with store.engine.connect() as conn:
-                await conn.execute(select(1))
+            await ping(store)
         except (SQLAlchemyError, OSError) as exc:
             log.warning("health check: database unreachable: %s", type(exc).__name__)
             return JSONResponse(

@@ -26,6 +26,7 @@ webhook registrations may add any header) never reaches the database.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import inspect
 import logging
@@ -42,6 +43,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from mlconnector.clock import Clock
 from mlconnector.config import Config, ShipStationSettings
 from mlconnector.errors import ConfigError, ConnectorError, ForeignURLError, SignatureError
+from mlconnector.http import RetryPolicy
 from mlconnector.shipstation import (
     DEFAULT_SIGNED_LAYOUT,
     AllowList,
@@ -57,6 +59,9 @@ from mlconnector.store import AuditEvent, CredentialKind, Store
 log = logging.getLogger("mlconnector.web.receiver")
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
+#: a key fetch happens while ShipStation waits for an answer: one quick retry, then 503 (it
+#: re-delivers an unacknowledged webhook later)
+KEY_FETCH_RETRY = RetryPolicy(max_attempts=2, base_delay=0.5, max_delay=1.0, max_rate_limit_waits=1)
 
 #: the only request headers persisted with a delivery (lower case)
 KEPT_HEADERS = frozenset(
@@ -147,6 +152,7 @@ class WebhookReceiver:
     on_webhook: OnWebhook | None = None
     _verifiers: dict[str, SignatureVerifier] = field(default_factory=dict)
     _http: dict[str, httpx.AsyncClient] = field(default_factory=dict)
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     # --- the endpoint --------------------------------------------------------------------------
     async def handle(self, request: Request) -> Response:
@@ -159,7 +165,9 @@ class WebhookReceiver:
         try:
             body = await read_capped(request, self.options.max_body_bytes)
         except BodyTooLargeError:
-            log.warning("webhook for %r refused: body over %d bytes", name, self.max_body)
+            log.warning(
+                "webhook for %r refused: body over %d bytes", name, self.options.max_body_bytes
+            )
             return PlainTextResponse("Payload Too Large", status_code=413)
         except ClientDisconnect:
             return PlainTextResponse("Client Closed Request", status_code=400)
@@ -183,10 +191,6 @@ class WebhookReceiver:
         return JSONResponse(
             {"status": "ok", "id": received.item.id, "duplicate": not received.created}
         )
-
-    @property
-    def max_body(self) -> int:
-        return self.options.max_body_bytes
 
     # --- the steps -----------------------------------------------------------------------------
     async def _authorised(self, name: str, token: str) -> bool:
@@ -230,7 +234,10 @@ class WebhookReceiver:
     ) -> Response | None:
         """``None`` when the signature holds; otherwise the answer to give."""
         try:
-            await self._verifier(name).verify(headers, body)
+            # one verification at a time per connection: while the first delivery fetches the
+            # keys, a concurrent one would otherwise find the refresh spent and be refused
+            async with self._locks.setdefault(name, asyncio.Lock()):
+                await self._verifier(name).verify(headers, body)
         except MissingSignatureError:
             log.warning("V2 webhook for %r refused: no signature headers", name)
             return _not_found()
@@ -280,6 +287,8 @@ class WebhookReceiver:
             clock=self.clock,
             base_url=base_url,
             connection=name,
+            retry=KEY_FETCH_RETRY,
+            timeout=10.0,
         )
         return await client.fetch_webhook_keys()
 

@@ -28,7 +28,7 @@ from starlette.templating import Jinja2Templates
 from mlconnector.clock import Clock
 from mlconnector.config import Config
 from mlconnector.store import AuditQuery, Operation, OperationState, Store
-from mlconnector.web.metrics import INBOX_COUNT_LIMIT
+from mlconnector.web.metrics import count_pending_webhooks
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 FLASH_COOKIE = "mlc_flash"
@@ -150,6 +150,7 @@ class OperatorUI:
         """Connections with their flows (cursor, lease), operation counts and inbox backlog."""
         rows = []
         now = self.clock.now()
+        backlog = await count_pending_webhooks(self.store)
         for conn in await self.store.list_connections():
             cursors = {c.flow: c for c in await self.store.list_cursors(conn.name)}
             leases = {
@@ -168,16 +169,14 @@ class OperatorUI:
                         lease_live=bool(lease and lease.expires_at > now),
                     )
                 )
-            backlog = await self.store.pending_webhooks(
-                connection=conn.name, limit=INBOX_COUNT_LIMIT
-            )
+            oldest = await self.store.pending_webhooks(connection=conn.name, limit=1)
             rows.append(
                 {
                     "connection": conn,
                     "flows": flows,
                     "counts": await self.store.count_operations(connection=conn.name),
-                    "backlog": len(backlog),
-                    "oldest_pending": _when(backlog[0].received_at) if backlog else None,
+                    "backlog": backlog.get(conn.name, 0),
+                    "oldest_pending": _when(oldest[0].received_at) if oldest else None,
                 }
             )
         return self.render(

@@ -3,6 +3,7 @@ simulator's own signer for V2 deliveries."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -275,6 +276,41 @@ async def test_signed_v2_delivery_is_accepted_with_keys_fetched_once(
     assert v2_app[1] == ["/jwks"]
     (item, _) = await store.list_webhooks(connection="acme")
     assert item.headers["x-shipengine-rsa-sha256-key-id"] == sandbox.signer.key_id
+
+
+async def test_concurrent_v2_deliveries_wait_for_the_first_key_fetch(
+    store: Store, config: Config, fake_clock: FakeClock, sandbox: ShipStationSandbox
+) -> None:
+    fetches: list[str] = []
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_keys(connection: str) -> dict[str, object]:
+        fetches.append(connection)
+        started.set()
+        await release.wait()  # the other deliveries arrive while this fetch is in flight
+        return keys_from_jwks(sandbox.signer.jwks())
+
+    options = ReceiverOptions(key_source=slow_keys)  # type: ignore[arg-type]
+    app = create_web_app(store=store, config=config, clock=fake_clock, receiver_options=options)
+    bodies = [V2_BODY.replace(b"batchId=8", f"batchId={n}".encode()) for n in range(10, 14)]
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app), base_url="http://testserver"
+    ) as client:
+        posts = [
+            asyncio.ensure_future(
+                client.post(HOOK, content=b, headers=signed(sandbox, b, fake_clock))
+            )
+            for b in bodies
+        ]
+        await started.wait()
+        # give the other deliveries (database reads in aiosqlite's thread) time to reach the
+        # verifier; without the per-connection lock they would be refused meanwhile
+        await asyncio.sleep(0.3)
+        release.set()
+        responses = await asyncio.gather(*posts)
+    assert [r.status_code for r in responses] == [200] * 4
+    assert sorted(await inbox(store)) == sorted(bodies)
+    assert fetches == ["acme"]
 
 
 async def test_v2_delivery_with_a_tampered_body_is_400(
