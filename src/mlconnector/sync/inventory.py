@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlconnector.plex import OnHand
-from mlconnector.store import Operation, OperationState
+from mlconnector.store import CredentialKind, Operation, OperationState
 from mlconnector.sync.base import FlowResult, PlanItem, Resolution, StaleOperationError, audit
 from mlconnector.sync.outbox import Outbox
-from mlconnector.sync.runtime import ConnectionRuntime
+from mlconnector.sync.runtime import ConnectionRuntime, missing_credential
 
 FLOW = "inventory"
 KIND_ADJUST = "ss.inventory.adjust"
@@ -98,6 +98,9 @@ class InventoryFlow:
     async def run(self, rt: ConnectionRuntime, *, dry_run: bool = False) -> FlowResult:
         """One pass (see the module doc)."""
         result = FlowResult(FLOW, rt.name, dry_run=dry_run)
+        if not dry_run and not rt.has_ss_v2:
+            # ShipStation inventory is V2 only: say which credential is missing before any read
+            raise missing_credential(rt.name, CredentialKind.SS_V2_KEY)
         rows = await rt.plex.on_hand()
         result.count("read", len(rows))
         on_hand, unmapped = await self._map(rt, rows)

@@ -65,6 +65,9 @@ FLOW = "shipments"
 KIND_WRITE = "plex.shipment.write_back"
 KIND_REVERSE = "plex.shipment.reverse"
 
+#: V1 events that never carry a shipment to write back
+IGNORED_EVENTS = V1_ORDER_EVENTS | {"FULFILLMENT_REJECTED"}
+
 _S = OperationState
 
 
@@ -164,8 +167,9 @@ class ShipmentsFlow:
             plan = PlanItem("reject", "webhook", key, str(exc))
             await self._note(rt, run, plan, "skipped", entity="webhook", error=exc)
             return f"rejected: {exc.message}"
-        if delivery.is_v2 or delivery.resource_type in V1_ORDER_EVENTS:
-            # Not a V1 shipment pointer: the /shipments and /fulfillments polls are the truth.
+        if delivery.is_v2 or delivery.resource_type in IGNORED_EVENTS:
+            # Not a V1 shipment pointer (a rejected fulfilment shipped nothing): the /shipments
+            # and /fulfillments polls are the truth.
             return f"ignored: {delivery.resource_type} (the shipments poll covers it)"
         try:
             batch = await rt.ss_v1.follow(delivery)

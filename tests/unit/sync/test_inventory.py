@@ -16,11 +16,12 @@ from hypothesis import strategies as st
 
 from mlconnector.clock import FakeClock
 from mlconnector.config import Mappings
-from mlconnector.store import OperationState, Store
+from mlconnector.errors import ConfigError
+from mlconnector.store import CredentialKind, OperationState, Store
 from mlconnector.sync import ConnectionRuntime, LogAlertSink, build_runtime, recover
 from mlconnector.sync.base import StaleOperationError
 from mlconnector.sync.inventory import KIND_ADJUST, InventoryFlow, Level, adjust_key, distribute
-from tests.unit.sync.conftest import make_config
+from tests.unit.sync.conftest import make_config, refusing_factory
 
 MAPPING = {"FG-1": "se-1", "FG-2": "se-1", "FG-3": "se-2"}
 
@@ -213,3 +214,29 @@ async def test_dry_run_writes_nothing(fake_rt: tuple[Fake, ConnectionRuntime]) -
     assert fake.adjusts == []
     assert await rt.store.list_operations(connection="acme") == []
     assert await rt.store.get_inventory_snapshot("acme") == {}
+
+
+async def test_without_a_v2_key_the_run_names_the_missing_credential(
+    tmp_path: Path, store: Store, fake_clock: FakeClock
+) -> None:
+    for kind in (
+        CredentialKind.PLEX_API_KEY,
+        CredentialKind.SS_V1_KEY,
+        CredentialKind.SS_V1_SECRET,
+    ):
+        await store.set_credential("acme", kind, f"{kind}-0123456789")
+    seen: list[str] = []
+    rt = await build_runtime(
+        make_config(tmp_path),
+        "acme",
+        store,
+        fake_clock,
+        refusing_factory(seen),
+        alerts=LogAlertSink(),
+    )
+    try:
+        with pytest.raises(ConfigError, match="ss_v2_key"):
+            await InventoryFlow().run(rt)
+    finally:
+        await rt.aclose()
+    assert seen == []  # nothing was read before saying so

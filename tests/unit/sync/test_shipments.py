@@ -155,11 +155,12 @@ async def test_inbox_outcomes(env: tuple[Fake, Writer, ConnectionRuntime]) -> No
     fake, _writer, rt = env
     bad = await rt.store.receive_webhook("acme", b"not json", {})
     order = await rt.store.receive_webhook("acme", delivery(1, "ORDER_NOTIFY"), {})
+    rejected_ff = await rt.store.receive_webhook("acme", delivery(4, "FULFILLMENT_REJECTED"), {})
     v2 = await rt.store.receive_webhook("acme", delivery(2, "LABEL_CREATED_V2"), {})
     foreign = await rt.store.receive_webhook("acme", delivery(3, host="https://evil.example"), {})
     await ShipmentsFlow().run(rt)
     outcomes = {}
-    for received in (bad, order, v2, foreign):
+    for received in (bad, order, v2, foreign, rejected_ff):
         item = await rt.store.get_webhook(received.item.id)
         assert item is not None
         assert item.processed_at is not None
@@ -167,6 +168,7 @@ async def test_inbox_outcomes(env: tuple[Fake, Writer, ConnectionRuntime]) -> No
     assert outcomes[bad.item.id].startswith("rejected")
     assert outcomes[order.item.id].startswith("ignored")
     assert outcomes[v2.item.id].startswith("ignored")
+    assert outcomes[rejected_ff.item.id].startswith("ignored")
     assert outcomes[foreign.item.id].startswith("rejected: foreign")
     assert not any("evil.example" in url for url in fake.requests)
     assert not any("batchId" in url for url in fake.requests)  # nothing was followed
