@@ -189,9 +189,13 @@ class OrdersFlow:
             link.order_key: link
             for link in await rt.store.find_links(rt.name, plex_order_id=order_id)
         }
-        partly = any(r.quantity_shipped > 0 for r in bundle.releases)
-        open_ids = [x.ss_order_id for x in links.values() if x.ss_order_id and not is_frozen(x)]
-        if partly and open_ids:
+        partly = {r.id.lower() for r in bundle.releases if r.quantity_shipped > 0}
+        open_ids = [
+            x.ss_order_id
+            for x in links.values()
+            if x.ss_order_id and not is_frozen(x) and partly & {i.lower() for i in x.release_ids}
+        ]
+        if open_ids:
             # what ShipStation shipped stays in its items (see mapping: partial shipments)
             shipped = await shipped_in_shipstation(rt.ss_v1, open_ids)
             bundle = replace(bundle, shipped_in_shipstation=shipped)
