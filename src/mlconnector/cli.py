@@ -13,7 +13,14 @@ from typing import Annotated
 import typer
 
 from mlconnector import __version__
-from mlconnector.commands import config_cmd, connections, credentials, ping, setup
+from mlconnector.commands import (
+    backfill_cmd,
+    config_cmd,
+    connections,
+    credentials,
+    ping,
+    setup,
+)
 from mlconnector.commands.context import CliContext, get_context
 
 app = typer.Typer(
@@ -59,6 +66,7 @@ app.add_typer(connections.app, name="connections")
 app.add_typer(credentials.app, name="credentials")
 app.add_typer(setup.keys_app, name="keys")
 app.command("ping")(ping.ping)
+app.add_typer(backfill_cmd.app, name="backfill")
 
 
 def main() -> None:
