@@ -440,8 +440,16 @@ async def test_server_errors_go_to_the_outbox_and_retry_later(env: Env) -> None:
     newer = await rt.store.get_link("acme", victim.payload["order_key"])
     assert newer is not None
     assert newer.content_hash != victim.payload["hash"]
+    batches = env.recorder.count("/orders/createorders")
+    # the run re-sent the groups it decided on again; the rest wait in the outbox
+    waiting = await rt.store.list_operations(connection="acme", states=[OperationState.FAILED])
+    assert victim.id in {op.id for op in waiting}
     report = await retry_due(rt, [flow])
     assert report.failed == 1  # the overtaken version
+    assert report.retried == len(waiting) - 1
+    # retried in createorders batches, not one createorder per order
+    assert env.recorder.count("/orders/createorder") == 0
+    assert env.recorder.count("/orders/createorders") == batches + 1
     old = await rt.store.get_operation(victim.id)
     assert old is not None
     assert old.state is OperationState.DEAD

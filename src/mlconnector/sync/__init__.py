@@ -10,6 +10,7 @@
 
 from mlconnector.sync.alerts import Alert, AlertSink, LogAlertSink, WebhookAlertSink
 from mlconnector.sync.base import (
+    BatchFlow,
     Flow,
     FlowResult,
     PlanItem,
@@ -31,6 +32,7 @@ from mlconnector.sync.runtime import (
 __all__ = [
     "Alert",
     "AlertSink",
+    "BatchFlow",
     "ConnectionRuntime",
     "Flow",
     "FlowResult",

@@ -14,6 +14,7 @@ read, write, skip, retry or failure, with idempotency key, remote ids, HTTP stat
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -140,6 +141,16 @@ class Flow(Protocol):
 
     async def resolve(self, rt: ConnectionRuntime, op: Operation) -> Resolution:
         """``op`` was left ``sent`` (crash between send and confirm): did it land remotely?"""
+        ...
+
+
+@runtime_checkable
+class BatchFlow(Flow, Protocol):
+    """A flow that can send many due operations at once (ShipStation ``createorders``).
+    :func:`~mlconnector.sync.outbox.retry_due` prefers it to one ``execute`` per operation."""
+
+    async def execute_batch(self, rt: ConnectionRuntime, ops: Sequence[Operation]) -> FlowResult:
+        """Send ``ops`` (due, of this flow's kinds): mark, send, confirm or fail each one."""
         ...
 
 

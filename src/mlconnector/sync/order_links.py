@@ -6,8 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mlconnector.errors import FrozenRecordError
 from mlconnector.shipstation import FROZEN_STATUSES, Order
-from mlconnector.store import Link
+from mlconnector.store import Link, Operation
+from mlconnector.sync.base import StaleOperationError
 from mlconnector.sync.runtime import ConnectionRuntime
 
 
@@ -130,3 +132,42 @@ async def freeze_link(rt: ConnectionRuntime, payload: dict[str, Any], message: s
         )
     else:
         await rt.store.set_link_status(rt.name, key, status, frozen_reason=message)
+
+
+def decision_of(op: Operation) -> Decision:
+    """The decision a queued operation carries (for retries and replays)."""
+    payload = op.payload
+    return Decision(
+        payload["action"],
+        payload["order_key"],
+        payload["plex_order_id"],
+        payload["group_key"],
+        payload["hash"],
+        tuple(payload.get("release_ids") or ()),
+        Order.model_validate(payload["order"]),
+    )
+
+
+async def precheck(rt: ConnectionRuntime, op: Operation) -> str | None:
+    """Before a queued order is (re)sent: the ShipStation order id when this content is already
+    there (confirm without sending), ``None`` to send; raises when it must never be sent
+    (frozen order, or a newer version was sent after it was queued)."""
+    payload = op.payload
+    link = await rt.store.get_link(rt.name, payload["order_key"])
+    if link is None:
+        return None
+    if link.content_hash == payload["hash"] and link.ss_order_id:
+        return link.ss_order_id
+    if is_frozen(link):
+        raise FrozenRecordError(
+            f"ShipStation order {payload['order_key']} is frozen: "
+            f"{link.frozen_reason or link.ss_status}",
+            record=payload["order_key"],
+        )
+    if link.updated_at is not None and link.updated_at > op.created_at:
+        raise StaleOperationError(
+            f"a newer version of {payload['order_key']} was sent after this operation "
+            "was queued; sending this one would undo it",
+            record=payload["order_key"],
+        )
+    return None

@@ -46,9 +46,11 @@ from mlconnector.sync.cursor import (
 from mlconnector.sync.mapping import MappedOrder, MappingSkip, content_hash, map_order
 from mlconnector.sync.order_links import (
     Decision,
+    decision_of,
     freeze_link,
     is_frozen,
     link_version,
+    precheck,
     refs_of,
     same_content,
     save_link,
@@ -391,10 +393,7 @@ class OrdersFlow:
                     **refs,
                 )
                 await save_link(rt, op.payload, str(outcome.order_id), decision.order.order_status)
-                counter = {"create": "created", "update": "updated"}.get(
-                    decision.action, "cancelled"
-                )
-                result.count(counter)
+                result.count(would(decision))
                 continue
             message = outcome.error_message or "ShipStation did not accept the order"
             error: ConnectorError
@@ -411,23 +410,10 @@ class OrdersFlow:
     # --- one operation (retries, replays) and crash recovery -----------------------------------
     async def execute(self, rt: ConnectionRuntime, op: Operation) -> str | None:
         """Send one queued order with ``createorder`` (upsert by orderKey)."""
+        done = await precheck(rt, op)
+        if done is not None:
+            return done  # this content is already in ShipStation
         payload = op.payload
-        link = await rt.store.get_link(rt.name, payload["order_key"])
-        if link is not None:
-            if link.content_hash == payload["hash"] and link.ss_order_id:
-                return link.ss_order_id  # this content is already in ShipStation
-            if is_frozen(link):
-                raise FrozenRecordError(
-                    f"ShipStation order {payload['order_key']} is frozen: "
-                    f"{link.frozen_reason or link.ss_status}",
-                    record=payload["order_key"],
-                )
-            if link.updated_at is not None and link.updated_at > op.created_at:
-                raise StaleOperationError(
-                    f"a newer version of {payload['order_key']} was sent after this operation "
-                    "was queued; sending this one would undo it",
-                    record=payload["order_key"],
-                )
         try:
             answer = await rt.ss_v1.create_or_update_order(Order.model_validate(payload["order"]))
         except FrozenRecordError as exc:
@@ -436,6 +422,35 @@ class OrdersFlow:
         ref = str(answer.order_id) if answer.order_id is not None else None
         await save_link(rt, payload, ref, answer.order_status)
         return ref
+
+    async def execute_batch(self, rt: ConnectionRuntime, ops: Sequence[Operation]) -> FlowResult:
+        """Send due operations in ``createorders`` batches (after an outage, 100 orders per
+        request instead of one): the same checks as :meth:`execute`, then per-order results."""
+        result = FlowResult(FLOW, rt.name)
+        box = Outbox(rt, FLOW)
+        ready: list[tuple[Decision, Operation]] = []
+        for op in ops:
+            decision = decision_of(op)
+            try:
+                done = await precheck(rt, op)
+            except (FrozenRecordError, StaleOperationError) as exc:
+                await box.fail(op, exc, action=decision.action, **refs_of(decision))
+                stale = isinstance(exc, StaleOperationError)
+                result.add(
+                    PlanItem("skip", "order", decision.order_key, str(exc)),
+                    "skipped" if stale else "frozen",
+                )
+                continue
+            if done is not None:
+                await box.confirm(op, done, action="resolve", **refs_of(decision))
+                result.add(
+                    PlanItem("confirm", "order", decision.order_key, "already there"), "unchanged"
+                )
+                continue
+            ready.append((decision, op))
+        for start in range(0, len(ready), self.batch_size):
+            await self._send_batch(rt, box, ready[start : start + self.batch_size], result)
+        return result
 
     async def resolve(self, rt: ConnectionRuntime, op: Operation) -> Resolution:
         """Is what this operation sent in ShipStation? Looked up by orderNumber + orderKey."""

@@ -32,7 +32,14 @@ from mlconnector.errors import (
 from mlconnector.store import Enqueued, Operation, OperationState, Store
 from mlconnector.store.records import AuditEvent
 from mlconnector.sync.alerts import Alert
-from mlconnector.sync.base import Flow, FlowResult, PlanItem, StaleOperationError, audit
+from mlconnector.sync.base import (
+    BatchFlow,
+    Flow,
+    FlowResult,
+    PlanItem,
+    StaleOperationError,
+    audit,
+)
 from mlconnector.sync.runtime import ConnectionRuntime
 
 _S = OperationState
@@ -236,13 +243,26 @@ async def retry_due(
     rt: ConnectionRuntime, flows: Sequence[Flow], *, limit: int = 100
 ) -> FlowResult:
     """Send every due operation (``pending``, or ``failed`` whose backoff has passed) of every
-    flow, through that flow's ``execute``."""
+    flow: through ``execute_batch`` when the flow has one (:class:`BatchFlow`), else one
+    ``execute`` per operation."""
     result = FlowResult(flow="retry", connection=rt.name)
     for flow in flows:
+        due = [
+            op
+            for op in await rt.store.due(rt.name, flow.name, limit=limit)
+            if op.kind in flow.kinds
+        ]
+        if not due:
+            continue
+        if isinstance(flow, BatchFlow):
+            sub = await flow.execute_batch(rt, due)
+            result.plan.extend(sub.plan)
+            result.count("retried", sub.created + sub.updated + sub.cancelled + sub.unchanged)
+            result.count("failed", sub.failed + sub.skipped + sub.frozen)
+            result.errors.extend(sub.errors)
+            continue
         box = Outbox(rt, flow.name)
-        for op in await rt.store.due(rt.name, flow.name, limit=limit):
-            if op.kind not in flow.kinds:
-                continue
+        for op in due:
             done = await box.execute(flow, op)
             counter = "retried" if done.state is _S.CONFIRMED else "failed"
             result.add(
