@@ -296,8 +296,14 @@ class PlexClient(ApiClient):
         )
 
     async def list_releases(self, ids: Iterable[str]) -> list[Release]:
-        """Releases by id (checked)."""
-        return await self._by_ids("sales/v1/releases", Release, "id", list(ids), lambda r: r.id)
+        """Releases by id (checked). Plex's ``id`` filter takes a single value (reference §2.2;
+        a repeated ``id`` returned one release), so one request per id."""
+        found: list[Release] = []
+        for release_id in sorted(set(ids)):
+            found += await self._by_ids(
+                "sales/v1/releases", Release, "id", [release_id], lambda r: r.id
+            )
+        return found
 
     async def get_release(self, release_id: str) -> Release:
         """One release."""
