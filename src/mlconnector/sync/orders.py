@@ -396,13 +396,17 @@ class OrdersFlow:
                 result.count(would(decision))
                 continue
             message = outcome.error_message or "ShipStation did not accept the order"
+            # the batch answered HTTP 200; its request id still finds the exchange
+            request_id = rt.last_request.request_id if rt.last_request else None
             error: ConnectorError
             if outcome.frozen:
-                error = FrozenRecordError(message, record=decision.order_key)
+                error = FrozenRecordError(message, record=decision.order_key, request_id=request_id)
                 await freeze_link(rt, op.payload, message)
                 result.count("frozen")
             else:
-                error = RemoteValidationError(message, record=decision.order_key)
+                error = RemoteValidationError(
+                    message, record=decision.order_key, request_id=request_id
+                )
                 result.count("failed")
                 result.errors.append(f"{decision.order_key}: {message}")
             await box.fail(op, error, action=decision.action, **refs)
