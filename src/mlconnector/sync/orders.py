@@ -31,7 +31,7 @@ from mlconnector.errors import (
     RetryableError,
     SkipRecordError,
 )
-from mlconnector.plex import SalesOrder
+from mlconnector.plex import Release, SalesOrder
 from mlconnector.shipstation import Order
 from mlconnector.store import Link, Operation, OperationState
 from mlconnector.sync.base import FlowResult, PlanItem, Resolution, StaleOperationError, audit
@@ -134,7 +134,7 @@ class OrdersFlow:
         self,
         rt: ConnectionRuntime,
         orders: Sequence[SalesOrder],
-        releases: Sequence[Any],
+        releases: Sequence[Release],
         result: FlowResult,
         dry_run: bool,
     ) -> list[Decision]:
