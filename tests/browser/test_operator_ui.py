@@ -48,11 +48,16 @@ async def test_replay_a_dead_operation_and_search_the_audit(
     page = await browser.new_page()
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: dialogs.append(dialog.message))
+    console_errors: list[str] = []
+    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
     dead = served.seeded.dead_id
 
     await page.goto(served.url + "/")
     assert await page.title() == "Dashboard · ml-connector"
     assert await page.locator("section.card h2 a").inner_text() == "acme"
+    # the stylesheet loaded (the Content-Security-Policy allows our own origin)
+    header_bg = await page.locator("header").evaluate("e => getComputedStyle(e).backgroundColor")
+    assert header_bg == "rgb(29, 35, 48)"
 
     await page.get_by_role("link", name="Operations").click()
     await page.wait_for_url("**/operations")
@@ -83,4 +88,5 @@ async def test_replay_a_dead_operation_and_search_the_audit(
     await page.wait_for_url("**/audit?*plex_order_id=PO-1001*")
     assert "alert" in await page.locator("table.audit td.details").inner_text()
     assert dialogs == []  # the script in the audit details never ran
+    assert console_errors == []  # no CSP violation, no failed resource
     await page.close()

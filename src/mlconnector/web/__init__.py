@@ -1,10 +1,17 @@
 """The web layer: webhook receiver, operator UI, ``/healthz`` and ``/metrics``.
 
 Build the app with :func:`create_web_app` (every dependency injected) and serve it with uvicorn
-(``access_log=False``: the webhook URL path carries a secret token).
+using :func:`server_config` (``access_log=False``: the webhook URL path carries a secret token).
 """
 
-from mlconnector.web.app import close_web_app, create_web_app
+from mlconnector.web.app import close_web_app, create_web_app, server_config
 from mlconnector.web.receiver import KeySource, ReceiverOptions, WebhookReceiver
 
-__all__ = ["KeySource", "ReceiverOptions", "WebhookReceiver", "close_web_app", "create_web_app"]
+__all__ = [
+    "KeySource",
+    "ReceiverOptions",
+    "WebhookReceiver",
+    "close_web_app",
+    "create_web_app",
+    "server_config",
+]

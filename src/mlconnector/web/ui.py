@@ -12,6 +12,7 @@ There is no login: the app binds to 127.0.0.1 by default; see :mod:`mlconnector.
 
 from __future__ import annotations
 
+import json
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -54,6 +55,9 @@ def templates() -> Jinja2Templates:
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
+    # readable JSON for audit details; autoescaping then makes any markup in it inert text
+    # (Jinja's ``tojson`` is meant for <script> blocks and shows \u003c escapes instead)
+    env.filters["json"] = lambda value: json.dumps(value, ensure_ascii=False, default=str)
     return Jinja2Templates(env=env)
 
 
