@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mlconnector.clock import SystemClock
 from mlconnector.config import Config, ConnectionConfig, PlexSettings, ShipStationSettings
@@ -74,10 +75,10 @@ async def main(n: int, concurrency: int) -> None:
             },
         )
 
-        async def keys(connection: str) -> dict[str, object]:
-            return dict(keys_from_jwks(sandbox.signer.jwks()))
+        async def keys(connection: str) -> dict[str, rsa.RSAPublicKey]:
+            return keys_from_jwks(sandbox.signer.jwks())
 
-        options = ReceiverOptions(key_source=keys)  # type: ignore[arg-type]
+        options = ReceiverOptions(key_source=keys)
         app = create_web_app(store=store, config=config, clock=clock, receiver_options=options)
         async with (
             app.router.lifespan_context(app),

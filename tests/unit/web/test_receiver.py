@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
 
 from mlconnector.clock import FakeClock
@@ -284,13 +285,13 @@ async def test_concurrent_v2_deliveries_wait_for_the_first_key_fetch(
     fetches: list[str] = []
     started, release = asyncio.Event(), asyncio.Event()
 
-    async def slow_keys(connection: str) -> dict[str, object]:
+    async def slow_keys(connection: str) -> dict[str, rsa.RSAPublicKey]:
         fetches.append(connection)
         started.set()
         await release.wait()  # the other deliveries arrive while this fetch is in flight
         return keys_from_jwks(sandbox.signer.jwks())
 
-    options = ReceiverOptions(key_source=slow_keys)  # type: ignore[arg-type]
+    options = ReceiverOptions(key_source=slow_keys)
     app = create_web_app(store=store, config=config, clock=fake_clock, receiver_options=options)
     bodies = [V2_BODY.replace(b"batchId=8", f"batchId={n}".encode()) for n in range(10, 14)]
     async with httpx.AsyncClient(
@@ -359,11 +360,11 @@ async def test_injected_key_source_is_used_instead_of_fetching(
 ) -> None:
     asked: list[str] = []
 
-    async def keys(connection: str) -> dict[str, object]:
+    async def keys(connection: str) -> dict[str, rsa.RSAPublicKey]:
         asked.append(connection)
         return keys_from_jwks(sandbox.signer.jwks())
 
-    options = ReceiverOptions(key_source=keys)  # type: ignore[arg-type]
+    options = ReceiverOptions(key_source=keys)
     app = create_web_app(store=store, config=config, clock=fake_clock, receiver_options=options)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app), base_url="http://testserver"
