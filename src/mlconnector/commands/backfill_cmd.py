@@ -128,7 +128,11 @@ async def _run(
     ):
         backfill = Backfill(rt, plan, reader, on_window=on_window)
         _, resumed = await backfill.start_state()
-        if resumed is not None:
+        if resumed is not None and resumed >= plan.until:
+            state.console.print(
+                "this period is already backfilled (stored progress); nothing to do"
+            )
+        elif resumed is not None:
             state.console.print(f"resuming after {resumed.isoformat()} (stored progress)")
             progress.update(task, completed=(resumed - plan.since).total_seconds())
         with progress:

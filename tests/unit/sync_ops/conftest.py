@@ -29,6 +29,7 @@ from mlconnector.sandbox.shipstation import (
 from mlconnector.store import CredentialKind, Store, Vault, generate_key, open_store
 from mlconnector.sync import ConnectionRuntime, LogAlertSink, build_runtime
 from tests.conftest import FAKE_START
+from tests.unit.cli.conftest import cli, served  # noqa: F401 (fixtures of the command tests)
 
 PCN = 340884
 CONNECTION = "acme"
@@ -92,11 +93,18 @@ class OpsEnv:
         return [o["orderKey"] for o in self.ss.all_orders()]
 
     def count(self, service: str, path_part: str, method: str = "POST") -> int:
-        return sum(1 for s, m, p, _ in self.calls if s == service and m == method and path_part in p)
+        return sum(
+            1 for s, m, p, _ in self.calls if s == service and m == method and path_part in p
+        )
+
+
+def _folder(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 async def make_env(tmp_path: Path, *, orders: int = 12) -> OpsEnv:
-    tmp_path.mkdir(parents=True, exist_ok=True)
+    tmp_path = _folder(tmp_path)
     clock = FakeClock(FAKE_START)
     spec = TenantSpec(pcn=PCN, code="mlauto", name="Midland", customers=3, parts=8, orders=orders)
     plex = create_plex_sandbox(clock, tenants=[spec])

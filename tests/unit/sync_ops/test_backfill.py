@@ -86,11 +86,13 @@ async def test_backfill_sends_every_open_order_once_and_orders_run_adds_nothing(
     assert done.result.created == len(keys) > 0
     assert Counter(keys).most_common(1)[0][1] == 1  # no orderKey twice
     assert ss_plex_orders(env) == expected_orders(env)
-    assert done.windows == 5 and done.narrowed == 0
+    assert done.windows == 5
+    assert done.narrowed == 0
 
     posts_before = env.count("shipstation-v1", "/orders/create")
     again = await OrdersFlow().run(await env.runtime())
-    assert again.created == 0 and again.failed == 0
+    assert again.created == 0
+    assert again.failed == 0
     assert env.count("shipstation-v1", "/orders/create") == posts_before
     assert sorted(env.ss_order_keys()) == sorted(keys)
 
@@ -100,7 +102,8 @@ async def test_orders_run_first_then_backfill_creates_nothing(env: OpsEnv) -> No
     assert first.created > 0
     keys = sorted(env.ss_order_keys())
     done = await backfill(env, plan())
-    assert done.result.created == 0 and done.result.updated == 0
+    assert done.result.created == 0
+    assert done.result.updated == 0
     assert done.result.unchanged > 0
     assert sorted(env.ss_order_keys()) == keys
 
@@ -148,7 +151,8 @@ async def test_soap_error_true_is_surfaced_and_nothing_is_written(env: OpsEnv) -
     with pytest.raises(DataSourceError) as caught:
         await backfill(env, plan(source="soap"))
     text = caught.value.message
-    assert "Error=true" in text and str(RELEASE_HISTORY_ID) in text
+    assert "Error=true" in text
+    assert str(RELEASE_HISTORY_ID) in text
     assert "denied" in text.lower()
     assert env.ss_order_keys() == []
     assert await env.store.get_cursor(CONNECTION, FLOW) is None
@@ -176,7 +180,8 @@ async def test_interrupted_backfill_resumes_after_the_last_committed_window(
     stored = await env.store.get_cursor(CONNECTION, FLOW)
     assert stored is not None
     state = BackfillState.from_json(stored.value)
-    assert state is not None and state.done_until == SINCE + timedelta(days=20)
+    assert state is not None
+    assert state.done_until == SINCE + timedelta(days=20)
     created_first = len(env.ss_order_keys())
 
     rt = await env.runtime()
@@ -196,7 +201,8 @@ async def test_interrupted_backfill_resumes_after_the_last_committed_window(
 async def test_a_different_period_starts_afresh(env: OpsEnv) -> None:
     await backfill(env, plan(until=SINCE + timedelta(days=20)))
     done = await backfill(env, plan())
-    assert done.resumed_from is None and done.windows == 5
+    assert done.resumed_from is None
+    assert done.windows == 5
 
 
 async def test_dry_run_writes_nothing(env: OpsEnv) -> None:
