@@ -19,6 +19,7 @@ from mlconnector.commands import (
     connections,
     credentials,
     ping,
+    reconcile_cmd,
     setup,
 )
 from mlconnector.commands.context import CliContext, get_context
@@ -67,6 +68,7 @@ app.add_typer(credentials.app, name="credentials")
 app.add_typer(setup.keys_app, name="keys")
 app.command("ping")(ping.ping)
 app.add_typer(backfill_cmd.app, name="backfill")
+app.command("reconcile")(reconcile_cmd.reconcile)
 
 
 def main() -> None:
