@@ -148,6 +148,23 @@ async def test_split_and_partial_shipments_write_only_their_own_lines(env: ShipE
         assert len(env.shippers_for(f"ss-shipment-{label.shipment_id}")) == 1
 
 
+async def test_one_label_shipping_several_releases_is_one_write_back(env: ShipEnv) -> None:
+    rt, link = await _linked(env, min_releases=2)
+    open_before = _open(env, link)
+    location = next(iter(env.plex.tenant(PCN).containers.values())).location_id
+    for rid, qty in open_before.items():  # enough stock for every release
+        env.plex.add_container(env.part_of(rid), location, qty, tenant=PCN)
+    env.step()
+    label = env.ss.create_label(int(link.ss_order_id or 0))
+    env.step()
+    result = await ShipmentsFlow().run(rt)
+    assert result.written_back == 1, result.errors
+    assert len(env.shippers_for(f"ss-shipment-{label.shipment_id}")) == 1
+    for rid in open_before:
+        release = env.plex.release(rid, tenant=PCN)
+        assert release.quantity - release.quantity_shipped == 0  # every release shipped in full
+
+
 async def test_void_after_write_back_fails_visibly_with_the_shipper_strategy(
     env: ShipEnv,
 ) -> None:

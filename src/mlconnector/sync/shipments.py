@@ -65,6 +65,8 @@ FLOW = "shipments"
 KIND_WRITE = "plex.shipment.write_back"
 KIND_REVERSE = "plex.shipment.reverse"
 
+#: inbox items read per store query
+INBOX_PAGE = 100
 #: V1 events that never carry a shipment to write back
 IGNORED_EVENTS = V1_ORDER_EVENTS | {"FULFILLMENT_REJECTED"}
 
@@ -113,7 +115,7 @@ class ShipmentsFlow:
         overlap: timedelta = DEFAULT_OVERLAP,
         safety_lag: timedelta = DEFAULT_SAFETY_LAG,
         initial_lookback: timedelta = DEFAULT_INITIAL_LOOKBACK,
-        inbox_limit: int = 100,
+        inbox_limit: int = 1000,
     ) -> None:
         self.overlap = overlap
         self.safety_lag = safety_lag
@@ -151,12 +153,22 @@ class ShipmentsFlow:
 
     # --- source 1: the webhook inbox -----------------------------------------------------------
     async def _inbox(self, rt: ConnectionRuntime, run: _Run) -> int:
-        items = await rt.store.pending_webhooks(connection=rt.name, limit=self.inbox_limit)
-        for item in items:
-            outcome = await self._delivery(rt, run, item)
-            if outcome is not None and not run.dry_run:
-                await rt.store.finish_webhook(item.id, outcome)
-        return len(items)
+        """Every pending delivery, oldest first, page by page, up to ``inbox_limit`` per run. A
+        delivery left pending (could not be followed now, or a dry run) is not tried twice."""
+        tried: set[int] = set()
+        while len(tried) < self.inbox_limit:
+            page = await rt.store.pending_webhooks(
+                connection=rt.name, limit=INBOX_PAGE + len(tried)
+            )
+            fresh = [item for item in page if item.id not in tried]
+            if not fresh:
+                break
+            for item in fresh[: self.inbox_limit - len(tried)]:
+                tried.add(item.id)
+                outcome = await self._delivery(rt, run, item)
+                if outcome is not None and not run.dry_run:
+                    await rt.store.finish_webhook(item.id, outcome)
+        return len(tried)
 
     async def _delivery(self, rt: ConnectionRuntime, run: _Run, item: InboxItem) -> str | None:
         """Process one delivery; the outcome to finish it with (``None``: leave it pending)."""
@@ -517,10 +529,12 @@ class ShipmentsFlow:
     ) -> ShipmentWrite:
         """The strategy's input: each release with its part (release → order line → part)."""
         reference = payload["reference"]
-        release_ids = [line["release_id"] for line in payload["lines"]]
-        releases = {r.id.lower(): r for r in await rt.plex.list_releases(release_ids)}
+        # By the order's lines (Plex's release ``id`` filter takes a single value; reference
+        # §2.2): two requests whatever the number of shipped releases.
         order_lines = await rt.plex.list_order_lines(payload["plex_order_id"])
         part_of_line = {line.id.lower(): line.part_id for line in order_lines}
+        found = await rt.plex.list_releases_for_lines(part_of_line) if part_of_line else []
+        releases = {r.id.lower(): r for r in found}
         lines: list[ShipmentLine] = []
         for line in payload["lines"]:
             release = releases.get(line["release_id"])

@@ -64,9 +64,10 @@ class Fake:
             return httpx.Response(200, json={"shipments": rows, "page": 1, "pages": 1})
         if path == "/fulfillments":
             return httpx.Response(200, json={"fulfillments": [], "page": 1, "pages": 1})
-        if path.endswith("/sales/v1/releases"):
-            ids = params.get_list("id")
-            return httpx.Response(200, json=[{"id": i, "orderLineId": "line-1"} for i in ids])
+        if path.endswith("/sales/v1/releases") and params.get_list("orderLineIds") == ["line-1"]:
+            return httpx.Response(
+                200, json=[{"id": i, "orderLineId": "line-1"} for i in ("r1", "r2")]
+            )
         if path.endswith("/sales/v1/orders/o1/lines"):
             return httpx.Response(200, json=[{"id": "line-1", "orderId": "o1", "partId": "p1"}])
         return httpx.Response(404, json={"message": f"unexpected {request.method} {path}"})
@@ -271,3 +272,21 @@ async def test_dry_run_writes_nothing(env: tuple[Fake, Writer, ConnectionRuntime
     item = await rt.store.get_webhook(received.item.id)
     assert item is not None
     assert item.processed_at is None
+
+
+async def test_the_inbox_is_read_page_by_page_up_to_the_limit(
+    env: tuple[Fake, Writer, ConnectionRuntime],
+) -> None:
+    fake, writer, rt = env
+    fake.shipments = [shipment(20, [("r1", 1)])]
+    for batch in range(150):
+        await rt.store.receive_webhook("acme", delivery(batch), {})
+    dry = await ShipmentsFlow(inbox_limit=1000).run(rt, dry_run=True)
+    assert len(await rt.store.pending_webhooks(connection="acme", limit=500)) == 150
+    assert sum(1 for url in fake.requests if "batchId" in url) == 150  # each looked at once
+    assert [i.key for i in dry.plan if i.action == "write_back"] == ["ss-shipment-20"]
+    await ShipmentsFlow(inbox_limit=120).run(rt)
+    assert len(await rt.store.pending_webhooks(connection="acme", limit=500)) == 30
+    await ShipmentsFlow().run(rt)
+    assert await rt.store.pending_webhooks(connection="acme", limit=500) == []
+    assert len(writer.writes) == 1

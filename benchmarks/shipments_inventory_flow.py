@@ -1,0 +1,157 @@
+"""What the shipments and inventory flows cost: requests per remote system, virtual and wall time.
+
+Serves both simulators and a webhook receiver (persisting into the inbox) on loopback (real
+HTTP), seeds the default Plex tenant (or one with N orders), links every open release group with
+the orders flow, then on a FakeClock:
+
+* shipments: one label per linked ShipStation order (SHIP_NOTIFY delivered to the receiver),
+  a run (webhooks + polls, Plex write-backs), and a run with nothing new;
+* inventory: a first run (every mapped SKU adjusted), a run with no change (no V2 request),
+  and a run after one Plex container changed (one adjust).
+
+Prints, per run: the flow summary, requests by service, virtual seconds and wall seconds.
+
+Run: ``uv run python benchmarks/shipments_inventory_flow.py [orders]``
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mlconnector.clock import FakeClock
+from mlconnector.config import (
+    Config,
+    ConnectionConfig,
+    Mappings,
+    PlexSettings,
+    ShipStationSettings,
+)
+from mlconnector.sandbox.plex import DEFAULT_CONSUMER_KEY, TenantSpec, create_plex_sandbox
+from mlconnector.sandbox.server import serve
+from mlconnector.sandbox.shipstation import (
+    OperatorError,
+    ShipStationAccount,
+    create_shipstation_sandbox,
+)
+from mlconnector.store import CredentialKind, Store, Vault, generate_key, open_store
+from mlconnector.sync import ConnectionRuntime, build_runtime
+from mlconnector.sync.base import Flow
+from mlconnector.sync.inventory import InventoryFlow
+from mlconnector.sync.orders import OrdersFlow
+from mlconnector.sync.shipments import ShipmentsFlow
+
+PCN = 340884
+NAME = "bench"
+
+
+async def timed(label: str, rt: ConnectionRuntime, flow: Flow, clock: FakeClock) -> None:
+    before = dict(rt.stats.requests)
+    virtual, wall = clock.now(), time.perf_counter()
+    result = await flow.run(rt)
+    requests = {k: v - before.get(k, 0) for k, v in rt.stats.requests.items()}
+    print(
+        f"{label:<34} {result.summary():<70} requests={requests} "
+        f"virtual={(clock.now() - virtual).total_seconds():.0f}s "
+        f"wall={time.perf_counter() - wall:.2f}s"
+    )
+    for error in result.errors[:3]:
+        print(f"    error: {error}")
+
+
+def receiver(store: Store) -> Starlette:
+    async def hook(request: Request) -> Response:
+        await store.receive_webhook(NAME, await request.body(), dict(request.headers))
+        return Response(status_code=200)
+
+    return Starlette(routes=[Route("/hook", hook, methods=["POST"])])
+
+
+async def main(orders: int) -> None:
+    clock = FakeClock(datetime(2026, 1, 15, 12, tzinfo=UTC))
+    spec = TenantSpec(pcn=PCN, code="mlauto", name="Midland", orders=orders)
+    plex = create_plex_sandbox(clock, tenants=[spec])
+    ss = create_shipstation_sandbox(clock)
+    account = ShipStationAccount()
+    home = Path(tempfile.mkdtemp(prefix="mlc-bench-"))
+    vault = Vault([generate_key()], source="benchmark")
+    store = await open_store(f"sqlite+aiosqlite:///{home / 'mlc.db'}", clock=clock, vault=vault)
+    await store.create_connection(NAME, plex_pcn=str(PCN))
+    secrets = {
+        CredentialKind.PLEX_API_KEY: DEFAULT_CONSUMER_KEY,
+        CredentialKind.SS_V1_KEY: account.api_key,
+        CredentialKind.SS_V1_SECRET: account.api_secret,
+        CredentialKind.SS_V2_KEY: account.v2_api_key or "",
+    }
+    for kind, value in secrets.items():
+        await store.set_credential(NAME, kind, value)
+    data = plex.tenant(PCN)
+    async with (
+        serve(plex.app) as plex_url,
+        serve(ss.app) as ss_url,
+        serve(receiver(store)) as hook_url,
+    ):
+        ss.public_url = ss_url
+        base = ConnectionConfig(
+            plex=PlexSettings(pcn=str(PCN), rest_base_url=plex_url, read_window_hours=24 * 31),
+            shipstation=ShipStationSettings(v1_base_url=ss_url, v2_base_url=ss_url),
+        )
+        setup = await build_runtime(
+            Config(home=home, connections={NAME: base}), NAME, store, clock
+        )
+        warehouse = await setup.ss_v2.create_inventory_warehouse("Main")
+        mapping: dict[str, str] = {}
+        for location in data.locations.values():
+            if location.type == "Finished Goods":
+                created = await setup.ss_v2.create_inventory_location(
+                    location.building_code, warehouse.inventory_warehouse_id
+                )
+                mapping[location.code] = created.inventory_location_id
+        conn = base.model_copy(update={"mappings": Mappings(inventory_locations=mapping)})
+        rt = await build_runtime(Config(home=home, connections={NAME: conn}), NAME, store, clock)
+        await rt.ss_v1.subscribe_webhook(target_url=hook_url + "/hook", event="SHIP_NOTIFY")
+        await timed("orders (set-up)", rt, OrdersFlow(), clock)
+        labels = 0
+        for link in await store.list_links(NAME):
+            if link.ss_order_id:
+                try:
+                    ss.create_label(int(link.ss_order_id))
+                    labels += 1
+                except OperatorError:
+                    pass  # an order on hold cannot get a label
+        delivered = await ss.deliver_webhooks()
+        print(f"labels made: {labels}; webhook deliveries: {len(delivered)}")
+        clock.advance(600)
+        shipments = ShipmentsFlow()
+        await timed("shipments: webhooks + polls", rt, shipments, clock)
+        clock.advance(600)
+        await timed("shipments: nothing new", rt, shipments, clock)
+        inventory = InventoryFlow()
+        clock.advance(600)
+        await timed("inventory: first run", rt, inventory, clock)
+        clock.advance(600)
+        await timed("inventory: no change", rt, inventory, clock)
+        container = next(
+            c
+            for c in data.containers.values()
+            if c.status == "OK" and data.locations[c.location_id].code in mapping
+        )
+        plex.adjust_container(container.serial_no, quantity=container.quantity + 1, tenant=PCN)
+        clock.advance(600)
+        await timed("inventory: one container changed", rt, inventory, clock)
+        await setup.aclose()
+        await rt.aclose()
+    await store.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 40))
