@@ -1,19 +1,23 @@
-"""Fixtures of the web tests: a SQLite store with a vault and one connection (``acme``) whose
-ShipStation base URLs point at the simulator's address, the app, and an in-process client."""
+"""Fixtures of the web tests: a store (SQLite, and PostgreSQL when reachable) with a vault and one
+connection (``acme``) whose ShipStation base URLs point at the simulator's address, the app, and an
+in-process client."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
 from starlette.applications import Starlette
 
 from mlconnector.clock import FakeClock
 from mlconnector.config import Config, ConnectionConfig, PlexSettings, ShipStationSettings
 from mlconnector.store import CredentialKind, Store, Vault, generate_key, open_store
+from mlconnector.store.schema import metadata
 from mlconnector.web import ReceiverOptions, create_web_app
+from tests.dbutil import temporary_database
 
 SS_BASE = "http://ss.test"
 TOKEN = "tok-3f9a0c1d2e4b5a69788"
@@ -30,12 +34,34 @@ def make_config(tmp_path: Path) -> Config:
     )
 
 
-@pytest.fixture
-async def store(tmp_path: Path, fake_clock: FakeClock) -> AsyncIterator[Store]:
+@pytest.fixture(scope="session")
+def web_pg_url() -> Iterator[str]:
+    """A session-wide PostgreSQL database for the web tests (skips, or fails under CI=true)."""
+    with temporary_database() as url:
+        yield url
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+    ]
+)
+async def store(
+    request: pytest.FixtureRequest, tmp_path: Path, fake_clock: FakeClock
+) -> AsyncIterator[Store]:
+    """A store with connection ``acme`` and its webhook token, on SQLite and on PostgreSQL."""
     vault = Vault([generate_key()], source="a test key")
-    store = await open_store(
-        f"sqlite+aiosqlite:///{tmp_path / 'mlc.db'}", clock=fake_clock, vault=vault
-    )
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'mlc.db'}"
+    else:
+        url = request.getfixturevalue("web_pg_url")
+    store = await open_store(url, clock=fake_clock, vault=vault)
+    if store.dialect == "postgresql":
+        # the session database is shared: start every test from empty tables
+        names = ", ".join(t.name for t in metadata.sorted_tables)
+        async with store.engine.begin() as conn:
+            await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     await store.create_connection("acme", plex_pcn="79870")
     await store.set_credential("acme", CredentialKind.WEBHOOK_TOKEN, TOKEN)
     try:

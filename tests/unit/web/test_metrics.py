@@ -29,11 +29,11 @@ def samples(text: str) -> dict[str, float]:
     return values
 
 
-async def test_healthz_ok(client: httpx.AsyncClient) -> None:
+async def test_healthz_ok(client: httpx.AsyncClient, store: Store) -> None:
     response = await client.get("/healthz")
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
-    assert response.json()["database"] == "sqlite"
+    assert response.json()["database"] == store.dialect
 
 
 async def test_healthz_503_when_the_database_is_unreachable(
