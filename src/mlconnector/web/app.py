@@ -9,7 +9,7 @@ it, and expose only ``/webhooks/`` to ShipStation).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +22,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlconnector.clock import Clock
 from mlconnector.config import Config, WebSettings
-from mlconnector.store import Operation, Store
+from mlconnector.store import Store
 from mlconnector.sync.outbox import replay as outbox_replay
 from mlconnector.web.metrics import health_endpoint, metrics_endpoint
 from mlconnector.web.receiver import HttpFactory, OnWebhook, ReceiverOptions, WebhookReceiver
-from mlconnector.web.ui import OperatorUI
+from mlconnector.web.ui import OperatorUI, ReplayFn
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -74,10 +74,6 @@ def server_config(app: ASGIApp, settings: WebSettings) -> uvicorn.Config:
         server_header=False,
         log_level="warning",
     )
-
-
-#: the outbox replay the UI calls: ``replay(store, ids, connection=..., ...)``
-ReplayFn = Callable[..., Awaitable[list[Operation]]]
 
 
 def create_web_app(

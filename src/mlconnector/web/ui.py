@@ -45,6 +45,7 @@ AUDIT_FIELDS = {
     "shipment_id": "Shipment id",
 }
 
+#: the outbox replay behind the Replay buttons: ``replay(store, ids, connection=..., states=...)``
 ReplayFn = Callable[..., Awaitable[list[Operation]]]
 
 
@@ -64,9 +65,10 @@ def templates() -> Jinja2Templates:
 def same_origin(request: Request) -> bool:
     """Whether a state-changing request comes from a page of this host (CSRF defence)."""
     source = request.headers.get("origin")
-    if source is None or source == "null":
-        source = request.headers.get("referer") if source is None else None
-    if not source:
+    if source is None:
+        # older browsers omit Origin on some same-origin POSTs; the Referer then decides
+        source = request.headers.get("referer")
+    if not source or source == "null":  # "null": sandboxed frames, data: URLs, privacy modes
         return False
     parsed = urllib.parse.urlsplit(source)
     host = request.headers.get("host", "")
