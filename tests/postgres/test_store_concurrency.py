@@ -12,6 +12,7 @@ from sqlalchemy import select, text
 from mlconnector.clock import FakeClock
 from mlconnector.store import Store, open_store
 from mlconnector.store.schema import leases, metadata
+from tests.dbutil import temporary_database
 
 pytestmark = pytest.mark.postgres
 
@@ -98,3 +99,16 @@ async def test_concurrent_enqueue_across_engines(stores: tuple[Store, Store]) ->
     )
     assert sum(r.created for r in results) == 1
     assert len({r.operation.id for r in results}) == 1
+
+
+async def test_workers_starting_together_migrate_once(fake_clock: FakeClock) -> None:
+    with temporary_database() as url:
+        opening = asyncio.gather(*(open_store(url, clock=fake_clock) for _ in range(4)))
+        stores = await asyncio.wait_for(opening, GUARD)
+        try:
+            await stores[0].create_connection("acme")
+            for store in stores:
+                assert [c.name for c in await store.list_connections()] == ["acme"]
+        finally:
+            for store in stores:
+                await store.close()

@@ -13,7 +13,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection as SyncConnection
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -27,6 +27,8 @@ DATABASE_URL_ENV = "MLCONNECTOR_DATABASE_URL"
 DB_FILE = "mlconnector.db"
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: PostgreSQL advisory lock id held while migrating ("mlcmigr" in ASCII)
+MIGRATION_LOCK = 0x6D6C636D69677200
 
 
 def database_url(env: Mapping[str, str]) -> str:
@@ -123,6 +125,10 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Workers starting together must not run the same migration twice: the first one
+            # migrates, the others wait here and then find the schema at head.
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         await conn.run_sync(upgrade)
 
 

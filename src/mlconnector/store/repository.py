@@ -123,7 +123,8 @@ class Store:
         return self._vault
 
     def with_vault(self, vault: Vault) -> Store:
-        """A store sharing this engine but encrypting credentials with ``vault``."""
+        """A store sharing this engine but encrypting credentials with ``vault``. Closing either
+        store disposes of the shared engine."""
         return Store(self._engine, clock=self._clock, vault=vault, redactor=self._redactor)
 
     async def close(self) -> None:
