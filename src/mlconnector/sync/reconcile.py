@@ -41,6 +41,8 @@ from mlconnector.sync.shipments import op_key
 from mlconnector.sync.shipments_source import Shipped, from_fulfillment, from_shipment
 from mlconnector.timezones import format_utc_z
 
+#: the ShipStation statuses the connector sends orders in (and may still change)
+OPEN_STATUSES = ("awaiting_shipment", "on_hold", "awaiting_payment")
 KINDS = ("missing_order", "stale_order", "not_written_back", "shipper_missing", "inventory")
 
 
@@ -105,6 +107,9 @@ class Reconciler:
 
     def __init__(self, rt: ConnectionRuntime) -> None:
         self.rt = rt
+        #: every open ShipStation order by id, read in pages of 500 on first need (one GET per
+        #: linked order would cost minutes at V1's 40 requests/minute)
+        self._open: dict[int, Order] | None = None
 
     async def run(self, since: datetime, until: datetime) -> ReconcileReport:
         """Every check, in order; the report lists the drift found."""
@@ -150,6 +155,16 @@ class Reconciler:
         """The linked ShipStation order, or ``None`` when there is none (or it was deleted)."""
         if link is None or not link.ss_order_id:
             return None
+        if self._open is None:
+            self._open = {}
+            for status in OPEN_STATUSES:
+                async for order in self.rt.ss_v1.iter_orders(order_status=status):
+                    if order.order_id is not None:
+                        self._open[order.order_id] = order
+        found = self._open.get(int(link.ss_order_id))
+        if found is not None:
+            return found
+        # not open: shipped/cancelled (frozen), or deleted; only these cost one GET each
         try:
             remote = await self.rt.ss_v1.get_order(int(link.ss_order_id))
         except NotFoundError:
