@@ -17,10 +17,8 @@ from collections import Counter
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 import httpx
-from pydantic import SecretStr
 
 from mlconnector.clock import Clock
 from mlconnector.config import Config, ConnectionConfig
@@ -29,15 +27,13 @@ from mlconnector.http import RateLimiterRegistry, Redactor, RequestEvent, RetryP
 from mlconnector.http.retry import no_jitter
 from mlconnector.plex import (
     DataSourceStrategy,
-    PlexAuth,
     PlexClient,
     PlexDataSourceClient,
-    PlexDataSourceIds,
-    PlexEndpoints,
     PlexSettings,
     ShipperStrategy,
     WriteStrategy,
 )
+from mlconnector.plex.factory import settings_from_config
 from mlconnector.shipstation import ShipStationV1Client, ShipStationV2Client
 from mlconnector.store import CredentialKind, Store
 from mlconnector.sync.alerts import AlertSink, LogAlertSink, WebhookAlertSink
@@ -168,62 +164,30 @@ class ConnectionRuntime:
 
 def missing_credential(connection: str, kind: str) -> ConfigError:
     """The error for a credential that is not in the vault, naming the command that sets it."""
+    system = "plex" if kind.startswith("plex") else "shipstation"
     return ConfigError(
         f"connection {connection!r} has no {kind} credential in the vault",
         record=connection,
-        hint=f"run `mlconnector credentials set {connection} {kind}`",
+        hint=f"run `mlconnector credentials set {system} --connection {connection}`",
     )
 
 
 def plex_settings(
     config: ConnectionConfig, secrets: dict[str, str], *, connection: str = "?"
 ) -> PlexSettings:
-    """config.PlexSettings + vaulted secrets → the Plex client's settings.
-
-    ``api_key`` mode: the Consumer Key goes in the API-key header. ``oauth2`` mode: the Consumer
-    Key/Secret are the OAuth2 client id/secret.
-    """
-    plex = config.plex
-    oauth2 = plex.auth_mode == "oauth2"
+    """config.PlexSettings + vaulted secrets → the Plex client's settings, after checking that the
+    secrets the auth mode needs are there (a missing one names the command that stores it)."""
     key = secrets.get(CredentialKind.PLEX_API_KEY)
     if not key:
         raise missing_credential(connection, CredentialKind.PLEX_API_KEY)
-    secret_text = secrets.get(CredentialKind.PLEX_CLIENT_SECRET)
-    if oauth2 and not secret_text:
+    consumer_secret = secrets.get(CredentialKind.PLEX_CLIENT_SECRET)
+    if config.plex.auth_mode == "oauth2" and not consumer_secret:
         raise missing_credential(connection, CredentialKind.PLEX_CLIENT_SECRET)
-    consumer_secret = SecretStr(secret_text) if secret_text else None
-    ws_password = secrets.get(CredentialKind.PLEX_WS_PASSWORD)
-    auth = PlexAuth(
-        strategy=plex.auth_mode,
-        api_key=None if oauth2 else SecretStr(key),
-        api_secret=consumer_secret if plex.send_api_secret_header else None,
-        send_api_secret_header=plex.send_api_secret_header,
-        client_id=key if oauth2 else None,
-        client_secret=consumer_secret if oauth2 else None,
-        oauth_scope=plex.oauth_scope,
-        pcn=plex.pcn,
-        tenant_id=plex.tenant_id,
-        api_key_header=plex.api_key_header,
-        api_secret_header=plex.api_secret_header,
-        customer_id_header=plex.customer_id_header,
-        tenant_id_header=plex.tenant_id_header,
-        ws_username=plex.web_service_user,
-        ws_password=SecretStr(ws_password) if ws_password else None,
-    )
-    return PlexSettings(
-        endpoints=PlexEndpoints(
-            connect_url=plex.rest_base_url,
-            datasource_url=plex.datasource_base_url,
-            soap_url=plex.soap_url,
-            token_url=plex.token_url,
-        ),
-        auth=auth,
-        datasources=PlexDataSourceIds(
-            shipper_tracking_update=plex.datasources.update_shipper_tracking
-        ),
-        window=timedelta(hours=plex.read_window_hours),
-        shippable_statuses=plex.shippable_container_statuses,
-        open_shipper_statuses=plex.open_shipper_statuses,
+    return settings_from_config(
+        config.plex,
+        consumer_key=key,
+        consumer_secret=consumer_secret,
+        ws_password=secrets.get(CredentialKind.PLEX_WS_PASSWORD),
     )
 
 

@@ -27,7 +27,7 @@ async def test_missing_credential_names_connection_and_command(
         await build_runtime(make_config(tmp_path), "acme", store, fake_clock, refusing_factory([]))
     text = str(info.value)
     assert "'acme'" in text
-    assert "mlconnector credentials set acme ss_v1_key" in text
+    assert "mlconnector credentials set shipstation --connection acme" in text
 
 
 async def test_runtime_builds_clients_with_shared_budget(
@@ -63,7 +63,7 @@ async def test_v2_key_is_optional_until_used(
     rt = await build_runtime(make_config(tmp_path), "acme", store, fake_clock, refusing_factory([]))
     try:
         assert not rt.has_ss_v2
-        with pytest.raises(ConfigError, match="credentials set acme ss_v2_key"):
+        with pytest.raises(ConfigError, match="credentials set shipstation --connection acme"):
             _ = rt.ss_v2
     finally:
         await rt.aclose()
