@@ -179,10 +179,10 @@ class WebhookReceiver:
         try:
             self._allow_list(name).check(delivery.resource_url)
         except ForeignURLError as exc:
-            await self._audit_rejected(name, delivery, exc)
+            await self._audit_rejected(name, delivery, "foreign resource_url", exc)
             return _bad_request("resource_url is not an allowed ShipStation address")
         if delivery.is_v2:
-            refusal = await self._verify_v2(name, request.headers, body)
+            refusal = await self._verify_v2(name, delivery, request.headers, body)
             if refusal is not None:
                 return refusal
         received = await self.store.receive_webhook(name, body, kept_headers(request.headers))
@@ -209,9 +209,11 @@ class WebhookReceiver:
         return allow_list_for(conn.shipstation if conn else ShipStationSettings())
 
     async def _audit_rejected(
-        self, name: str, delivery: WebhookDelivery, error: ForeignURLError
+        self, name: str, delivery: WebhookDelivery, reason: str, error: ConnectorError
     ) -> None:
-        log.warning("webhook for %r rejected: %s", name, error.message)
+        """Record a delivery that came with the right token but was refused: either a leaked
+        token or a setting to fix (e.g. the signed layout), so an operator should see it."""
+        log.warning("webhook for %r rejected (%s): %s", name, reason, error.message)
         await self.store.append_audit(
             AuditEvent(
                 connection=name,
@@ -221,7 +223,7 @@ class WebhookReceiver:
                 action="receive",
                 outcome="rejected",
                 details={
-                    "reason": "foreign resource_url",
+                    "reason": reason,
                     "resource_type": delivery.resource_type,
                     "resource_url": delivery.resource_url[:300],
                     "error": error.message,
@@ -230,7 +232,7 @@ class WebhookReceiver:
         )
 
     async def _verify_v2(
-        self, name: str, headers: Mapping[str, str], body: bytes
+        self, name: str, delivery: WebhookDelivery, headers: Mapping[str, str], body: bytes
     ) -> Response | None:
         """``None`` when the signature holds; otherwise the answer to give."""
         try:
@@ -238,11 +240,11 @@ class WebhookReceiver:
             # keys, a concurrent one would otherwise find the refresh spent and be refused
             async with self._locks.setdefault(name, asyncio.Lock()):
                 await self._verifier(name).verify(headers, body)
-        except MissingSignatureError:
-            log.warning("V2 webhook for %r refused: no signature headers", name)
+        except MissingSignatureError as exc:
+            await self._audit_rejected(name, delivery, "V2 signature headers missing", exc)
             return _not_found()
         except SignatureError as exc:
-            log.warning("V2 webhook for %r refused: %s", name, exc.message)
+            await self._audit_rejected(name, delivery, "V2 signature does not verify", exc)
             return _bad_request("signature or timestamp does not verify")
         except ConnectorError as exc:
             # the keys could not be fetched (V2 down, no V2 key): not the sender's fault, and

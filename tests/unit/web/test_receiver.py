@@ -34,6 +34,12 @@ async def inbox(store: Store) -> list[bytes]:
     return [item.body for item in await store.list_webhooks(connection="acme")]
 
 
+async def rejections(store: Store) -> list[str]:
+    """The reasons of the ``rejected`` webhook audit events, newest first."""
+    events = await store.search_audit(AuditQuery(connection="acme", outcome="rejected"))
+    return [str(e.details["reason"]) for e in events if e.entity == "webhook"]
+
+
 # --- authentication -----------------------------------------------------------------------------
 async def test_valid_delivery_is_stored_once_even_when_delivered_twice(
     client: httpx.AsyncClient, store: Store
@@ -63,6 +69,7 @@ async def test_wrong_token_is_404_like_an_unknown_address_and_stores_nothing(
         assert response.content == nowhere.content
         assert response.headers["content-type"] == nowhere.headers["content-type"]
     assert await inbox(store) == []
+    assert await store.search_audit(AuditQuery()) == []  # nothing recorded for strangers
 
 
 async def test_connection_without_a_token_accepts_nothing(
@@ -322,6 +329,7 @@ async def test_v2_delivery_with_a_tampered_body_is_400(
     response = await v2_client.post(HOOK, content=tampered, headers=headers)
     assert response.status_code == 400
     assert await inbox(store) == []
+    assert await rejections(store) == ["V2 signature does not verify"]
 
 
 async def test_v2_delivery_without_signature_headers_is_404(
@@ -330,6 +338,7 @@ async def test_v2_delivery_without_signature_headers_is_404(
     response = await v2_client.post(HOOK, content=V2_BODY, headers=JSON)
     assert response.status_code == 404
     assert await inbox(store) == []
+    assert await rejections(store) == ["V2 signature headers missing"]
 
 
 async def test_stale_v2_delivery_is_400(
