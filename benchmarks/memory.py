@@ -1,0 +1,135 @@
+"""Peak memory of one orders pass at 10,000 vs 100,000 new orders (each size in a fresh process).
+
+Each size runs in its own subprocess (``memory.py --child N``) so its RSS starts clean: both
+simulators in-process on a :class:`FakeClock` (``httpx.ASGITransport``), the ~40-order seed synced
+first (not measured), then N orders added with the Plex simulator's ``add_order`` and one
+``OrdersFlow.run``. Printed per size: peak RSS before the pass (simulators seeded) and after it
+(``resource.getrusage(RUSAGE_SELF).ru_maxrss``), their difference, and with ``--tracemalloc`` the
+Python-allocation peak during the pass. The simulators' own state (N Plex orders, the ShipStation
+orders created) lives in the same process and is part of the figures.
+
+A pass that exceeds the time budget (default 300 s of wall time) is stopped; the child then prints
+how many orders it had loaded from Plex by then, and the parent says the size was not reached.
+
+Run: ``uv run python benchmarks/memory.py [--budget SECONDS] [--tracemalloc] [sizes...]``
+(default sizes: 10000 100000)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+from _sync_env import make_bench
+
+from mlconnector.sync.orders import OrdersFlow
+
+HERE = Path(__file__).resolve().parent
+
+
+def rss_mib() -> float:
+    """Peak RSS of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def child(size: int, budget: float, trace: bool) -> dict[str, object]:
+    bench = await make_bench()
+    try:
+        rt = await bench.runtime()
+        flow = OrdersFlow()
+        await flow.run(rt)
+        bench.clock.advance(600)
+        bench.add_orders(size)
+        bench.clock.advance(600)
+        before = rss_mib()
+        if trace:
+            tracemalloc.start()
+        started = time.perf_counter()
+        task = asyncio.ensure_future(flow.run(rt))
+        done, _ = await asyncio.wait({task}, timeout=budget)
+        seconds = time.perf_counter() - started
+        if not done:
+            task.cancel()
+        loaded = bench.plex_app.calls.get("GET /sales/v1/orders/{id}/lines", 0)
+        peak_traced = tracemalloc.get_traced_memory()[1] / 2**20 if trace else None
+        result = task.result() if done else None
+        return {
+            "size": size,
+            "completed": bool(done),
+            "created": result.created if result else None,
+            "orders_loaded": loaded,
+            "seconds": round(seconds, 1),
+            "rss_before_mib": round(before, 1),
+            "rss_peak_mib": round(rss_mib(), 1),
+            "tracemalloc_peak_mib": round(peak_traced, 1) if peak_traced is not None else None,
+        }
+    finally:
+        await bench.close()
+
+
+def run_size(size: int, budget: float, trace: bool) -> dict[str, object]:
+    args = [sys.executable, str(HERE / "memory.py"), "--child", str(size), "--budget", str(budget)]
+    if trace:
+        args.append("--tracemalloc")
+    out = subprocess.run(args, capture_output=True, text=True, check=True, cwd=HERE.parent)  # noqa: S603
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def describe(r: dict[str, object]) -> str:
+    traced = r["tracemalloc_peak_mib"]
+    extra = f", tracemalloc peak {traced} MiB" if traced is not None else ""
+    state = (
+        f"completed in {r['seconds']} s (created {r['created']})"
+        if r["completed"]
+        else f"NOT completed: stopped after {r['seconds']} s with {r['orders_loaded']} of "
+        f"{r['size']} orders loaded from Plex"
+    )
+    growth = float(str(r["rss_peak_mib"])) - float(str(r["rss_before_mib"]))
+    return (
+        f"{r['size']:>7} orders: {state}; peak RSS {r['rss_peak_mib']} MiB "
+        f"(seeded: {r['rss_before_mib']} MiB, +{growth:.1f} MiB in the pass){extra}"
+    )
+
+
+def main(argv: list[str]) -> None:
+    budget, trace, sizes = 300.0, False, []
+    it = iter(argv)
+    for arg in it:
+        if arg == "--child":
+            size = int(next(it))
+            rest = list(it)
+            b = float(rest[rest.index("--budget") + 1]) if "--budget" in rest else budget
+            print(json.dumps(asyncio.run(child(size, b, "--tracemalloc" in rest))))
+            return
+        if arg == "--budget":
+            budget = float(next(it))
+        elif arg == "--tracemalloc":
+            trace = True
+        else:
+            sizes.append(int(arg))
+    results = []
+    for size in sizes or [10_000, 100_000]:
+        result = run_size(size, budget, trace)
+        results.append(result)
+        print(describe(result), flush=True)
+    done = [r for r in results if r["completed"]]
+    if len(done) >= 2:
+        small, large = done[0], done[-1]
+        ratio = float(str(large["rss_peak_mib"])) / float(str(small["rss_peak_mib"]))
+        print(f"peak RSS ratio {large['size']}/{small['size']} orders: {ratio:.2f}")
+    if len(done) < len(results):
+        reached = max(int(str(r["orders_loaded"])) for r in results if not r["completed"])
+        print(
+            f"largest size completed: {done[-1]['size'] if done else 'none'}; the larger run "
+            f"reached {reached} orders loaded within the {budget:.0f}-s budget"
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
