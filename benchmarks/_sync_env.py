@@ -12,6 +12,7 @@ import re
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,12 +58,16 @@ class Metered:
         self.cpu = 0.0
         self.calls: Counter[str] = Counter()
         self.times: dict[str, list[float]] = {}
+        #: called before each ``POST /orders/createorders`` (memory snapshots)
+        self.on_request: Callable[[], None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             key = f"{scope['method']} {_UUID.sub('{id}', scope['path'])}"
             self.calls[key] += 1
             self.times.setdefault(key, []).append(self.clock.monotonic())
+            if self.on_request is not None and key == "POST /orders/createorders":
+                self.on_request()
         started = time.process_time()
         try:
             await self.app(scope, receive, send)

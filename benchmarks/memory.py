@@ -11,8 +11,12 @@ orders created) lives in the same process and is part of the figures.
 A pass that exceeds the time budget (default 300 s of wall time) is stopped; the child then prints
 how many orders it had loaded from Plex by then, and the parent says the size was not reached.
 
-Run: ``uv run python benchmarks/memory.py [--budget SECONDS] [--tracemalloc] [sizes...]``
-(default sizes: 10000 100000)
+With ``--attribute`` (implies ``--tracemalloc``), a snapshot is taken when the pass sends its
+first ``createorders`` (every decision of the pass is then held in memory) and the traced memory
+is grouped by source area (simulators, sync, store, clients, pydantic, SQLAlchemy, ...).
+
+Run: ``uv run python benchmarks/memory.py [--budget SECONDS] [--tracemalloc] [--attribute]
+[sizes...]`` (default sizes: 10000 100000)
 """
 
 from __future__ import annotations
@@ -38,7 +42,31 @@ def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def child(size: int, budget: float, trace: bool) -> dict[str, object]:
+AREAS = (
+    ("simulators", "mlconnector/sandbox/"),
+    ("sync flows", "mlconnector/sync/"),
+    ("store", "mlconnector/store/"),
+    ("shipstation client", "mlconnector/shipstation/"),
+    ("plex client", "mlconnector/plex/"),
+    ("http", "mlconnector/http/"),
+    ("pydantic", "/pydantic"),
+    ("sqlalchemy/aiosqlite", "sqlalchemy"),
+    ("httpx/starlette", "/httpx/"),
+    ("json", "/json/"),
+)
+
+
+def attribute(snapshot: tracemalloc.Snapshot) -> dict[str, float]:
+    """Traced MiB by source area (the frame that allocated)."""
+    areas: dict[str, float] = {}
+    for stat in snapshot.statistics("filename"):
+        name = stat.traceback[0].filename
+        area = next((a for a, marker in AREAS if marker in name), "other")
+        areas[area] = areas.get(area, 0.0) + stat.size / 2**20
+    return {k: round(v, 1) for k, v in sorted(areas.items(), key=lambda kv: -kv[1])}
+
+
+async def child(size: int, budget: float, trace: bool, attr: bool = False) -> dict[str, object]:
     bench = await make_bench()
     try:
         rt = await bench.runtime()
@@ -48,8 +76,17 @@ async def child(size: int, budget: float, trace: bool) -> dict[str, object]:
         bench.add_orders(size)
         bench.clock.advance(600)
         before = rss_mib()
-        if trace:
+        snapshots: list[dict[str, float]] = []
+        if trace or attr:
             tracemalloc.start()
+        if attr:
+            ss_app = bench.ss_app
+
+            def first_send() -> None:
+                if not snapshots:
+                    snapshots.append(attribute(tracemalloc.take_snapshot()))
+
+            ss_app.on_request = first_send
         started = time.perf_counter()
         task = asyncio.ensure_future(flow.run(rt))
         done, _ = await asyncio.wait({task}, timeout=budget)
@@ -57,7 +94,7 @@ async def child(size: int, budget: float, trace: bool) -> dict[str, object]:
         if not done:
             task.cancel()
         loaded = bench.plex_app.calls.get("GET /sales/v1/orders/{id}/lines", 0)
-        peak_traced = tracemalloc.get_traced_memory()[1] / 2**20 if trace else None
+        peak_traced = tracemalloc.get_traced_memory()[1] / 2**20 if trace or attr else None
         result = task.result() if done else None
         return {
             "size": size,
@@ -68,15 +105,18 @@ async def child(size: int, budget: float, trace: bool) -> dict[str, object]:
             "rss_before_mib": round(before, 1),
             "rss_peak_mib": round(rss_mib(), 1),
             "tracemalloc_peak_mib": round(peak_traced, 1) if peak_traced is not None else None,
+            "at_first_send_mib_by_area": snapshots[0] if snapshots else None,
         }
     finally:
         await bench.close()
 
 
-def run_size(size: int, budget: float, trace: bool) -> dict[str, object]:
+def run_size(size: int, budget: float, trace: bool, attr: bool) -> dict[str, object]:
     args = [sys.executable, str(HERE / "memory.py"), "--child", str(size), "--budget", str(budget)]
     if trace:
         args.append("--tracemalloc")
+    if attr:
+        args.append("--attribute")
     out = subprocess.run(args, capture_output=True, text=True, check=True, cwd=HERE.parent)  # noqa: S603
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
@@ -91,6 +131,9 @@ def describe(r: dict[str, object]) -> str:
         f"{r['size']} orders loaded from Plex"
     )
     growth = float(str(r["rss_peak_mib"])) - float(str(r["rss_before_mib"]))
+    areas = r.get("at_first_send_mib_by_area")
+    if areas:
+        extra += f"\n         traced MiB by area at the first createorders: {areas}"
     return (
         f"{r['size']:>7} orders: {state}; peak RSS {r['rss_peak_mib']} MiB "
         f"(seeded: {r['rss_before_mib']} MiB, +{growth:.1f} MiB in the pass){extra}"
@@ -98,24 +141,27 @@ def describe(r: dict[str, object]) -> str:
 
 
 def main(argv: list[str]) -> None:
-    budget, trace, sizes = 300.0, False, []
+    budget, trace, attr, sizes = 300.0, False, False, []
     it = iter(argv)
     for arg in it:
         if arg == "--child":
             size = int(next(it))
             rest = list(it)
             b = float(rest[rest.index("--budget") + 1]) if "--budget" in rest else budget
-            print(json.dumps(asyncio.run(child(size, b, "--tracemalloc" in rest))))
+            result = child(size, b, "--tracemalloc" in rest, "--attribute" in rest)
+            print(json.dumps(asyncio.run(result)))
             return
         if arg == "--budget":
             budget = float(next(it))
         elif arg == "--tracemalloc":
             trace = True
+        elif arg == "--attribute":
+            attr = True
         else:
             sizes.append(int(arg))
     results = []
     for size in sizes or [10_000, 100_000]:
-        result = run_size(size, budget, trace)
+        result = run_size(size, budget, trace, attr)
         results.append(result)
         print(describe(result), flush=True)
     done = [r for r in results if r["completed"]]
