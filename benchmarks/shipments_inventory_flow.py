@@ -105,9 +105,7 @@ async def main(orders: int) -> None:
             plex=PlexSettings(pcn=str(PCN), rest_base_url=plex_url, read_window_hours=24 * 31),
             shipstation=ShipStationSettings(v1_base_url=ss_url, v2_base_url=ss_url),
         )
-        setup = await build_runtime(
-            Config(home=home, connections={NAME: base}), NAME, store, clock
-        )
+        setup = await build_runtime(Config(home=home, connections={NAME: base}), NAME, store, clock)
         warehouse = await setup.ss_v2.create_inventory_warehouse("Main")
         mapping: dict[str, str] = {}
         for location in data.locations.values():
