@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from mlconnector.plex import ShipmentWrite, WriteResult
 from mlconnector.sandbox.plex import DEFAULT_WS_PASSWORD, PlexSandbox
 from mlconnector.shipstation import Order
 from mlconnector.store import AuditQuery, CredentialKind, Link, OperationState
-from mlconnector.sync import ConnectionRuntime, retry_due
+from mlconnector.sync import ConnectionRuntime, recover, retry_due
 from mlconnector.sync.shipments import ShipmentsFlow, op_key
 from mlconnector.timezones import parse_utc_z
 from tests.conftest import FAKE_START
@@ -377,3 +378,45 @@ async def test_spring_forward_day_ship_dates_are_exact_utc(tmp_path: Path) -> No
             assert op is not None
             assert op.payload["ship_date"].endswith("Z")
             assert parse_utc_z(op.payload["ship_date"]) == expected.replace(tzinfo=UTC)
+
+
+class Crash(Exception):
+    """The process 'dies' (not part of the connector's error tree)."""
+
+
+async def test_crash_after_the_plex_write_is_recovered_without_a_second_write(
+    env: ShipEnv,
+) -> None:
+    rt, link = await _linked(env)
+    stock = _on_hand(env, link.release_ids)
+    shipped = sum(_open(env, link).values())
+    env.step()
+    label = env.ss.create_label(int(link.ss_order_id or 0), tracking_number="1ZCRASH")
+    env.step()
+    write = rt.writer.write_shipment
+
+    async def write_then_die(shipment: ShipmentWrite) -> WriteResult:
+        await write(shipment)
+        raise Crash  # after Plex shipped it, before the outbox heard back
+
+    rt.writer.write_shipment = write_then_die  # type: ignore[method-assign]
+    flow = ShipmentsFlow()
+    with pytest.raises(Crash):
+        await flow.run(rt)
+    reference = f"ss-shipment-{label.shipment_id}"
+    op = await env.store.get_operation_by_key(op_key(CONNECTION, reference))
+    assert op is not None
+    assert op.state is OperationState.SENT
+    rt.writer.write_shipment = write  # type: ignore[method-assign]
+    recovered = await recover(rt, [flow])
+    assert recovered.recovered == 1
+    done = await env.store.get_operation_by_key(op_key(CONNECTION, reference))
+    assert done is not None
+    assert done.state is OperationState.CONFIRMED
+    env.step()
+    again = await flow.run(rt)
+    assert again.written_back == 0
+    await retry_due(rt, [flow])
+    assert len(env.shippers_for(reference)) == 1
+    assert sum(stock.values()) - sum(_on_hand(env, link.release_ids).values()) == shipped
+    assert await env.store.unwritten_quantities(CONNECTION) == {}
