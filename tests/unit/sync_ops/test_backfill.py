@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from mlconnector.errors import ConfigError, PermissionDeniedError
+from mlconnector.errors import ConfigError, PermissionDeniedError, TransientError
 from mlconnector.plex import DataSourceError, DataSourceResult, RowLimitExceededError
 from mlconnector.sandbox.plex import RELEASE_HISTORY_ID
 from mlconnector.sync.backfill import (
@@ -239,3 +239,16 @@ def test_open_order_keys_skips_closed_and_fully_shipped_rows() -> None:
         {"PO_Key": "", "Release_Status": "Open", "Quantity": 5, "Quantity_Shipped": 0},
     ]
     assert open_order_keys(rows, "PO_Key") == {11}
+
+
+async def test_a_running_orders_flow_keeps_the_backfill_out(env: OpsEnv) -> None:
+    held = await env.store.try_acquire_lease(CONNECTION, "orders", "engine-1", timedelta(minutes=5))
+    assert held is not None
+    with pytest.raises(TransientError, match="lease"):
+        await backfill(env, plan())
+    assert env.ss_order_keys() == []
+    await env.store.release_lease(CONNECTION, "orders", "engine-1")
+    done = await backfill(env, plan())
+    assert done.result.created > 0
+    # released after the run: the engine can take the orders flow again
+    assert await env.store.try_acquire_lease(CONNECTION, "orders", "engine-1", timedelta(minutes=5))
