@@ -252,3 +252,13 @@ async def test_a_running_orders_flow_keeps_the_backfill_out(env: OpsEnv) -> None
     assert done.result.created > 0
     # released after the run: the engine can take the orders flow again
     assert await env.store.try_acquire_lease(CONNECTION, "orders", "engine-1", timedelta(minutes=5))
+
+
+def test_stored_state_round_trips_and_garbage_means_fresh() -> None:
+    state = BackfillState(SINCE, UNTIL, SINCE + timedelta(days=7), windows=1, rows=9, orders=3)
+    assert BackfillState.from_json(state.to_json()) == state
+    assert BackfillState.from_json("{not json") is None
+    assert BackfillState.from_json('{"since": "2026-01-01T00:00:00Z"}') is None
+    assert not state.complete
+    assert state.covers(plan())
+    assert not state.covers(plan(until=UNTIL + timedelta(days=1)))
