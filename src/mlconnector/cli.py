@@ -18,9 +18,12 @@ from mlconnector.commands import (
     config_cmd,
     connections,
     credentials,
+    demo,
     ping,
     reconcile_cmd,
+    service,
     setup,
+    sync_cmd,
 )
 from mlconnector.commands.context import CliContext, get_context
 
@@ -67,6 +70,16 @@ app.add_typer(connections.app, name="connections")
 app.add_typer(credentials.app, name="credentials")
 app.add_typer(setup.keys_app, name="keys")
 app.command("ping")(ping.ping)
+# operating commands (engine, web, sandbox)
+app.add_typer(sync_cmd.app, name="sync")
+app.command("audit")(sync_cmd.audit)
+app.command("replay")(sync_cmd.replay)
+app.command("run")(service.run)
+app.command("worker")(service.worker)
+app.command("serve")(service.serve)
+app.add_typer(service.webhooks_app, name="webhooks")
+app.command("sandbox")(service.sandbox)
+app.command("demo")(demo.demo)
 app.add_typer(backfill_cmd.app, name="backfill")
 app.command("reconcile")(reconcile_cmd.reconcile)
 

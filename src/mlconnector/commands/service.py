@@ -1,0 +1,245 @@
+"""Long-running commands and their set-up: ``run``, ``worker``, ``serve``, ``webhooks register``
+and ``sandbox``.
+
+* ``run``: the scheduler and the web app (webhook receiver + UI) in one process; a stored webhook
+  nudges the engine so the inbox is processed at once;
+* ``worker``: the scheduler only (scale-out on PostgreSQL: any number of workers share the
+  schedule through the leases);
+* ``serve``: the web app only (stateless; the workers process the inbox on their next run);
+* ``webhooks register``: subscribe the connection's ShipStation account to the shipment events at
+  ``{public_url}/webhooks/shipstation/{connection}/{token}``; idempotent;
+* ``sandbox``: both simulators on loopback until Ctrl-C, with their URLs and credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from mlconnector.commands._engine import on_signals, opened_engine, web_server
+from mlconnector.commands.context import CliContext, get_context, reports_errors
+from mlconnector.config import Config
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from mlconnector.store import Store
+    from mlconnector.sync.engine import Engine
+    from mlconnector.sync.runtime import ConnectionRuntime
+
+#: the ShipStation V1 events the connector listens to
+WEBHOOK_EVENTS = ("SHIP_NOTIFY", "ITEM_SHIP_NOTIFY", "FULFILLMENT_SHIPPED", "FULFILLMENT_REJECTED")
+
+webhooks_app = typer.Typer(help="ShipStation webhook subscriptions.", no_args_is_help=True)
+
+
+# --- run / worker / serve ----------------------------------------------------------------------
+@reports_errors
+def run(ctx: typer.Context) -> None:
+    """Scheduler + webhook receiver + operator UI in one process (Ctrl-C / SIGTERM stops it
+    after the running steps finish)."""
+    state = get_context(ctx)
+    asyncio.run(_run(state, state.load_config(), web=True, engine=True))
+
+
+@reports_errors
+def worker(ctx: typer.Context) -> None:
+    """The scheduler only (run several on PostgreSQL to scale out)."""
+    state = get_context(ctx)
+    asyncio.run(_run(state, state.load_config(), web=False, engine=True))
+
+
+@reports_errors
+def serve(ctx: typer.Context) -> None:
+    """The web app only: webhook receiver, operator UI, /healthz, /metrics."""
+    state = get_context(ctx)
+    asyncio.run(_run(state, state.load_config(), web=True, engine=False))
+
+
+async def _run(state: CliContext, config: Config, *, web: bool, engine: bool) -> None:
+    async with opened_engine(state, config) as (eng, store):
+        server = None
+        if web:
+            app = build_web_app(state, config, store, eng if engine else None)
+            server = web_server(app, config.web.host, config.web.port)
+            state.console.print(f"web: http://{config.web.host}:{config.web.port}/")
+
+        def stop() -> None:
+            eng.stop()
+            if server is not None:
+                server.should_exit = True
+
+        with on_signals(stop):
+            tasks = []
+            if server is not None:
+                tasks.append(asyncio.create_task(server.serve()))
+            if engine:
+                state.console.print(f"scheduler: {', '.join(eng.connections()) or 'no connection'}")
+                tasks.append(asyncio.create_task(_engine_then_stop(eng, stop)))
+            await asyncio.gather(*tasks)
+
+
+async def _engine_then_stop(engine: Engine, stop: object) -> None:
+    try:
+        await engine.run_forever()
+    finally:
+        if callable(stop):
+            stop()
+
+
+def build_web_app(
+    state: CliContext, config: Config, store: Store, engine: Engine | None
+) -> Starlette:
+    """The web app over ``store``; stored webhooks nudge ``engine`` when there is one."""
+    from mlconnector.web import create_web_app
+
+    return create_web_app(
+        store=store,
+        config=config,
+        clock=state.clock,
+        on_webhook=engine.nudge if engine is not None else None,
+    )
+
+
+# --- webhooks register -------------------------------------------------------------------------
+@webhooks_app.command("register")
+@reports_errors
+def register(
+    ctx: typer.Context,
+    connection: Annotated[str, typer.Option("--connection", help="The connection.")],
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            help="Where ShipStation reaches this host (default: "
+            "public_base_url of the configuration).",
+        ),
+    ] = None,
+) -> None:
+    """Subscribe the shipment events (idempotent: identical subscriptions are kept)."""
+    state = get_context(ctx)
+    config = state.load_config()
+    config.connection(connection)
+    base = (public_url or config.public_base_url or "").rstrip("/")
+    if not base:
+        raise state.fail(
+            "no public URL for the webhook receiver",
+            hint="pass --public-url https://… or set public_base_url in the configuration",
+        )
+    rows = asyncio.run(register_webhooks(state, config, connection, base))
+    table = Table(title=f"ShipStation webhooks of {connection}")
+    for column in ("event", "result", "url"):
+        table.add_column(column, overflow="fold")
+    for event, result, url in rows:
+        table.add_row(event, result, escape(url))
+    state.console.print(table)
+
+
+def webhook_url(base: str, connection: str, token: str) -> str:
+    """The receiver URL of a connection."""
+    return f"{base.rstrip('/')}/webhooks/shipstation/{connection}/{token}"
+
+
+async def register_webhooks(
+    state: CliContext, config: Config, connection: str, base: str
+) -> list[tuple[str, str, str]]:
+    """Open the store and the connection's runtime, then :func:`ensure_subscriptions`."""
+    async with opened_engine(state, config, connections=[connection]) as (engine, store):
+        rt = await engine.runtime(connection)
+        return await ensure_subscriptions(rt, store, base)
+
+
+async def ensure_subscriptions(
+    rt: ConnectionRuntime, store: Store, base: str
+) -> list[tuple[str, str, str]]:
+    """Make sure each of :data:`WEBHOOK_EVENTS` is subscribed once at the connection's receiver
+    URL (creating the ``webhook_token`` credential if missing). Returns (event, result, masked
+    URL) rows; result is ``kept`` or ``created``."""
+    from mlconnector.store import CredentialKind
+
+    connection = rt.name
+    token = await store.get_credential(connection, CredentialKind.WEBHOOK_TOKEN)
+    if not token:
+        token = secrets.token_urlsafe(32)
+        await store.set_credential(connection, CredentialKind.WEBHOOK_TOKEN, token)
+    target = webhook_url(base, connection, token)
+    masked = webhook_url(base, connection, token[:4] + "…")
+    existing = await rt.ss_v1.list_webhooks()
+    rows = []
+    for event in WEBHOOK_EVENTS:
+        same = [
+            h
+            for h in existing
+            if h.hook_type == event and h.url == target and h.active is not False
+        ]
+        if same:
+            rows.append((event, "kept", masked))
+            continue
+        await rt.ss_v1.subscribe_webhook(
+            target_url=target, event=event, friendly_name=f"ml-connector {connection}"
+        )
+        rows.append((event, "created", masked))
+    return rows
+
+
+# --- sandbox -----------------------------------------------------------------------------------
+@reports_errors
+def sandbox(
+    ctx: typer.Context,
+    plex_port: Annotated[int, typer.Option("--plex-port", help="0: any free port.")] = 0,
+    shipstation_port: Annotated[
+        int, typer.Option("--shipstation-port", help="0: any free port.")
+    ] = 0,
+) -> None:
+    """Serve the Plex and ShipStation simulators on 127.0.0.1 until Ctrl-C."""
+    state = get_context(ctx)
+    asyncio.run(_sandbox(state, plex_port, shipstation_port))
+
+
+async def _sandbox(state: CliContext, plex_port: int, ss_port: int) -> None:
+    from mlconnector.sandbox.plex import create_plex_sandbox
+    from mlconnector.sandbox.server import serve as serve_app
+    from mlconnector.sandbox.shipstation import create_shipstation_sandbox
+
+    plex = create_plex_sandbox(state.clock)
+    ss = create_shipstation_sandbox(state.clock)
+    stopped = asyncio.Event()
+    async with (
+        serve_app(plex.app, port=plex_port) as plex_url,
+        serve_app(ss.app, port=ss_port) as ss_url,
+    ):
+        ss.public_url = ss_url
+        ss.start_auto_delivery(2.0)
+        print_sandbox(state, plex_url, ss_url, plex.credentials())
+        with on_signals(stopped.set):
+            await stopped.wait()
+        await ss.stop_auto_delivery()
+
+
+def print_sandbox(state: CliContext, plex_url: str, ss_url: str, plex: dict[str, object]) -> None:
+    """The simulators' addresses and sandbox-only credentials."""
+    from mlconnector.sandbox.shipstation import ShipStationAccount
+
+    account = ShipStationAccount()
+    table = Table(title="sandbox (simulated systems; these credentials work only here)")
+    table.add_column("what")
+    table.add_column("value", overflow="fold")
+    tenants = plex.get("tenants")
+    pcns = ", ".join(str(t["pcn"]) for t in tenants) if isinstance(tenants, list) else ""
+    for what, value in (
+        ("Plex URL", plex_url),
+        ("Plex consumer key", str(plex.get("consumer_key"))),
+        ("Plex PCNs", pcns),
+        ("ShipStation V1 URL", ss_url),
+        ("ShipStation V2 URL", ss_url),
+        ("ShipStation V1 key / secret", f"{account.api_key} / {account.api_secret}"),
+        ("ShipStation V2 key", str(account.v2_api_key)),
+    ):
+        table.add_row(what, escape(value))
+    state.console.print(table)
+    state.console.print("Ctrl-C stops the simulators.")
