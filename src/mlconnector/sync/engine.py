@@ -88,6 +88,26 @@ def default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def owner_is_dead_local_process(owner: str) -> bool:
+    """Whether ``owner`` (``host:pid:suffix``, :func:`default_owner`) names a process of this
+    host that is not running any more. Anything else (another host, a live or unknown pid, a
+    name in another form) is ``False``: only expiry frees such a lease."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # exists, owned by someone else
+    return False
+
+
 class FlowBusyError(RetryableError):
     """Another worker holds the lease of the flow: it is running there right now."""
 
@@ -209,10 +229,28 @@ class Engine:
             report = RunReport(connection, flow, dry_run=True)
             report.result = await the_flow.run(rt, dry_run=True)
             return report
-        lease = await self.store.try_acquire_lease(connection, flow, self.owner, self._ttl())
+        lease = await self._acquire(connection, flow)
         if lease is None:
             raise self._busy(connection, flow, await self.store.get_lease(connection, flow))
         return await self._run_leased(rt, the_flow, "run")
+
+    async def _acquire(self, connection: str, flow: str) -> Lease | None:
+        """Take the lease; a lease left by a dead process of this host is taken over at once
+        (a restarted process need not wait for its own previous lease to expire)."""
+        lease = await self.store.try_acquire_lease(connection, flow, self.owner, self._ttl())
+        if lease is not None:
+            return lease
+        held = await self.store.get_lease(connection, flow)
+        if held is not None and owner_is_dead_local_process(held.owner):
+            log.warning(
+                "%s/%s: lease of %s, a process of this host that no longer runs, taken over",
+                connection,
+                flow,
+                held.owner,
+            )
+            await self.store.release_lease(connection, flow, held.owner)
+            return await self.store.try_acquire_lease(connection, flow, self.owner, self._ttl())
+        return None
 
     def _busy(self, connection: str, flow: str, lease: Lease | None) -> FlowBusyError:
         holder = f" by {lease.owner} until {lease.expires_at.isoformat()}" if lease else ""
@@ -318,7 +356,7 @@ class Engine:
     async def _start(self, key: Key, slot: _Slot, mode: Mode) -> asyncio.Task[RunReport] | None:
         connection, name = key
         now = self.clock.now()
-        lease = await self.store.try_acquire_lease(connection, name, self.owner, self._ttl())
+        lease = await self._acquire(connection, name)
         if lease is None:
             # running elsewhere: look again next tick (its last run will move our schedule)
             slot.next_due = None if not slot.nudged else slot.next_due

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 from datetime import timedelta
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from mlconnector.errors import TransientError
 from mlconnector.store import OperationState
 from mlconnector.sync import LogAlertSink
-from mlconnector.sync.engine import FlowBusyError
+from mlconnector.sync.engine import FlowBusyError, owner_is_dead_local_process
 from mlconnector.sync.runs import get_last_run, last_runs
 from tests.unit.engine.conftest import CONNECTION, EngineEnv, FakeFlow, run_for
 
@@ -218,3 +219,25 @@ async def test_run_once_refuses_a_flow_running_elsewhere(env: EngineEnv) -> None
     last = await get_last_run(env.store, CONNECTION, "orders")
     assert last is not None
     assert last.ok
+
+
+async def test_a_lease_left_by_a_dead_process_of_this_host_is_taken_over_at_once(
+    env: EngineEnv,
+) -> None:
+    import socket
+    import sys
+
+    child = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await child.wait()
+    pid = str(child.pid)
+    dead_owner = f"{socket.gethostname()}:{pid}:deadbeef"
+    assert owner_is_dead_local_process(dead_owner)
+    assert not owner_is_dead_local_process(f"{socket.gethostname()}:{os.getpid()}:x")
+    assert not owner_is_dead_local_process(f"another-host:{pid}:x")
+    await env.store.try_acquire_lease(CONNECTION, "orders", dead_owner, timedelta(seconds=600))
+    flow = FakeFlow("orders", env.clock)
+    engine = env.engine({"orders": flow})
+    report = await engine.run_once(CONNECTION, "orders")
+    await engine.aclose()
+    assert report.ok
+    assert flow.calls == [("run", "real")]
