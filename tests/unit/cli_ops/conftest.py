@@ -1,0 +1,123 @@
+"""Fixtures of the operating-command tests: a home with a configured connection (credentials in
+its vault) pointing at both simulators served on loopback from a background loop."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner, Result
+
+from mlconnector.cli import app
+from mlconnector.clock import FakeClock
+from mlconnector.commands.context import CliContext
+from mlconnector.sandbox.plex import DEFAULT_CONSUMER_KEY, TenantSpec, create_plex_sandbox
+from mlconnector.sandbox.server import serve
+from mlconnector.sandbox.shipstation import (
+    ShipStationAccount,
+    ShipStationSandbox,
+    create_shipstation_sandbox,
+)
+from mlconnector.store import CredentialKind, Store, init_home, load_vault, open_store
+from tests.e2e.shipping_env import Recorder
+from tests.unit.cli.conftest import LoopThread
+
+PCN = 340884
+
+
+@dataclass
+class Ops:
+    home: Path
+    env: dict[str, str]
+    ss: ShipStationSandbox
+    ss_rec: Recorder
+    runner: CliRunner = field(default_factory=CliRunner)
+
+    def __call__(self, *args: str) -> Result:
+        context = CliContext(
+            env=dict(self.env),
+            console=Console(width=250, no_color=True),
+            err_console=Console(width=250, no_color=True, stderr=True),
+            stdin=io.StringIO(""),
+            clock=FakeClock(),
+        )
+        return self.runner.invoke(app, list(args), obj=context)
+
+    def with_store(self, action: Any) -> Any:
+        """Run ``action(store)`` against the home's store (own event loop)."""
+
+        async def go() -> Any:
+            store = await open_store(
+                f"sqlite+aiosqlite:///{self.home / 'mlconnector.db'}",
+                clock=FakeClock(),
+                vault=load_vault(self.env),
+            )
+            try:
+                return await action(store)
+            finally:
+                await store.close()
+
+        return asyncio.run(go())
+
+    def creates(self) -> int:
+        return self.ss_rec.count("POST", "/orders/createorders")
+
+
+async def _setup(store: Store) -> None:
+    account = ShipStationAccount()
+    await store.create_connection("acme", plex_pcn=str(PCN))
+    for kind, value in {
+        CredentialKind.PLEX_API_KEY: DEFAULT_CONSUMER_KEY,
+        CredentialKind.SS_V1_KEY: account.api_key,
+        CredentialKind.SS_V1_SECRET: account.api_secret,
+        CredentialKind.SS_V2_KEY: account.v2_api_key or "",
+    }.items():
+        await store.set_credential("acme", kind, value)
+
+
+@pytest.fixture
+def ops(tmp_path: Path) -> Iterator[Ops]:
+    thread = LoopThread()
+    servers: list[AbstractAsyncContextManager[str]] = []
+
+    async def start(app_: Any) -> str:
+        server = serve(app_)
+        url = await server.__aenter__()
+        servers.append(server)
+        return url
+
+    clock = FakeClock()
+    spec = TenantSpec(pcn=PCN, code="mlauto", name="Midland", customers=3, parts=8, orders=4)
+    plex = create_plex_sandbox(clock, tenants=[spec])
+    ss = create_shipstation_sandbox(clock)
+    rec = Recorder(ss.app)
+    try:
+        plex_url = thread.run(start(plex.app))
+        ss_url = thread.run(start(rec))
+        home = tmp_path / "home"
+        env = {"HOME": str(tmp_path), "MLCONNECTOR_HOME": str(home)}
+        init_home(env)
+        (home / "mlconnector.toml").write_text(
+            f"""[connections.acme.plex]
+pcn = "{PCN}"
+rest_base_url = "{plex_url}"
+read_window_hours = 744
+[connections.acme.shipstation]
+v1_base_url = "{ss_url}"
+v2_base_url = "{ss_url}"
+"""
+        )
+        result = Ops(home, env, ss, rec)
+        result.with_store(_setup)
+        yield result
+    finally:
+        for server in reversed(servers):
+            thread.run(server.__aexit__(None, None, None))
+        thread.close()
