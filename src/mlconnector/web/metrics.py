@@ -21,10 +21,13 @@ from mlconnector.clock import Clock
 from mlconnector.store import OperationState, Store
 from mlconnector.store.repository import READ_ONLY_OPTION
 from mlconnector.store.schema import audit_events, webhook_inbox
+from mlconnector.sync.runs import LAST_RUN_SUFFIX, last_runs
 
 log = logging.getLogger("mlconnector.web")
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+#: one sample: its labels (name, value) and its value
+Sample = tuple[Sequence[tuple[str, str]], float]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -51,7 +54,7 @@ class Exposition:
         name: str,
         kind: str,
         help_text: str,
-        samples: Iterable[tuple[Sequence[tuple[str, str]], float]],
+        samples: Iterable[Sample],
     ) -> None:
         """One metric family: its HELP and TYPE lines, then every sample."""
         self.lines.append(f"# HELP {name} {help_text}")
@@ -98,46 +101,57 @@ async def count_pending_webhooks(store: Store) -> dict[str, int]:
         return {name: int(n) for name, n in await conn.execute(query)}
 
 
+#: every family exposed (all gauges), in output order, with its HELP text
+FAMILIES = {
+    "mlconnector_operations": "Outbox operations by connection and state.",
+    "mlconnector_webhook_inbox_pending": "Webhook deliveries received but not processed yet.",
+    "mlconnector_audit_events": "Audit events recorded (all connections).",
+    "mlconnector_flow_cursor_advanced_timestamp_seconds": (
+        "When each flow's cursor last advanced (it advances only after a committed batch)."
+    ),
+    "mlconnector_flow_last_run_timestamp_seconds": (
+        "When the engine last finished a full run of each flow (any outcome)."
+    ),
+    "mlconnector_flow_last_run_ok": "1 when the last run of each flow succeeded, 0 when it failed.",
+    "mlconnector_flow_last_run_duration_seconds": "How long the last run of each flow took.",
+}
+
+
+async def _connection_samples(
+    store: Store, name: str, pending: dict[str, int], samples: dict[str, list[Sample]]
+) -> None:
+    """Add the samples of connection ``name`` to ``samples`` (by family)."""
+    counts = await store.count_operations(connection=name)
+    for state in OperationState:
+        labels = (("connection", name), ("state", state.value))
+        samples["mlconnector_operations"].append((labels, counts[state]))
+    samples["mlconnector_webhook_inbox_pending"].append(
+        ((("connection", name),), pending.get(name, 0))
+    )
+    for cursor in await store.list_cursors(name):
+        if cursor.flow.endswith(LAST_RUN_SUFFIX):
+            continue  # the engine's run records, exposed as last_run below
+        labels = (("connection", name), ("flow", cursor.flow))
+        samples["mlconnector_flow_cursor_advanced_timestamp_seconds"].append(
+            (labels, cursor.updated_at.timestamp())
+        )
+    for flow, run in sorted((await last_runs(store, name)).items()):
+        labels = (("connection", name), ("flow", flow))
+        samples["mlconnector_flow_last_run_timestamp_seconds"].append((labels, run.at.timestamp()))
+        samples["mlconnector_flow_last_run_ok"].append((labels, 1 if run.ok else 0))
+        samples["mlconnector_flow_last_run_duration_seconds"].append((labels, run.seconds))
+
+
 async def render_metrics(store: Store) -> str:
     """The exposition text for the current state of ``store``."""
-    out = Exposition()
-    connections = [c.name for c in await store.list_connections()]
+    samples: dict[str, list[Sample]] = {name: [] for name in FAMILIES}
     pending = await count_pending_webhooks(store)
-    op_samples: list[tuple[Sequence[tuple[str, str]], float]] = []
-    inbox_samples: list[tuple[Sequence[tuple[str, str]], float]] = []
-    cursor_samples: list[tuple[Sequence[tuple[str, str]], float]] = []
-    for name in connections:
-        counts = await store.count_operations(connection=name)
-        for state in OperationState:
-            op_samples.append(((("connection", name), ("state", state.value)), counts[state]))
-        inbox_samples.append(((("connection", name),), pending.get(name, 0)))
-        for cursor in await store.list_cursors(name):
-            when = cursor.updated_at.timestamp()
-            cursor_samples.append(((("connection", name), ("flow", cursor.flow)), when))
-    out.family(
-        "mlconnector_operations",
-        "gauge",
-        "Outbox operations by connection and state.",
-        op_samples,
-    )
-    out.family(
-        "mlconnector_webhook_inbox_pending",
-        "gauge",
-        "Webhook deliveries received but not processed yet.",
-        inbox_samples,
-    )
-    out.family(
-        "mlconnector_audit_events",
-        "gauge",
-        "Audit events recorded (all connections).",
-        [((), await count_audit_events(store))],
-    )
-    out.family(
-        "mlconnector_flow_last_success_timestamp_seconds",
-        "gauge",
-        "When each flow's cursor last advanced (it advances only after a committed batch).",
-        cursor_samples,
-    )
+    for conn in await store.list_connections():
+        await _connection_samples(store, conn.name, pending, samples)
+    samples["mlconnector_audit_events"].append(((), await count_audit_events(store)))
+    out = Exposition()
+    for name, help_text in FAMILIES.items():
+        out.family(name, "gauge", help_text, samples[name])
     return out.text()
 
 

@@ -16,6 +16,7 @@ import json
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +29,14 @@ from starlette.templating import Jinja2Templates
 
 from mlconnector.clock import Clock
 from mlconnector.config import Config
-from mlconnector.store import AuditQuery, Operation, OperationState, Store
+from mlconnector.store import AuditQuery, InboxItem, Operation, OperationState, Store
+from mlconnector.sync.runs import LAST_RUN_SUFFIX, LastRun, last_runs
 from mlconnector.web.metrics import count_pending_webhooks
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 FLASH_COOKIE = "mlc_flash"
 PAGE_SIZE = 200
+RECENT_WEBHOOKS = 25
 MAX_FORM_BYTES = 4096
 #: the audit search fields offered by the form (AuditQuery attribute → label)
 AUDIT_FIELDS = {
@@ -100,6 +103,64 @@ class FlowRow:
     lease_owner: str | None
     lease_expires: str | None
     lease_live: bool
+    last_run: LastRun | None
+
+
+@dataclass
+class WebhookRow:
+    """One received delivery as the connection page lists it."""
+
+    id: int
+    received: str
+    resource_type: str
+    resource_url: str
+    processed: str | None
+    outcome: str | None
+    attempts: int
+
+    @classmethod
+    def of(cls, item: InboxItem) -> WebhookRow:
+        """Read the pointer from the stored body (already validated when it was received)."""
+        try:
+            body = json.loads(item.body)
+        except ValueError:
+            body = {}
+        pointer = body if isinstance(body, dict) else {}
+        return cls(
+            id=item.id,
+            received=_when(item.received_at),
+            resource_type=str(pointer.get("resource_type", "?")),
+            resource_url=str(pointer.get("resource_url", ""))[:300],
+            processed=_when(item.processed_at) if item.processed_at else None,
+            outcome=item.outcome,
+            attempts=item.attempts,
+        )
+
+
+async def flow_rows(store: Store, connection: str, now: datetime) -> list[FlowRow]:
+    """Every flow that has a cursor, a lease or a recorded run, by name."""
+    cursors = {
+        c.flow: c
+        for c in await store.list_cursors(connection)
+        if not c.flow.endswith(LAST_RUN_SUFFIX)  # the engine's run records, shown as last_run
+    }
+    leases = {lease.flow: lease for lease in await store.list_leases(connection=connection)}
+    runs = await last_runs(store, connection)
+    rows = []
+    for flow in sorted(set(cursors) | set(leases) | set(runs)):
+        cursor, lease = cursors.get(flow), leases.get(flow)
+        rows.append(
+            FlowRow(
+                flow=flow,
+                cursor=cursor.value if cursor else None,
+                cursor_updated=_when(cursor.updated_at) if cursor else None,
+                lease_owner=lease.owner if lease else None,
+                lease_expires=_when(lease.expires_at) if lease else None,
+                lease_live=bool(lease and lease.expires_at > now),
+                last_run=runs.get(flow),
+            )
+        )
+    return rows
 
 
 class OperatorUI:
@@ -158,23 +219,7 @@ class OperatorUI:
         now = self.clock.now()
         backlog = await count_pending_webhooks(self.store)
         for conn in await self.store.list_connections():
-            cursors = {c.flow: c for c in await self.store.list_cursors(conn.name)}
-            leases = {
-                lease.flow: lease for lease in await self.store.list_leases(connection=conn.name)
-            }
-            flows = []
-            for flow in sorted(set(cursors) | set(leases)):
-                cursor, lease = cursors.get(flow), leases.get(flow)
-                flows.append(
-                    FlowRow(
-                        flow=flow,
-                        cursor=cursor.value if cursor else None,
-                        cursor_updated=_when(cursor.updated_at) if cursor else None,
-                        lease_owner=lease.owner if lease else None,
-                        lease_expires=_when(lease.expires_at) if lease else None,
-                        lease_live=bool(lease and lease.expires_at > now),
-                    )
-                )
+            flows = await flow_rows(self.store, conn.name, now)
             oldest = await self.store.pending_webhooks(connection=conn.name, limit=1)
             rows.append(
                 {
@@ -237,7 +282,8 @@ class OperatorUI:
         )
 
     async def connection(self, request: Request) -> Response:
-        """One connection: settings summary, masked credentials, webhook URL, links."""
+        """One connection: settings summary, masked credentials, webhook URL, recent webhook
+        deliveries, links."""
         name = str(request.path_params["name"])
         conn = await self.store.get_connection(name)
         if conn is None:
@@ -256,6 +302,10 @@ class OperatorUI:
             credentials=await self.store.list_credentials_masked(name),
             links=await self.store.list_links(name, limit=PAGE_SIZE),
             counts=await self.store.count_operations(connection=name),
+            webhooks=[
+                WebhookRow.of(item)
+                for item in await self.store.list_webhooks(connection=name, limit=RECENT_WEBHOOKS)
+            ],
             webhook_url=webhook_url,
             page_size=PAGE_SIZE,
         )
@@ -332,5 +382,5 @@ def _back(request: Request, value: Any) -> str:
     return str(request.url_for("operations").path)
 
 
-def _when(value: Any) -> str:
-    return str(value.strftime("%Y-%m-%d %H:%M:%S UTC"))
+def _when(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC")

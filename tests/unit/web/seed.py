@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from mlconnector.store import AuditEvent, CredentialKind, Link, Store
+from mlconnector.sync.runs import LastRun, last_run_cursor
 
 XSS = '<script>alert("x")</script>'
 
@@ -72,6 +73,11 @@ async def seed(store: Store, connection: str = "acme") -> Seeded:
         )
     )
     await store.set_cursor(connection, "orders", "2026-01-15T11:00:00Z")
+    # the engine's last-run records: orders ran fine, shipments failed
+    orders_run = LastRun("orders", now, True, 1.25, "worker-1@host", "orders@acme: created=2")
+    failed_run = LastRun("shipments", now, False, 0.5, "worker-2@host", error=f"Plex refused {XSS}")
+    for run in (orders_run, failed_run):
+        await store.set_cursor(connection, last_run_cursor(run.flow), run.to_json())
     await store.try_acquire_lease(connection, "orders", "worker-1@host", timedelta(minutes=5))
     await store.save_link(
         Link(

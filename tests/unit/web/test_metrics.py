@@ -65,10 +65,18 @@ async def test_metrics_expose_operations_inbox_audit_and_cursors(
         assert values[f'mlconnector_operations{{connection="acme",state="{state}"}}'] == n
     assert values['mlconnector_webhook_inbox_pending{connection="acme"}'] == 1
     assert values["mlconnector_audit_events"] == 2
-    key = 'mlconnector_flow_last_success_timestamp_seconds{connection="acme",flow="orders"}'
-    assert values[key] == FAKE_START.timestamp()
+    orders = '{connection="acme",flow="orders"}'
+    shipments = '{connection="acme",flow="shipments"}'
+    assert values[f"mlconnector_flow_cursor_advanced_timestamp_seconds{orders}"] == (
+        FAKE_START.timestamp()
+    )
+    assert not any("last_run" in name and "cursor" in name for name in values)
+    assert values[f"mlconnector_flow_last_run_timestamp_seconds{orders}"] == FAKE_START.timestamp()
+    assert values[f"mlconnector_flow_last_run_ok{orders}"] == 1
+    assert values[f"mlconnector_flow_last_run_ok{shipments}"] == 0
+    assert values[f"mlconnector_flow_last_run_duration_seconds{orders}"] == 1.25
     families = [line.split()[2] for line in response.text.splitlines() if line.startswith("# TYPE")]
-    assert len(families) == len(set(families)) == 4
+    assert len(families) == len(set(families)) == 7
 
 
 async def test_metrics_follow_the_store(client: httpx.AsyncClient, store: Store) -> None:

@@ -27,6 +27,13 @@ async def test_dashboard_shows_flows_counts_and_backlog(
     assert 'href="http://testserver/connections/acme"' in html
     assert "2026-01-15T11:00:00Z" in html  # the orders cursor
     assert "worker-1@host" in html  # its lease owner
+    # last runs recorded by the engine, not listed as flows of their own
+    assert "orders.last_run" not in html
+    assert "orders@acme: created=2" in html
+    assert "(1.2 s, worker-1@host)" in html
+    shipments = html.split("<td>shipments</td>")[1].split("</tr>")[0]
+    assert '<span class="outcome-failed">failed</span>' in shipments
+    assert "Plex refused &lt;script&gt;" in shipments
     # one operation in each of pending, failed, dead, confirmed; sent 0; one pending webhook
     row = html.split('<table class="counts">')[1].split("</table>")[0]
     cells = [c.split("</a>")[0].rsplit(">", 1)[-1] for c in row.split('<td class="state-')[1:]]
@@ -234,6 +241,10 @@ async def test_connection_page_masks_credentials_and_lists_links(
     assert "plex-79870-1001-2026-01-15" in page.text
     assert "https://connector.example/webhooks/shipstation/acme/" in page.text
     assert "http://ss.test" in page.text  # configured V1/V2 base
+    webhooks = page.text.split('<table class="webhooks">')[1].split("</table>")[0]
+    assert "SHIP_NOTIFY" in webhooks
+    assert "http://ss.test/shipments?batchId=1" in webhooks
+    assert "<td>pending</td>" in webhooks
 
 
 async def test_unknown_connection_page_is_404(client: httpx.AsyncClient) -> None:
