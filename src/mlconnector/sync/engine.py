@@ -26,20 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
-import os
 import signal
-import socket
-import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
 
 from mlconnector.clock import Clock
 from mlconnector.config import Config
-from mlconnector.errors import ConnectorError, FatalError, RetryableError
+from mlconnector.errors import ConnectorError, FatalError
 from mlconnector.http import RateLimiterRegistry, RetryPolicy
 from mlconnector.store import Lease, Store, StoreError
 from mlconnector.sync.alerts import Alert, AlertSink
@@ -52,91 +46,20 @@ from mlconnector.sync.runtime import (
     build_runtime,
     default_http_factory,
 )
+from mlconnector.sync.scheduler import (
+    FLOW_CLASSES,
+    INBOX_FLOW,
+    EngineOptions,
+    FlowBusyError,
+    Key,
+    Mode,
+    Slot,
+    default_flows,
+    default_owner,
+    owner_is_dead_local_process,
+)
 
 log = logging.getLogger("mlconnector.engine")
-
-#: every flow the product knows, in the order a cycle runs them (module, class)
-FLOW_CLASSES: dict[str, tuple[str, str]] = {
-    "orders": ("mlconnector.sync.orders", "OrdersFlow"),
-    "order_status": ("mlconnector.sync.order_status", "OrderStatusFlow"),
-    "shipments": ("mlconnector.sync.shipments", "ShipmentsFlow"),
-    "inventory": ("mlconnector.sync.inventory", "InventoryFlow"),
-}
-#: the flow that processes the webhook inbox (nudged by the receiver)
-INBOX_FLOW = "shipments"
-
-Key = tuple[str, str]
-Mode = Literal["run", "retry"]
-
-
-def default_flows() -> dict[str, Flow]:
-    """One instance of every flow present in this build, by name (imported lazily, so a flow
-    still being written elsewhere does not stop the others)."""
-    flows: dict[str, Flow] = {}
-    for name, (module, cls) in FLOW_CLASSES.items():
-        try:
-            flow_cls = getattr(importlib.import_module(module), cls)
-        except (ImportError, AttributeError):
-            log.warning("flow %s is not available in this build; skipped", name)
-            continue
-        flows[name] = flow_cls()
-    return flows
-
-
-def default_owner() -> str:
-    """A lease owner name unique to this process: host, pid and a random suffix."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def owner_is_dead_local_process(owner: str) -> bool:
-    """Whether ``owner`` (``host:pid:suffix``, :func:`default_owner`) names a process of this
-    host that is not running any more. Anything else (another host, a live or unknown pid, a
-    name in another form) is ``False``: only expiry frees such a lease."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False  # exists, owned by someone else
-    return False
-
-
-class FlowBusyError(RetryableError):
-    """Another worker holds the lease of the flow: it is running there right now."""
-
-
-@dataclass(frozen=True)
-class EngineOptions:
-    """Tuning of the scheduler (defaults suit production)."""
-
-    #: how long a lease lives without renewal (a dead worker's flows wait this long)
-    lease_ttl: float = 120.0
-    #: seconds between scheduler passes (due retries and lease take-overs are noticed per tick)
-    tick: float = 5.0
-    #: seconds between runs per flow name, overriding ``[connections.X.poll]``
-    intervals: Mapping[str, float] = field(default_factory=dict)
-    #: the lease owner name (default: :func:`default_owner`)
-    owner: str | None = None
-
-
-@dataclass
-class _Slot:
-    """Scheduler state of one (connection, flow)."""
-
-    next_due: datetime | None = None  # None: ask the store when it last ran
-    failures: int = 0
-    alerted: bool = False
-    nudged: bool = False
-    recovered: bool = False
-    started: datetime | None = None
-    task: asyncio.Task[RunReport] | None = None
 
 
 class Engine:
@@ -166,7 +89,7 @@ class Engine:
         self.options = options or EngineOptions()
         self.owner = self.options.owner or default_owner()
         self._only = list(connections) if connections is not None else None
-        self._slots: dict[Key, _Slot] = {}
+        self._slots: dict[Key, Slot] = {}
         self._runtimes: dict[str, ConnectionRuntime] = {}
         self._runtime_locks: dict[str, asyncio.Lock] = {}
         self._wake: asyncio.Event | None = None
@@ -214,8 +137,8 @@ class Engine:
                 self._runtimes[connection] = rt
             return rt
 
-    def _slot(self, key: Key) -> _Slot:
-        return self._slots.setdefault(key, _Slot())
+    def _slot(self, key: Key) -> Slot:
+        return self._slots.setdefault(key, Slot())
 
     # --- one run, for the CLI ------------------------------------------------------------------
     async def run_once(self, connection: str, flow: str, *, dry_run: bool = False) -> RunReport:
@@ -335,7 +258,7 @@ class Engine:
                 reports.append(await task)
         return reports
 
-    async def _due(self, key: Key, slot: _Slot, now: datetime) -> Mode | None:
+    async def _due(self, key: Key, slot: Slot, now: datetime) -> Mode | None:
         if slot.nudged:
             return "run"
         if slot.next_due is None:
@@ -353,7 +276,7 @@ class Engine:
             return now
         return last.at + timedelta(seconds=self.interval(*key))
 
-    async def _start(self, key: Key, slot: _Slot, mode: Mode) -> asyncio.Task[RunReport] | None:
+    async def _start(self, key: Key, slot: Slot, mode: Mode) -> asyncio.Task[RunReport] | None:
         connection, name = key
         now = self.clock.now()
         lease = await self._acquire(connection, name)
@@ -374,7 +297,7 @@ class Engine:
         slot.task = asyncio.create_task(self._scheduled(key, slot, mode))
         return slot.task
 
-    async def _scheduled(self, key: Key, slot: _Slot, mode: Mode) -> RunReport:
+    async def _scheduled(self, key: Key, slot: Slot, mode: Mode) -> RunReport:
         connection, name = key
         try:
             rt = await self.runtime(connection)
@@ -399,7 +322,7 @@ class Engine:
     async def _after(
         self,
         key: Key,
-        slot: _Slot,
+        slot: Slot,
         report: RunReport,
         mode: Mode,
         rt: ConnectionRuntime | None,
@@ -565,4 +488,5 @@ __all__ = [
     "LastRun",
     "RunReport",
     "default_flows",
+    "owner_is_dead_local_process",
 ]
