@@ -23,7 +23,7 @@ def _context(tmp_path: Path) -> CliContext:
 
 
 async def test_the_demo_story_holds(tmp_path: Path) -> None:
-    summary = await run_demo(_context(tmp_path))
+    summary = await run_demo(_context(tmp_path), parent=tmp_path)
     failed = [claim for claim, held in summary.checks if not held]
     assert failed == []
     assert len(summary.checks) >= 12
@@ -35,6 +35,7 @@ async def test_the_demo_story_holds(tmp_path: Path) -> None:
     assert summary.on_hand_after < summary.on_hand_before
     assert (summary.home / "mlconnector.toml").exists()
     assert (summary.home / "mlconnector.db").exists()
+    assert summary.home.parent == tmp_path
 
 
 def test_the_demo_command_prints_its_summary_and_exits_0(tmp_path: Path) -> None:

@@ -119,15 +119,18 @@ def demo_flows() -> dict[str, Any]:
     return flows
 
 
-async def run_demo(state: CliContext, *, keep: bool = False) -> DemoSummary:
-    """Set everything up, run the story, check it; see the module doc."""
+async def run_demo(
+    state: CliContext, *, keep: bool = False, parent: Path | None = None
+) -> DemoSummary:
+    """Set everything up, run the story, check it; see the module doc. The temporary home is
+    made under ``parent`` (default: the system's temporary folder) and kept for inspection."""
     from mlconnector.config import load_config
     from mlconnector.sandbox.plex import TenantSpec, create_plex_sandbox
     from mlconnector.sandbox.server import serve
     from mlconnector.sandbox.shipstation import create_shipstation_sandbox
     from mlconnector.store import init_home, load_vault, open_store
 
-    home = Path(tempfile.mkdtemp(prefix="mlconnector-demo-"))
+    home = Path(tempfile.mkdtemp(prefix="mlconnector-demo-", dir=parent))
     env = {**state.env, "MLCONNECTOR_HOME": str(home)}
     env.pop("MLCONNECTOR_MASTER_KEY", None)
     env.pop("MLCONNECTOR_CONFIG", None)

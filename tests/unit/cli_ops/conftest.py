@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import traceback
 from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -48,7 +49,12 @@ class Ops:
             stdin=io.StringIO(""),
             clock=FakeClock(),
         )
-        return self.runner.invoke(app, list(args), obj=context)
+        result = self.runner.invoke(app, list(args), obj=context)
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            # a crash, not a refusal: show where
+            trace = "".join(traceback.format_exception(result.exception))
+            raise AssertionError(f"mlconnector {' '.join(args)} crashed:\n{trace}")
+        return result
 
     def with_store(self, action: Any) -> Any:
         """Run ``action(store)`` against the home's store (own event loop)."""
