@@ -103,7 +103,7 @@ class InventoryFlow:
             raise missing_credential(rt.name, CredentialKind.SS_V2_KEY)
         rows = await rt.plex.on_hand()
         result.count("read", len(rows))
-        on_hand, unmapped = await self._map(rt, rows)
+        on_hand, unmapped = await self.map_on_hand(rt, rows)
         for location, detail in sorted(unmapped.items()):
             item = PlanItem(
                 "skip",
@@ -148,10 +148,13 @@ class InventoryFlow:
                 details={"reason": item.reason, "key": item.key, **item.details},
             )
 
-    async def _map(
+    async def map_on_hand(
         self, rt: ConnectionRuntime, rows: list[OnHand]
     ) -> tuple[dict[Key, int], dict[str, dict[str, Any]]]:
-        """On-hand per (SKU, ShipStation location), and the unmapped Plex locations."""
+        """Plex on-hand rows as whole units per (SKU, ShipStation inventory location), and the
+        Plex locations no inventory location is mapped to (with their part count and quantity).
+        Reads part numbers from Plex when a row lacks one; writes nothing. Reconcile uses it to
+        compute the same target as a run."""
         mapping = rt.config.mappings.inventory_locations
         numbers = await self._part_numbers(rt, rows)
         on_hand: dict[Key, float] = defaultdict(float)

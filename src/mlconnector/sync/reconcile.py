@@ -323,7 +323,7 @@ class Reconciler:
             )
             return
         rows = await rt.plex.on_hand()
-        on_hand, _ = await InventoryFlow()._map(rt, rows)
+        on_hand, _ = await InventoryFlow().map_on_hand(rt, rows)
         taken = distribute(on_hand, await rt.store.unwritten_quantities(rt.name))
         expected = {k: max(0, q - taken.get(k, 0)) for k, q in on_hand.items()}
         actual: dict[tuple[str, str], int] = defaultdict(int)
