@@ -129,6 +129,8 @@ class PlexClient(ApiClient):
         self.settings = settings
         self._customers: dict[str, Customer] = {}
         self._addresses: dict[str, list[Address]] = {}
+        #: part id (lower-case) → part, or ``None`` when Plex did not return it (per run)
+        self._parts: dict[str, Part | None] = {}
 
     def single_shot(self) -> PlexClient:
         """This client, sharing credentials, limiter and caches, but never re-sending a request
@@ -353,13 +355,27 @@ class PlexClient(ApiClient):
         )
 
     def forget_cached(self) -> None:
-        """Drop the customer and address caches (at the start of a sync run)."""
+        """Drop the customer, address and part caches (at the start of a sync run)."""
         self._customers.clear()
         self._addresses.clear()
+        self._parts.clear()
 
     async def list_parts(self, ids: Iterable[str]) -> list[Part]:
         """Parts by id (checked; an unfiltered parts list is tens of MB)."""
         return await self._by_ids("mdm/v1/parts", Part, "id", list(ids), lambda p: p.id)
+
+    async def parts_by_id(self, ids: Iterable[str]) -> dict[str, Part]:
+        """Parts by id (lower-case keys), cached until :meth:`forget_cached`: only ids not seen
+        yet are requested, in checked multi-id requests. An id Plex did not return is
+        remembered as missing and left out of the answer."""
+        wanted = {i.lower(): i for i in ids}
+        missing = [original for key, original in wanted.items() if key not in self._parts]
+        if missing:
+            for part in await self.list_parts(missing):
+                self._parts[part.id.lower()] = part
+            for original in missing:
+                self._parts.setdefault(original.lower(), None)
+        return {key: found for key in wanted if (found := self._parts.get(key)) is not None}
 
     async def get_part(self, part_id: str) -> Part:
         """One part."""

@@ -31,7 +31,7 @@ from mlconnector.errors import (
     RetryableError,
     SkipRecordError,
 )
-from mlconnector.plex import Release, SalesOrder
+from mlconnector.plex import SalesOrder
 from mlconnector.shipstation import Order
 from mlconnector.store import Link, Operation, OperationState
 from mlconnector.sync.base import FlowResult, PlanItem, Resolution, StaleOperationError, audit
@@ -43,7 +43,13 @@ from mlconnector.sync.cursor import (
     advance,
     read_window,
 )
-from mlconnector.sync.mapping import MappedOrder, MappingSkip, content_hash, map_order
+from mlconnector.sync.mapping import (
+    MappedOrder,
+    MappingSkip,
+    OrderBundle,
+    content_hash,
+    map_order,
+)
 from mlconnector.sync.order_links import (
     Decision,
     decision_of,
@@ -57,7 +63,8 @@ from mlconnector.sync.order_links import (
     would,
 )
 from mlconnector.sync.orders_read import (
-    load_bundle,
+    Changes,
+    load_bundles,
     order_id_hint,
     orders_of_releases_by_links,
     read_changes,
@@ -105,11 +112,14 @@ class OrdersFlow:
         )
         rt.plex.forget_cached()
         changes = await read_changes(rt.plex, start, end, state.is_new)
-        result.count("read", len(changes.orders) + len(changes.releases))
-        decisions = await self._decide_all(rt, changes.orders, changes.releases, result, dry_run)
-        if dry_run:
+        counts = {"orders": len(changes.orders), "releases": len(changes.releases)}
+        result.count("read", counts["orders"] + counts["releases"])
+        sender = None if dry_run else _Sender(self, rt, result)
+        await self._decide_all(rt, changes, result, dry_run, sender)
+        if sender is None:
             return result
-        await self._send(rt, decisions, result)
+        await sender.flush()
+        # every chunk of the window is sent and linked: only now may the cursor move (§1 rule 2)
         new_state = advance(state, changes.pairs, end, overlap=self.overlap)
         if new_state != state:
             await rt.store.set_cursor(rt.name, FLOW, new_state.to_json())
@@ -123,8 +133,7 @@ class OrdersFlow:
             direction="plex->ss",
             details={
                 "window": [start.isoformat(), end.isoformat()],
-                "orders": len(changes.orders),
-                "releases": len(changes.releases),
+                **counts,
                 **result.counts(),
             },
         )
@@ -133,42 +142,60 @@ class OrdersFlow:
     async def _decide_all(
         self,
         rt: ConnectionRuntime,
-        orders: Sequence[SalesOrder],
-        releases: Sequence[Release],
+        changes: Changes,
         result: FlowResult,
         dry_run: bool,
-    ) -> list[Decision]:
-        known = {o.id.lower(): o for o in orders}
-        wanted = set(known) | {h for r in releases if (h := order_id_hint(r))}
-        decisions: list[Decision] = []
+        sender: _Sender | None,
+    ) -> None:
+        """Decide the changed orders a chunk at a time and hand each chunk's decisions to the
+        sender, so a run holds one chunk of bundles and decisions, not the whole window."""
+        known = {o.id.lower(): o for o in changes.orders}
+        changes.orders.clear()  # ``known`` holds them until their chunk is done
+        releases = [(r.id, (r.order_line_id or "").lower()) for r in changes.releases]
+        hints = {h for r in changes.releases if (h := order_id_hint(r))}
+        changes.releases.clear()
+        wanted = set(known) | hints
         loaded_lines: set[str] = set()
-        for order_id in sorted(wanted):
-            decisions += await self._decide_order(
-                rt, order_id, known, result, dry_run, loaded_lines
-            )
-        orphans = [r for r in releases if (r.order_line_id or "").lower() not in loaded_lines]
-        if orphans:
-            by_link = await orders_of_releases_by_links(rt.store, rt.name, [r.id for r in orphans])
-            for order_id in sorted(set(by_link.values()) - wanted):
-                decisions += await self._decide_order(
-                    rt, order_id, known, result, dry_run, loaded_lines
+        await self._decide_chunks(rt, sorted(wanted), known, result, dry_run, loaded_lines, sender)
+        orphans = [rid for rid, line_id in releases if line_id not in loaded_lines]
+        if not orphans:
+            return
+        by_link = await orders_of_releases_by_links(rt.store, rt.name, orphans)
+        more = sorted(set(by_link.values()) - wanted)
+        await self._decide_chunks(rt, more, known, result, dry_run, loaded_lines, sender)
+        for release_id in orphans:
+            if release_id.lower() not in by_link:
+                await self._note(
+                    rt,
+                    result,
+                    PlanItem(
+                        "skip",
+                        "release",
+                        release_id,
+                        "cannot find the sales order of this release; it is synced when "
+                        "its order changes",
+                    ),
+                    "skipped",
+                    dry_run,
                 )
-            for release in orphans:
-                if release.id.lower() not in by_link:
-                    await self._note(
-                        rt,
-                        result,
-                        PlanItem(
-                            "skip",
-                            "release",
-                            release.id,
-                            "cannot find the sales order of this release; it is synced when "
-                            "its order changes",
-                        ),
-                        "skipped",
-                        dry_run,
-                    )
-        return decisions
+
+    async def _decide_chunks(
+        self,
+        rt: ConnectionRuntime,
+        order_ids: Sequence[str],
+        known: dict[str, SalesOrder],
+        result: FlowResult,
+        dry_run: bool,
+        loaded_lines: set[str],
+        sender: _Sender | None,
+    ) -> None:
+        for start in range(0, len(order_ids), self.batch_size):
+            chunk = order_ids[start : start + self.batch_size]
+            decisions = await self._decide_orders(rt, chunk, known, result, dry_run, loaded_lines)
+            for order_id in chunk:
+                known.pop(order_id, None)
+            if sender is not None:
+                await sender.add(decisions)
 
     async def _decide_order(
         self,
@@ -179,14 +206,46 @@ class OrdersFlow:
         dry_run: bool,
         loaded_lines: set[str],
     ) -> list[Decision]:
-        try:
-            order = known.get(order_id) or await rt.plex.get_order(order_id)
-            bundle = await load_bundle(rt.plex, order)
-        except SkipRecordError as exc:
-            item = PlanItem("skip", "order", order_id, f"cannot read the Plex order: {exc}")
-            await self._note(rt, result, item, "skipped", dry_run, plex_order_id=order_id)
-            return []
-        loaded_lines.update(line.id.lower() for line in bundle.lines)
+        """The decisions for one Plex order (the backfill's entry point)."""
+        return await self._decide_orders(rt, [order_id], known, result, dry_run, loaded_lines)
+
+    async def _decide_orders(
+        self,
+        rt: ConnectionRuntime,
+        order_ids: Sequence[str],
+        known: dict[str, SalesOrder],
+        result: FlowResult,
+        dry_run: bool,
+        loaded_lines: set[str],
+    ) -> list[Decision]:
+        """The decisions for some Plex orders, their bundles loaded together."""
+        unreadable: dict[str, SkipRecordError] = {}
+        fetched: dict[str, SalesOrder] = {}
+        for order_id in order_ids:
+            try:
+                fetched[order_id] = known.get(order_id) or await rt.plex.get_order(order_id)
+            except SkipRecordError as exc:
+                unreadable[order_id] = exc
+        bundles = await load_bundles(rt.plex, list(fetched.values()))
+        decisions: list[Decision] = []
+        for order_id in order_ids:
+            answer = unreadable.get(order_id) or bundles[fetched[order_id].id.lower()]
+            if isinstance(answer, SkipRecordError):
+                item = PlanItem("skip", "order", order_id, f"cannot read the Plex order: {answer}")
+                await self._note(rt, result, item, "skipped", dry_run, plex_order_id=order_id)
+                continue
+            decisions += await self._decide_bundle(rt, order_id, answer, result, dry_run)
+            loaded_lines.update(line.id.lower() for line in answer.lines)
+        return decisions
+
+    async def _decide_bundle(
+        self,
+        rt: ConnectionRuntime,
+        order_id: str,
+        bundle: OrderBundle,
+        result: FlowResult,
+        dry_run: bool,
+    ) -> list[Decision]:
         links = {
             link.order_key: link
             for link in await rt.store.find_links(rt.name, plex_order_id=order_id)
@@ -340,24 +399,10 @@ class OrdersFlow:
     async def _send(
         self, rt: ConnectionRuntime, decisions: Sequence[Decision], result: FlowResult
     ) -> None:
-        box = Outbox(rt, FLOW)
-        ready: list[tuple[Decision, Operation]] = []
-        for decision in decisions:
-            op = (
-                await box.enqueue(KIND_UPSERT, decision.idempotency_key, decision.payload())
-            ).operation
-            if op.state is OperationState.CONFIRMED:
-                await save_link(
-                    rt, op.payload, op.remote_ref, op.payload["order"].get("orderStatus")
-                )
-                continue
-            if not box.ready(op):
-                reason = box.why_not_ready(op)
-                result.add(PlanItem("skip", "order", decision.order_key, reason), "skipped")
-                continue
-            ready.append((decision, op))
-        for start in range(0, len(ready), self.batch_size):
-            await self._send_batch(rt, box, ready[start : start + self.batch_size], result)
+        """Queue and send these decisions (``createorders`` batches of up to 100)."""
+        sender = _Sender(self, rt, result)
+        await sender.add(decisions)
+        await sender.flush()
 
     async def _send_batch(
         self,
@@ -471,3 +516,44 @@ class OrdersFlow:
             await save_link(rt, payload, str(remote.order_id), remote.order_status)
             return str(remote.order_id)
         return False
+
+
+class _Sender:
+    """Queues decisions as they are made and sends them in full ``createorders`` batches, so a
+    run never holds more than one batch (plus one chunk of decisions) of unsent orders."""
+
+    def __init__(self, flow: OrdersFlow, rt: ConnectionRuntime, result: FlowResult) -> None:
+        self.flow = flow
+        self.rt = rt
+        self.result = result
+        self.box = Outbox(rt, FLOW)
+        self.ready: list[tuple[Decision, Operation]] = []
+
+    async def add(self, decisions: Sequence[Decision]) -> None:
+        """Enqueue each decision (operation key fixed now); send every full batch."""
+        rt, box = self.rt, self.box
+        for decision in decisions:
+            op = (
+                await box.enqueue(KIND_UPSERT, decision.idempotency_key, decision.payload())
+            ).operation
+            if op.state is OperationState.CONFIRMED:
+                await save_link(
+                    rt, op.payload, op.remote_ref, op.payload["order"].get("orderStatus")
+                )
+                continue
+            if not box.ready(op):
+                reason = box.why_not_ready(op)
+                self.result.add(PlanItem("skip", "order", decision.order_key, reason), "skipped")
+                continue
+            self.ready.append((decision, op))
+        size = self.flow.batch_size
+        while len(self.ready) >= size:
+            batch, self.ready = self.ready[:size], self.ready[size:]
+            await self.flow._send_batch(rt, box, batch, self.result)
+
+    async def flush(self) -> None:
+        """Send what is left (the last, partial batch)."""
+        size = self.flow.batch_size
+        while self.ready:
+            batch, self.ready = self.ready[:size], self.ready[size:]
+            await self.flow._send_batch(self.rt, self.box, batch, self.result)

@@ -9,11 +9,12 @@ synced. A release whose order cannot be found is reported, not guessed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from mlconnector.plex import PlexClient, Release, SalesOrder
+from mlconnector.errors import SkipRecordError
+from mlconnector.plex import OrderLine, Part, PlexClient, Release, SalesOrder
 from mlconnector.shipstation import ShipStationV1Client
 from mlconnector.store import Store
 from mlconnector.sync.mapping import OrderBundle
@@ -50,18 +51,92 @@ async def read_changes(
 
 async def load_bundle(plex: PlexClient, order: SalesOrder) -> OrderBundle:
     """One sales order with its lines, releases, customer, addresses and parts."""
-    lines = await plex.list_order_lines(order.id)
-    releases = await plex.list_releases_for_lines([line.id for line in lines]) if lines else []
+    loaded = await load_bundles(plex, [order])
+    answer = loaded[order.id.lower()]
+    if isinstance(answer, SkipRecordError):
+        raise answer
+    return answer
+
+
+async def load_bundles(
+    plex: PlexClient, orders: Sequence[SalesOrder]
+) -> dict[str, OrderBundle | SkipRecordError]:
+    """Several sales orders in full: order id (lower-case) → its bundle, or the error that makes
+    it unreadable (the other orders still load).
+
+    Lines cost one request per order (Plex has no multi-order form); the releases of every line
+    of the chunk are read together (``orderLineIds``, chunked and checked by the client); parts
+    come from the client's per-run cache (only ids not seen yet are requested); customers and
+    addresses are cached per run as well.
+    """
+    lines_of: dict[str, list[OrderLine]] = {}
+    failed: dict[str, SkipRecordError] = {}
+    for order in orders:
+        try:
+            lines_of[order.id.lower()] = await plex.list_order_lines(order.id)
+        except SkipRecordError as exc:
+            failed[order.id.lower()] = exc
+    answers: dict[str, OrderBundle | SkipRecordError] = {}
+    try:
+        by_line, parts = await _releases_and_parts(plex, lines_of.values())
+    except SkipRecordError as exc:
+        if len(lines_of) <= 1:
+            failed.update(dict.fromkeys(lines_of, exc))
+            return {o.id.lower(): failed[o.id.lower()] for o in orders}
+        # a shared request failed on one record: read order by order so only its order is skipped
+        for order in orders:
+            if order.id.lower() not in failed:
+                answers.update(await load_bundles(plex, [order]))
+        return {o.id.lower(): failed.get(o.id.lower()) or answers[o.id.lower()] for o in orders}
+    for order in orders:
+        key = order.id.lower()
+        if key in failed:
+            answers[key] = failed[key]
+            continue
+        try:
+            answers[key] = await _bundle(plex, order, lines_of[key], by_line, parts)
+        except SkipRecordError as exc:
+            answers[key] = exc
+    return answers
+
+
+async def _releases_and_parts(
+    plex: PlexClient, line_lists: Iterable[Sequence[OrderLine]]
+) -> tuple[dict[str, list[Release]], dict[str, Part]]:
+    """Releases by line id (lower-case) and parts by id for the given lines."""
+    lines = [line for group in line_lists for line in group]
+    line_ids = [line.id for line in lines]
+    by_line: dict[str, list[Release]] = {}
+    for release in await plex.list_releases_for_lines(line_ids) if line_ids else []:
+        by_line.setdefault((release.order_line_id or "").lower(), []).append(release)
+    part_ids = sorted({line.part_id for line in lines if line.part_id})
+    parts = await plex.parts_by_id(part_ids) if part_ids else {}
+    return by_line, parts
+
+
+async def _bundle(
+    plex: PlexClient,
+    order: SalesOrder,
+    lines: Sequence[OrderLine],
+    by_line: Mapping[str, Sequence[Release]],
+    parts: Mapping[str, Part],
+) -> OrderBundle:
     customer = await plex.get_customer(order.customer_id) if order.customer_id else None
     addresses = await plex.list_addresses(order.customer_id) if order.customer_id else []
-    part_ids = sorted({line.part_id for line in lines if line.part_id})
-    parts = await plex.list_parts(part_ids) if part_ids else []
+    seen: set[str] = set()
+    releases: list[Release] = []
+    for line in lines:
+        if line.id.lower() in seen:
+            continue
+        seen.add(line.id.lower())
+        releases += by_line.get(line.id.lower(), [])
+    own_parts = {line.part_id.lower() for line in lines if line.part_id}
     return OrderBundle(
         order=order,
         customer=customer,
         lines=lines,
         releases=releases,
-        parts={p.id.lower(): p for p in parts},
+        parts={k: p for k in sorted(own_parts) if (p := parts.get(k)) is not None},
         addresses={a.id.lower(): a for a in addresses},
     )
 
