@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Self
 from sqlalchemy import Select, and_, case, delete, func, literal, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mlconnector.clock import Clock
@@ -130,6 +130,19 @@ class Store:
     async def close(self) -> None:
         """Dispose of the connection pool."""
         await self._engine.dispose()
+
+    async def ping(self) -> None:
+        """Raise :class:`StoreError` unless the database answers a trivial query. Read-only: on
+        SQLite it takes no write lock, so a health probe never waits on a writer."""
+        try:
+            async with self._reader.connect() as conn:
+                await conn.execute(select(literal(1)))
+        except (SQLAlchemyError, OSError) as exc:
+            # the driver's message can name the host and user; the type is enough to act on
+            raise StoreError(
+                f"the database did not answer ({type(exc).__name__})",
+                hint="check that the database server is running and reachable",
+            ) from exc
 
     async def __aenter__(self) -> Self:
         return self
@@ -804,6 +817,14 @@ class Store:
         async with self._reader.connect() as conn:
             return [to_audit(r) for r in await conn.execute(stmt)]
 
+    async def count_audit_events(self, *, connection: str | None = None) -> int:
+        """How many audit events there are (of ``connection``, or of every connection)."""
+        query = select(func.count()).select_from(audit_events)
+        if connection is not None:
+            query = query.where(audit_events.c.connection == connection)
+        async with self._reader.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
     def _redact_json(self, value: Mapping[str, Any]) -> dict[str, Any]:
         text = self._redactor.text(json.dumps(value, default=str))
         try:
@@ -870,6 +891,16 @@ class Store:
         query = query.order_by(webhook_inbox.c.received_at, webhook_inbox.c.id).limit(limit)
         async with self._reader.connect() as conn:
             return [to_inbox(r) for r in await conn.execute(query)]
+
+    async def count_pending_webhooks(self) -> dict[str, int]:
+        """Deliveries not yet processed, per connection (a connection with none is absent)."""
+        query = (
+            select(webhook_inbox.c.connection, func.count())
+            .where(webhook_inbox.c.processed_at.is_(None))
+            .group_by(webhook_inbox.c.connection)
+        )
+        async with self._reader.connect() as conn:
+            return {name: int(n) for name, n in await conn.execute(query)}
 
     async def list_webhooks(
         self, *, connection: str | None = None, limit: int = 100

@@ -11,16 +11,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
-from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from mlconnector.clock import Clock
-from mlconnector.store import OperationState, Store
-from mlconnector.store.repository import READ_ONLY_OPTION
-from mlconnector.store.schema import audit_events, webhook_inbox
+from mlconnector.store import OperationState, Store, StoreError
 from mlconnector.sync.runs import LAST_RUN_SUFFIX, last_runs
 
 log = logging.getLogger("mlconnector.web")
@@ -67,40 +62,6 @@ class Exposition:
         return "\n".join(self.lines) + "\n"
 
 
-# --- read-only aggregates ----------------------------------------------------------------------
-# The Store has no counting methods for these yet; they live here, together, until they move
-# into ``store/repository.py``. They run on the store's read-only connections (on SQLite a plain
-# connection would BEGIN IMMEDIATE and take the write lock for a scrape).
-
-
-def _reader(store: Store) -> AsyncEngine:
-    return store.engine.execution_options(**{READ_ONLY_OPTION: True})
-
-
-async def ping(store: Store) -> None:
-    """Raise if the database does not answer a trivial query."""
-    async with _reader(store).connect() as conn:
-        await conn.execute(select(1))
-
-
-async def count_audit_events(store: Store) -> int:
-    """Total audit events, all connections."""
-    query = select(func.count()).select_from(audit_events)
-    async with _reader(store).connect() as conn:
-        return int((await conn.execute(query)).scalar_one())
-
-
-async def count_pending_webhooks(store: Store) -> dict[str, int]:
-    """Unprocessed inbox deliveries per connection (connections with none are absent)."""
-    query = (
-        select(webhook_inbox.c.connection, func.count())
-        .where(webhook_inbox.c.processed_at.is_(None))
-        .group_by(webhook_inbox.c.connection)
-    )
-    async with _reader(store).connect() as conn:
-        return {name: int(n) for name, n in await conn.execute(query)}
-
-
 #: every family exposed (all gauges), in output order, with its HELP text
 FAMILIES = {
     "mlconnector_operations": "Outbox operations by connection and state.",
@@ -145,10 +106,10 @@ async def _connection_samples(
 async def render_metrics(store: Store) -> str:
     """The exposition text for the current state of ``store``."""
     samples: dict[str, list[Sample]] = {name: [] for name in FAMILIES}
-    pending = await count_pending_webhooks(store)
+    pending = await store.count_pending_webhooks()
     for conn in await store.list_connections():
         await _connection_samples(store, conn.name, pending, samples)
-    samples["mlconnector_audit_events"].append(((), await count_audit_events(store)))
+    samples["mlconnector_audit_events"].append(((), await store.count_audit_events()))
     out = Exposition()
     for name, help_text in FAMILIES.items():
         out.family(name, "gauge", help_text, samples[name])
@@ -160,9 +121,9 @@ def health_endpoint(store: Store, clock: Clock) -> Endpoint:
 
     async def healthz(request: Request) -> Response:
         try:
-            await ping(store)
-        except (SQLAlchemyError, OSError) as exc:
-            log.warning("health check: database unreachable: %s", type(exc).__name__)
+            await store.ping()
+        except StoreError as exc:
+            log.warning("health check: %s", exc)
             return JSONResponse(
                 {"status": "unavailable", "database": "unreachable"}, status_code=503
             )

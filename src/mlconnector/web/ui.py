@@ -31,7 +31,6 @@ from mlconnector.clock import Clock
 from mlconnector.config import Config
 from mlconnector.store import AuditQuery, InboxItem, Operation, OperationState, Store
 from mlconnector.sync.runs import LAST_RUN_SUFFIX, LastRun, last_runs
-from mlconnector.web.metrics import count_pending_webhooks
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 FLASH_COOKIE = "mlc_flash"
@@ -217,7 +216,7 @@ class OperatorUI:
         """Connections with their flows (cursor, lease), operation counts and inbox backlog."""
         rows = []
         now = self.clock.now()
-        backlog = await count_pending_webhooks(self.store)
+        backlog = await self.store.count_pending_webhooks()
         for conn in await self.store.list_connections():
             flows = await flow_rows(self.store, conn.name, now)
             oldest = await self.store.pending_webhooks(connection=conn.name, limit=1)
