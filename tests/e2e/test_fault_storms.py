@@ -15,8 +15,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from mlconnector.commands.sync_cmd import shipment_reference
 from mlconnector.errors import RetryableError
-from mlconnector.store import OperationState
+from mlconnector.store import AuditQuery, OperationState
 from mlconnector.sync import ConnectionRuntime, recover, retry_due
 from mlconnector.sync.base import Flow, FlowResult
 from mlconnector.sync.orders import OrdersFlow
@@ -138,6 +139,12 @@ async def test_a_429_storm_is_waited_out_on_both_sides_with_no_failure(tmp_path:
         assert env.plex.faults.config.injected.get("storm") == 6
         for reference, _, _ in labels:
             assert len(env.shippers_for(reference)) == 1, reference
+            # the write-back is in the audit trail under the shipment (what `audit --shipment
+            # ID` searches, ID turned into this reference)
+            events = await env.store.search_audit(
+                AuditQuery(shipment_id=shipment_reference(reference.removeprefix("ss-shipment-")))
+            )
+            assert any(e.action == "write_back" and e.outcome == "ok" for e in events), events
         moved = sum(qty for _, _, qty in labels)
         assert stock_before - _total_on_hand(env, all_releases) == moved
         assert await _unsettled(env) == []

@@ -100,6 +100,15 @@ def print_report(state: CliContext, report: RunReport) -> None:
     state.console.print(table)
 
 
+def shipment_reference(value: str | None) -> str | None:
+    """The audit trail keys a shipment by the reference written into Plex (``ss-shipment-123``,
+    ``ss-fulfillment-4``): a bare ShipStation shipment id is turned into that reference."""
+    if value is None:
+        return None
+    value = value.strip()
+    return f"ss-shipment-{value}" if value.isdigit() else value
+
+
 @reports_errors
 def audit(
     ctx: typer.Context,
@@ -111,7 +120,12 @@ def audit(
         str | None, typer.Option("--order-number", help="ShipStation order number.")
     ] = None,
     shipment: Annotated[
-        str | None, typer.Option("--shipment", help="ShipStation shipment id.")
+        str | None,
+        typer.Option(
+            "--shipment",
+            help="ShipStation shipment id (123), or the reference written to Plex "
+            "(ss-shipment-123, ss-fulfillment-4).",
+        ),
     ] = None,
     connection: Annotated[str | None, typer.Option("--connection", help="Connection.")] = None,
     flow: Annotated[str | None, typer.Option("--flow", help="Flow name.")] = None,
@@ -130,7 +144,7 @@ def audit(
         plex_order_id=plex_order,
         order_key=order_key,
         ss_order_number=order_number,
-        shipment_id=shipment,
+        shipment_id=shipment_reference(shipment),
         limit=limit,
     )
 
