@@ -615,10 +615,13 @@ class Store:
         self, op_id: int, *, remote_ref: str | None = None, now: datetime | None = None
     ) -> Operation:
         """→ ``confirmed`` (from ``pending``, ``sent`` or ``failed``, e.g. when a look-before-send
-        found the remote record). Confirming a confirmed operation returns it unchanged."""
+        found the remote record), with ``last_error`` cleared: an earlier failure (of a retry or
+        a replayed operation) stays in the audit trail, not on a write that landed. Confirming a
+        confirmed operation returns it unchanged."""
         values: dict[str, Any] = {
             "state": _S.CONFIRMED.value,
             "next_attempt_at": None,
+            "last_error": None,
             "updated_at": self._now(now),
         }
         if remote_ref is not None:

@@ -280,7 +280,8 @@ async def replay(
     states: Sequence[OperationState] = (_S.FAILED, _S.DEAD),
 ) -> list[Operation]:
     """Operator replay (CLI, web UI): ``failed``/``dead`` operations back to ``pending`` with a
-    fresh attempt budget, each audited. They are sent by the next :func:`retry_due`."""
+    fresh attempt budget, each audited with the error it is replayed from. They are sent by the
+    next :func:`retry_due`; the one that lands has its ``last_error`` cleared."""
     if ids is None and connection is None and flow is None:
         raise ValueError("replay needs operation ids or a connection/flow filter")
     replayed = await store.replay(ids, connection=connection, flow=flow, states=states)
@@ -294,7 +295,7 @@ async def replay(
                 action="replay",
                 outcome="ok",
                 idempotency_key=op.idempotency_key,
-                details={"operation_id": op.id, "kind": op.kind},
+                details={"operation_id": op.id, "kind": op.kind, "last_error": op.last_error},
             )
         )
     return replayed

@@ -177,6 +177,24 @@ async def test_replay_moves_failed_and_dead_back_without_duplicating(
     assert {op.id for op in await store.due(acme, "orders", now=now)} == {dead.id, failed.id}
 
 
+async def test_a_replayed_operation_that_lands_has_no_last_error(
+    store: Store, acme: str, fake_clock: FakeClock
+) -> None:
+    op = (await store.enqueue(acme, "orders", "create", "again", {})).operation
+    dead = await store.fail(op.id, "HTTP 503", next_attempt_at=fake_clock.now(), max_attempts=1)
+    assert (dead.state, dead.last_error) == (S.DEAD, "HTTP 503")
+    (replayed,) = await store.replay([op.id])
+    assert replayed.last_error == "HTTP 503"  # still shown while it waits to be sent
+    await store.mark_sent(op.id)
+    done = await store.confirm(op.id, remote_ref="ss-1")
+    assert (done.state, done.last_error, done.remote_ref) == (S.CONFIRMED, None, "ss-1")
+    assert await store.get_operation(op.id) == done
+    # a failed retry that lands (look-before-send confirms from failed) is cleared as well
+    other = (await store.enqueue(acme, "orders", "create", "retry", {})).operation
+    await store.fail(other.id, "timeout", next_attempt_at=fake_clock.now(), max_attempts=5)
+    assert (await store.confirm(other.id)).last_error is None
+
+
 async def test_replay_by_filter(store: Store, acme: str, fake_clock: FakeClock) -> None:
     await store.create_connection("other")
     now = fake_clock.now()

@@ -227,6 +227,11 @@ async def test_replay_moves_dead_back_to_pending_and_audits(rt: ConnectionRuntim
     done = await rt.store.get_operation(op.id)
     assert done is not None
     assert done.state is S.CONFIRMED
+    assert done.last_error is None  # the replay landed: no stale error on a confirmed write
+    events = await rt.store.search_audit(AuditQuery(idempotency_key="r"))
+    trail = [(e.action, e.outcome) for e in reversed(events)]
+    assert trail == [("write", "frozen"), ("replay", "ok"), ("write", "ok")]
+    assert "shipped" in events[1].details["last_error"]  # the replay says what it replayed
 
 
 async def test_recover_touches_only_the_flows_it_is_given(rt: ConnectionRuntime) -> None:
