@@ -4,12 +4,15 @@ Serves both simulators and a webhook receiver (persisting into the inbox) on loo
 HTTP), seeds the default Plex tenant (or one with N orders), links every open release group with
 the orders flow, then on a FakeClock:
 
-* shipments: one label per linked ShipStation order (SHIP_NOTIFY delivered to the receiver),
-  a run (webhooks + polls, Plex write-backs), and a run with nothing new;
+* shipments: enough Plex stock for every open release (the seeded tenant holds too little; a
+  shortage is a test, not a benchmark), one label per linked ShipStation order (SHIP_NOTIFY
+  delivered to the receiver), a run (webhooks + polls, Plex write-backs), and a run with
+  nothing new;
 * inventory: a first run (every mapped SKU adjusted), a run with no change (no V2 request),
   and a run after one Plex container changed (one adjust).
 
-Prints, per run: the flow summary, requests by service, virtual seconds and wall seconds.
+Prints, per run: the flow summary, requests by service, virtual seconds and wall seconds; for
+the shipments run also Plex requests per written-back shipment and requests per path.
 
 Run: ``uv run python benchmarks/shipments_inventory_flow.py [orders]``
 """
@@ -17,9 +20,11 @@ Run: ``uv run python benchmarks/shipments_inventory_flow.py [orders]``
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,7 +41,13 @@ from mlconnector.config import (
     PlexSettings,
     ShipStationSettings,
 )
-from mlconnector.sandbox.plex import DEFAULT_CONSUMER_KEY, TenantSpec, create_plex_sandbox
+from mlconnector.http import RequestEvent
+from mlconnector.sandbox.plex import (
+    DEFAULT_CONSUMER_KEY,
+    PlexSandbox,
+    TenantSpec,
+    create_plex_sandbox,
+)
 from mlconnector.sandbox.server import serve
 from mlconnector.sandbox.shipstation import (
     OperatorError,
@@ -53,9 +64,32 @@ from mlconnector.sync.shipments import ShipmentsFlow
 PCN = 340884
 NAME = "bench"
 
+_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\b\d+\b")
 
-async def timed(label: str, rt: ConnectionRuntime, flow: Flow, clock: FakeClock) -> None:
+
+def count_paths(rt: ConnectionRuntime) -> Counter[str]:
+    """Requests per (service, method, path with ids replaced by ``{id}``), for the breakdown."""
+    paths: Counter[str] = Counter()
+    forward = rt.on_event
+
+    def on_event(event: RequestEvent) -> None:
+        path = _ID.sub("{id}", event.url.split("?", 1)[0].split("://", 1)[-1].split("/", 1)[-1])
+        paths[f"{event.service} {event.method} /{path}"] += 1
+        forward(event)
+
+    rt.on_event = on_event  # type: ignore[method-assign]
+    return paths
+
+
+async def timed(
+    label: str,
+    rt: ConnectionRuntime,
+    flow: Flow,
+    clock: FakeClock,
+    paths: Counter[str] | None = None,
+) -> None:
     before = dict(rt.stats.requests)
+    by_path = Counter(paths or {})
     virtual, wall = clock.now(), time.perf_counter()
     result = await flow.run(rt)
     requests = {k: v - before.get(k, 0) for k, v in rt.stats.requests.items()}
@@ -64,8 +98,51 @@ async def timed(label: str, rt: ConnectionRuntime, flow: Flow, clock: FakeClock)
         f"virtual={(clock.now() - virtual).total_seconds():.0f}s "
         f"wall={time.perf_counter() - wall:.2f}s"
     )
+    written = result.counts().get("written_back", 0)
+    if written:
+        print(f"    plex requests per written-back shipment: {requests['plex'] / written:.2f}")
+    if paths is not None:
+        for path, n in sorted((paths - by_path).items(), key=lambda kv: -kv[1]):
+            print(f"    {n:>6}  {path}")
     for error in result.errors[:3]:
         print(f"    error: {error}")
+
+
+def top_up_stock(plex: PlexSandbox, shippable_locations: set[str]) -> tuple[int, float]:
+    """Give every part enough shippable stock for all its open releases (benchmark set-up).
+
+    The seeded tenant holds less stock than its open releases ask for, so without this a third
+    of the write-backs fail on INSUFFICIENT_INVENTORY and the request figure measures failures
+    (tests/e2e/test_shipments_flow.py covers that failure). The shortfall of a part goes into
+    one new container at a location that already holds the part (else the first mapped one), so
+    the inventory flow sees no new (SKU, location) pair. Returns (containers added, units).
+    """
+    data = plex.tenant(PCN)
+    needed: Counter[str] = Counter()
+    for release in data.releases.values():
+        if release.status in ("Open", "Scheduled"):
+            part_id = data.lines[release.order_line_id].part_id
+            needed[part_id] += release.quantity - release.quantity_shipped
+    added, units = 0, 0.0
+    for part_id, quantity in sorted(needed.items()):
+        short = quantity - plex.on_hand(part_id, tenant=PCN)
+        if short <= 0:
+            continue
+        held = sorted(
+            c.location_id
+            for c in data.containers.values()
+            if c.part_id == part_id and data.locations[c.location_id].code in shippable_locations
+        )
+        location = (
+            held[0]
+            if held
+            else sorted(
+                loc.id for loc in data.locations.values() if loc.code in shippable_locations
+            )[0]
+        )
+        plex.add_container(part_id, location, short, tenant=PCN)
+        added, units = added + 1, units + short
+    return added, units
 
 
 def receiver(store: Store) -> Starlette:
@@ -118,6 +195,8 @@ async def main(orders: int) -> None:
         rt = await build_runtime(Config(home=home, connections={NAME: conn}), NAME, store, clock)
         await rt.ss_v1.subscribe_webhook(target_url=hook_url + "/hook", event="SHIP_NOTIFY")
         await timed("orders (set-up)", rt, OrdersFlow(), clock)
+        added, units = top_up_stock(plex, set(mapping))
+        print(f"stock topped up for every open release: {added} container(s), {units:g} units")
         labels = 0
         for link in await store.list_links(NAME):
             if link.ss_order_id:
@@ -130,7 +209,8 @@ async def main(orders: int) -> None:
         print(f"labels made: {labels}; webhook deliveries: {len(delivered)}")
         clock.advance(600)
         shipments = ShipmentsFlow()
-        await timed("shipments: webhooks + polls", rt, shipments, clock)
+        paths = count_paths(rt)
+        await timed("shipments: webhooks + polls", rt, shipments, clock, paths)
         clock.advance(600)
         await timed("shipments: nothing new", rt, shipments, clock)
         inventory = InventoryFlow()

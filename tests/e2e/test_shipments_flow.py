@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -395,8 +396,8 @@ async def test_crash_after_the_plex_write_is_recovered_without_a_second_write(
     env.step()
     write = rt.writer.write_shipment
 
-    async def write_then_die(shipment: ShipmentWrite) -> WriteResult:
-        await write(shipment)
+    async def write_then_die(shipment: ShipmentWrite, **kw: Any) -> WriteResult:
+        await write(shipment, **kw)
         raise Crash  # after Plex shipped it, before the outbox heard back
 
     rt.writer.write_shipment = write_then_die  # type: ignore[method-assign]
@@ -412,7 +413,7 @@ async def test_crash_after_the_plex_write_is_recovered_without_a_second_write(
     assert recovered.recovered == 1
     done = await env.store.get_operation_by_key(op_key(CONNECTION, reference))
     assert done is not None
-    assert done.state is OperationState.CONFIRMED
+    assert done.state is OperationState.CONFIRMED, done.last_error
     env.step()
     again = await flow.run(rt)
     assert again.written_back == 0
@@ -420,3 +421,81 @@ async def test_crash_after_the_plex_write_is_recovered_without_a_second_write(
     assert len(env.shippers_for(reference)) == 1
     assert sum(stock.values()) - sum(_on_hand(env, link.release_ids).values()) == shipped
     assert await env.store.unwritten_quantities(CONNECTION) == {}
+
+
+async def test_short_stock_fails_naming_part_and_location_then_resumes_once(
+    env: ShipEnv,
+) -> None:
+    rt, link = await _linked(env)
+    release_id = sorted(link.release_ids)[0]
+    need = _open(env, link)[release_id]
+    assert need > 1
+    part_id = env.part_of(release_id)
+    data = env.plex.tenant(PCN)
+    stock = sorted(
+        (c for c in data.containers.values() if c.part_id == part_id and c.quantity > 0),
+        key=lambda c: c.serial_no,
+    )
+    keep = stock[0]
+    for container in stock:  # one unit left, in one location
+        env.plex.adjust_container(
+            container.serial_no, quantity=1 if container is keep else 0, tenant=PCN
+        )
+    env.step()
+    label = env.ss.create_label(int(link.ss_order_id or 0), {release_id: int(need)})
+    env.step()
+    flow = ShipmentsFlow()
+    result = await flow.run(rt)
+    assert (result.failed, result.written_back) == (1, 0)
+    reference = f"ss-shipment-{label.shipment_id}"
+    op = await env.store.get_operation_by_key(op_key(CONNECTION, reference))
+    assert op is not None
+    assert op.state is OperationState.FAILED
+    error = op.last_error or ""
+    assert f"not enough stock in Plex to ship {reference}" in error
+    assert data.parts[part_id].number in error  # the part, by its number
+    assert f"{data.locations[keep.location_id].code}: 1" in error  # where the stock is
+    assert "then replay the operation" in error  # what to do
+    assert any(reference in e for e in result.errors)
+    # nothing shipped: the shipper is open, on-hand untouched, the lines still held back
+    assert [s.status for s in env.shippers_for(reference)] == ["Open"]
+    assert env.plex.on_hand(part_id, tenant=PCN) == 1
+    assert await env.store.unwritten_quantities(CONNECTION)
+    # stock arrives; the operator replays: the open shipper is resumed, one shipper in all
+    env.plex.add_container(part_id, keep.location_id, need, tenant=PCN)
+    await env.store.replay([op.id])
+    env.step()
+    await retry_due(rt, [flow])
+    done = await env.store.get_operation(op.id)
+    assert done is not None
+    assert done.state is OperationState.CONFIRMED, done.last_error
+    shippers = env.shippers_for(reference)
+    assert [s.status for s in shippers] == ["Shipped"]
+    assert env.plex.on_hand(part_id, tenant=PCN) == 1
+    assert await env.store.unwritten_quantities(CONNECTION) == {}
+
+
+async def test_short_stock_goes_dead_when_the_retry_budget_is_spent(env: ShipEnv) -> None:
+    rt, link = await _linked(env)
+    release_id = sorted(link.release_ids)[0]
+    part_id = env.part_of(release_id)
+    for container in list(env.plex.tenant(PCN).containers.values()):
+        if container.part_id == part_id:
+            env.plex.adjust_container(container.serial_no, quantity=0, tenant=PCN)
+    env.step()
+    need = int(_open(env, link)[release_id])
+    label = env.ss.create_label(int(link.ss_order_id or 0), {release_id: need})
+    env.step()
+    flow = ShipmentsFlow()
+    await flow.run(rt)
+    reference = f"ss-shipment-{label.shipment_id}"
+    op = await env.store.get_operation_by_key(op_key(CONNECTION, reference))
+    assert op is not None
+    for _ in range(rt.config.retry.max_attempts):
+        env.step(rt.config.retry.max_delay_seconds + 1)
+        await retry_due(rt, [flow])
+    dead = await env.store.get_operation(op.id)
+    assert dead is not None
+    assert dead.state is OperationState.DEAD
+    assert "no shippable stock in any Plex location" in (dead.last_error or "")
+    assert len(env.shippers_for(reference)) == 1  # retries resumed the one open shipper

@@ -9,23 +9,33 @@
 
 Every write carries the reference (``ss-shipment-{id}``) from its very first request, and
 :meth:`write_shipment` calls :meth:`find_existing` first, so a retry after a crash resumes or
-confirms the earlier attempt instead of writing a second shipment.
+confirms the earlier attempt instead of writing a second shipment. The one exception is a caller
+that can *prove* there was no earlier attempt (``first_attempt=True``: the outbox row carrying the
+reference was inserted by this very call, and every Plex write happens after that row is marked
+sent), which saves the look-up on the common path; every retry, replay and crash recovery looks.
+
+Request budget of a first ``shipper`` write (no earlier attempt, every release loaded FIFO, the
+caller passing the releases it just read): create, schedule and load per release, ship; the
+loaded quantities are checked from the ``load-fifo`` answers, not by reading the lines back.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from mlconnector.errors import ConfigError, FatalError, SkipRecordError
+from mlconnector.errors import ConfigError, FatalError, RemoteValidationError, SkipRecordError
 from mlconnector.plex.client import PlexClient
 from mlconnector.plex.datasources import PlexDataSourceClient
 from mlconnector.plex.models import (
     Container,
     InventoryShipment,
+    Release,
     ShipmentWrite,
     Shipper,
+    ShipperLine,
     WriteResult,
 )
 from mlconnector.plex.windows import FilterIgnoredError, windows
@@ -91,10 +101,23 @@ def pick_whole_containers(
         return exact
     raise SkipRecordError(
         f"cannot move exactly {quantity:g} of part {part_id} for {ref} with whole "
-        f"containers (on hand in shippable containers: {sum(c.quantity for c in fifo):g})",
+        f"containers (on hand in shippable containers: {sum(c.quantity for c in fifo):g}; "
+        f"{describe_stock(fifo)})",
         record=ref,
         hint="split a container in Plex to the shipped quantity, then replay the operation",
     )
+
+
+def describe_stock(containers: list[Container]) -> str:
+    """``shippable on hand: 12 (FG-01: 8, FG-02: 4)`` — by Plex location, for messages."""
+    by_location: dict[str, float] = {}
+    for c in containers:
+        where = c.location or c.location_id or "no location"
+        by_location[where] = by_location.get(where, 0) + c.quantity
+    if not by_location:
+        return "no shippable stock in any Plex location"
+    places = ", ".join(f"{where}: {qty:g}" for where, qty in sorted(by_location.items()))
+    return f"shippable on hand: {sum(by_location.values()):g} ({places})"
 
 
 def _exact_subset(containers: list[Container], quantity: float) -> list[str] | None:
@@ -199,8 +222,19 @@ class WriteStrategy:
                     return shipper
         return None
 
-    async def write_shipment(self, shipment: ShipmentWrite) -> WriteResult:
-        """Record ``shipment`` in Plex, unless an earlier attempt already did."""
+    async def write_shipment(
+        self,
+        shipment: ShipmentWrite,
+        *,
+        first_attempt: bool = False,
+        releases: Sequence[Release] | None = None,
+    ) -> WriteResult:
+        """Record ``shipment`` in Plex, unless an earlier attempt already did.
+
+        ``first_attempt``: the caller proves no earlier attempt under this reference can exist
+        (skips :meth:`find_existing`); ``releases``: the shipped releases, read just before by the
+        caller (saves reading them again).
+        """
         raise NotImplementedError
 
 
@@ -221,22 +255,34 @@ class ShipperStrategy(WriteStrategy):
         shipper = await self.find_shipper(reference, tracking_number=tracking_number, since=since)
         return ExistingWrite(shipper=shipper)
 
-    async def write_shipment(self, shipment: ShipmentWrite) -> WriteResult:
+    async def write_shipment(
+        self,
+        shipment: ShipmentWrite,
+        *,
+        first_attempt: bool = False,
+        releases: Sequence[Release] | None = None,
+    ) -> WriteResult:
         """Create (or resume) the shipper for ``shipment`` and ship it."""
-        # The shipper is created after the label, so look from the ship date (less a window).
-        existing = await self.find_existing(
-            shipment.reference,
-            tracking_number=shipment.tracking_number,
-            since=min(shipment.ship_date, self.plex.clock.now()) - self.plex.settings.window,
-        )
+        existing = ExistingWrite()
+        if not first_attempt:
+            # The shipper is created after the label, so look from the ship date (less a window).
+            existing = await self.find_existing(
+                shipment.reference,
+                tracking_number=shipment.tracking_number,
+                since=min(shipment.ship_date, self.plex.clock.now()) - self.plex.settings.window,
+            )
         if existing.shipper is not None and shipper_is_shipped(existing.shipper):
             return WriteResult(
                 shipment.reference, self.name, shipper_id=existing.shipper.id, already_done=True
             )
+        plan, by_id = await self._plan(shipment, releases)
+        if existing.shipper is not None:
+            await self._schedule_and_load(existing.shipper.id, shipment, plan, by_id, fresh=False)
+            shipper = existing.shipper
+        else:
+            shipper = await self._create(shipment)
+            await self._schedule_and_load(shipper.id, shipment, plan, by_id, fresh=True)
         resumed = existing.shipper is not None
-        plan = await self._plan(shipment)
-        shipper = existing.shipper or await self._create(shipment)
-        await self._schedule_and_load(shipper.id, shipment, plan)
         shipped = await self.writes.ship_shipper(shipper.id)
         if (shipped.tracking_number or None) != shipment.tracking_number or not shipped.mentions(
             shipment.reference
@@ -272,13 +318,20 @@ class ShipperStrategy(WriteStrategy):
             hint="the shipment must carry the Plex order id (or customer and address ids)",
         )
 
-    async def _plan(self, shipment: ShipmentWrite) -> dict[str, str]:
-        """Per release: ``fifo`` (all that is open ships) or ``containers`` (a partial shipment).
+    async def _plan(
+        self, shipment: ShipmentWrite, known: Sequence[Release] | None
+    ) -> tuple[dict[str, str], dict[str, Release]]:
+        """Per release: ``fifo`` (all that is open ships) or ``containers`` (a partial shipment),
+        and the releases by id.
 
         Checked before anything is written, so an impossible shipment leaves nothing behind.
+        ``known``: releases the caller read just now (any missing one is read here).
         """
         wanted = shipment.quantities()
-        releases = {r.id.lower(): r for r in await self.plex.list_releases(sorted(wanted))}
+        releases = {r.id.lower(): r for r in known or () if r.id.lower() in wanted}
+        missing = sorted(set(wanted) - set(releases))
+        if missing:
+            releases.update({r.id.lower(): r for r in await self.plex.list_releases(missing)})
         plan: dict[str, str] = {}
         for release_id, quantity in wanted.items():
             release = releases.get(release_id)
@@ -296,18 +349,32 @@ class ShipperStrategy(WriteStrategy):
                     hint="raise the release quantity in Plex, then replay the operation",
                 )
             plan[release_id] = "fifo" if quantity == release.open_quantity else "containers"
-        return plan
+        return plan, releases
 
     async def _schedule_and_load(
-        self, shipper_id: str, shipment: ShipmentWrite, plan: dict[str, str]
+        self,
+        shipper_id: str,
+        shipment: ShipmentWrite,
+        plan: dict[str, str],
+        releases: dict[str, Release],
+        *,
+        fresh: bool,
     ) -> None:
-        lines = await self.plex.list_shipper_lines(shipper_id)
+        """Put each release on the shipper and load it; ``fresh``: the shipper was created by
+        this call, so it has no lines yet (nothing to read)."""
+        lines = [] if fresh else await self.plex.list_shipper_lines(shipper_id)
         on_shipper = {(ln.release_id or "").lower(): ln for ln in lines if ln.release_id}
         taken: set[str] = set()
+        #: the line as ``load-fifo`` answered it, per release loaded by this call
+        answered: dict[str, ShipperLine] = {}
         for release_id, quantity in shipment.quantities().items():
             line = on_shipper.get(release_id)
-            if line is not None and line.quantity:
+            remaining = quantity - (line.quantity if line is not None else 0)
+            if remaining <= 0:
                 continue  # loaded by an earlier (crashed) attempt; verified below
+            # A line an earlier attempt loaded in part (a crash, or a load refused for want of
+            # stock after taking what there was) is topped up: load-fifo loads what is still
+            # open on the line; containers are picked for the remainder only.
             if line is None:
                 scheduled = await self.writes.schedule_release(shipper_id, release_id)
                 line_id = next(
@@ -316,27 +383,80 @@ class ShipperStrategy(WriteStrategy):
                 )
             else:
                 line_id = line.id
-            if plan[release_id] == "fifo":
-                await self.writes.load_fifo(shipper_id, line_id)
-                continue
             part_id = shipment.part_of(release_id)
+            if plan[release_id] == "fifo":
+                answered[release_id] = await self._load_fifo(
+                    shipper_id, line_id, shipment, releases[release_id], part_id
+                )
+                continue
             containers = [
                 c
                 for c in await self.plex.list_containers(part_id=part_id)
                 if self.plex.shippable(c) and c.serial_no not in taken
             ]
-            for serial in pick_whole_containers(containers, quantity, part_id, shipment.reference):
+            for serial in pick_whole_containers(containers, remaining, part_id, shipment.reference):
                 taken.add(serial)
                 await self.writes.load_container(shipper_id, line_id, serial)
-        await self._verify_loaded(shipper_id, shipment)
+        await self._verify_loaded(shipper_id, shipment, answered if fresh else None)
 
-    async def _verify_loaded(self, shipper_id: str, shipment: ShipmentWrite) -> None:
-        """Refuse to ship a shipper whose loaded quantities differ from what ShipStation shipped."""
+    async def _load_fifo(
+        self,
+        shipper_id: str,
+        line_id: str,
+        shipment: ShipmentWrite,
+        release: Release,
+        part_id: str,
+    ) -> ShipperLine:
+        """``load-fifo``; a refusal for want of stock becomes a message naming the part, where
+        its shippable stock is, and what to do (the stock is read only on that failure)."""
+        try:
+            return await self.writes.load_fifo(shipper_id, line_id)
+        except RemoteValidationError as exc:
+            stock = await self.plex.list_containers(part_id=part_id)
+            shippable = [c for c in stock if self.plex.shippable(c)]
+            needed = release.open_quantity
+            if sum(c.quantity for c in shippable) >= needed:
+                raise  # refused for another reason: Plex's own message says which
+            part = release.part_number or next((c.part_no for c in stock if c.part_no), None)
+            raise SkipRecordError(
+                f"not enough stock in Plex to ship {shipment.reference}: release "
+                f"{release.release_number or release.id} needs {needed:g} of part "
+                f"{part or part_id} (id {part_id}); {describe_stock(shippable)}. Plex shipper "
+                f"{shipper_id} was left open with the release scheduled, not shipped",
+                record=shipment.reference,
+                hint=(
+                    f"put {needed:g} of part {part or part_id} into shippable containers in Plex "
+                    "(receive or move stock to a location with a shippable status), then replay "
+                    "the operation; the open shipper is resumed, not duplicated"
+                ),
+            ) from exc
+
+    async def _verify_loaded(
+        self,
+        shipper_id: str,
+        shipment: ShipmentWrite,
+        answered: dict[str, ShipperLine] | None = None,
+    ) -> None:
+        """Refuse to ship a shipper whose loaded quantities differ from what ShipStation shipped.
+
+        ``answered``: the ``load-fifo`` answers of a shipper created by this call. When every
+        release has one (one line per release, each loaded once), they are the loaded quantities
+        and the lines are not read back; otherwise (containers loaded one by one, or a resumed
+        shipper) the lines are read.
+        """
+        wanted = shipment.quantities()
         loaded: dict[str, float] = {}
-        for line in await self.plex.list_shipper_lines(shipper_id):
-            key = (line.release_id or "").lower()
-            loaded[key] = loaded.get(key, 0) + line.quantity
-        for release_id, quantity in shipment.quantities().items():
+        if (
+            answered is not None
+            and set(answered) == set(wanted)
+            and all((ln.release_id or key).lower() == key for key, ln in answered.items())
+        ):
+            loaded = {key: line.quantity for key, line in answered.items()}
+        else:
+            for line in await self.plex.list_shipper_lines(shipper_id):
+                key = (line.release_id or "").lower()
+                loaded[key] = loaded.get(key, 0) + line.quantity
+        for release_id, quantity in wanted.items():
             if loaded.get(release_id, 0) != quantity:
                 raise SkipRecordError(
                     f"Plex loaded {loaded.get(release_id, 0):g} of release {release_id} on "
@@ -408,9 +528,17 @@ class DataSourceStrategy(WriteStrategy):
         shipments = await self.plex.find_inventory_shipments(reference)
         return ExistingWrite(inventory_shipment=shipments[0] if shipments else None)
 
-    async def write_shipment(self, shipment: ShipmentWrite) -> WriteResult:
+    async def write_shipment(
+        self,
+        shipment: ShipmentWrite,
+        *,
+        first_attempt: bool = False,
+        releases: Sequence[Release] | None = None,
+    ) -> WriteResult:
         """Update the holding shipper's tracking/note and reduce on-hand, exactly once."""
-        existing = await self.find_existing(shipment.reference)
+        existing = ExistingWrite()
+        if not first_attempt:
+            existing = await self.find_existing(shipment.reference)
         found = existing.inventory_shipment
         if found is not None and (found.shipment_status or "").lower() in SHIPPED_INVENTORY:
             return WriteResult(
@@ -420,7 +548,7 @@ class DataSourceStrategy(WriteStrategy):
                 already_done=True,
             )
         details: dict[str, object] = {}
-        shipper_id = await self._update_shipper(shipment, details)
+        shipper_id = await self._update_shipper(shipment, details, releases)
         inventory = found or await self.writes.create_inventory_shipment(shipment.reference)
         if not inventory.containers:
             serials = await self._pick_containers(shipment)
@@ -436,12 +564,18 @@ class DataSourceStrategy(WriteStrategy):
             details=details,
         )
 
-    async def locate_shipper(self, shipment: ShipmentWrite) -> Shipper | None:
-        """The open Plex shipper whose lines hold the shipped releases, if any."""
+    async def locate_shipper(
+        self, shipment: ShipmentWrite, known: Sequence[Release] | None = None
+    ) -> Shipper | None:
+        """The open Plex shipper whose lines hold the shipped releases, if any (``known``: the
+        releases the caller just read; the others are read here)."""
         if shipment.shipper_id:
             return await self.plex.get_shipper(shipment.shipper_id)
         wanted = {line.release_id.lower() for line in shipment.lines}
-        releases = await self.plex.list_releases(sorted(wanted))
+        releases = [r for r in known or () if r.id.lower() in wanted]
+        missing = sorted(wanted - {r.id.lower() for r in releases})
+        if missing:
+            releases += await self.plex.list_releases(missing)
         addresses = sorted({r.ship_to_address_id for r in releases if r.ship_to_address_id})
         for address in addresses:
             for status in self.plex.settings.open_shipper_statuses:
@@ -455,9 +589,12 @@ class DataSourceStrategy(WriteStrategy):
         return None
 
     async def _update_shipper(
-        self, shipment: ShipmentWrite, details: dict[str, object]
+        self,
+        shipment: ShipmentWrite,
+        details: dict[str, object],
+        releases: Sequence[Release] | None = None,
     ) -> str | None:
-        shipper = await self.locate_shipper(shipment)
+        shipper = await self.locate_shipper(shipment, releases)
         if shipper is None:
             details["shipper"] = "no Plex shipper holds these releases; tracking not written"
             return None

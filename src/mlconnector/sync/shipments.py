@@ -36,7 +36,13 @@ from mlconnector.errors import (
     RetryableError,
     SkipRecordError,
 )
-from mlconnector.plex import ReversalNotSupportedError, ShipmentLine, ShipmentWrite, WriteResult
+from mlconnector.plex import (
+    Release,
+    ReversalNotSupportedError,
+    ShipmentLine,
+    ShipmentWrite,
+    WriteResult,
+)
 from mlconnector.plex.writeback import SHIPPED_INVENTORY, shipper_is_shipped
 from mlconnector.shipstation import MalformedDeliveryError, parse_delivery
 from mlconnector.shipstation.webhooks import V1_ORDER_EVENTS
@@ -315,13 +321,17 @@ class ShipmentsFlow:
         if run.dry_run:
             run.result.add(plan, "written_back")
             return
-        op = (await run.box.enqueue(KIND_WRITE, key, payload)).operation
+        enqueued = await run.box.enqueue(KIND_WRITE, key, payload)
         for line in lines:
             await rt.store.record_shipment_line(
                 rt.name, rec.source_id, line["release_id"], line["quantity"], sku=line["sku"]
             )
         run.result.add(plan)
-        await self._submit(rt, run, op, _refs(rec, link))
+        # Inserted by this very call: no attempt under this reference can have reached Plex
+        # (every write happens after mark_sent of this row), so the write need not look first.
+        await self._submit(
+            rt, run, enqueued.operation, _refs(rec, link), first_attempt=enqueued.created
+        )
 
     async def _link(
         self, rt: ConnectionRuntime, rec: Shipped
@@ -455,9 +465,16 @@ class ShipmentsFlow:
 
     # --- sending -------------------------------------------------------------------------------
     async def _submit(
-        self, rt: ConnectionRuntime, run: _Run, op: Operation, refs: dict[str, Any]
+        self,
+        rt: ConnectionRuntime,
+        run: _Run,
+        op: Operation,
+        refs: dict[str, Any],
+        *,
+        first_attempt: bool = False,
     ) -> None:
-        """Send ``op`` if it is ready; count and audit what happened."""
+        """Send ``op`` if it is ready; count and audit what happened. ``first_attempt``: ``op``
+        was created by the caller just now (a write-back then skips the look-before-send)."""
         result, box = run.result, run.box
         action = "reverse" if op.kind == KIND_REVERSE else "write_back"
         if op.state is _S.CONFIRMED:
@@ -469,7 +486,7 @@ class ShipmentsFlow:
             return
         sent = await box.mark_sent(op)
         try:
-            ref = await self.execute(rt, sent)
+            ref = await self._execute(rt, sent, first_attempt=first_attempt and op.attempts == 0)
         except ReversalNotSupportedError as exc:
             await self._needs_operator(rt, run, sent, exc, refs)
             return
@@ -506,7 +523,13 @@ class ShipmentsFlow:
 
     # --- one operation (retries, replays) and crash recovery -----------------------------------
     async def execute(self, rt: ConnectionRuntime, op: Operation) -> str | None:
-        """Write one shipment to Plex (or reverse one); return the Plex record id."""
+        """Write one shipment to Plex (or reverse one); return the Plex record id. Used by
+        retries, replays and crash recovery: the strategy looks in Plex before it writes."""
+        return await self._execute(rt, op, first_attempt=False)
+
+    async def _execute(
+        self, rt: ConnectionRuntime, op: Operation, *, first_attempt: bool
+    ) -> str | None:
         if op.kind == KIND_REVERSE:
             return await self._reverse(rt, op)
         payload = op.payload
@@ -517,17 +540,22 @@ class ShipmentsFlow:
                 "to Plex; it is never written back",
                 record=reference,
             )
-        write = await self._shipment_write(rt, payload)
-        # write_shipment looks in Plex first (find_existing by the reference in the note or the
-        # inventory shipment code) and resumes or confirms an earlier attempt: one Plex write.
-        done: WriteResult = await rt.writer.write_shipment(write)
+        write, releases = await self._shipment_write(rt, payload)
+        # Unless this is the operation's first attempt, write_shipment looks in Plex first
+        # (find_existing by the reference in the note or the inventory shipment code) and
+        # resumes or confirms an earlier attempt: one Plex write. The releases just read are
+        # passed on, so the strategy need not read them again.
+        done: WriteResult = await rt.writer.write_shipment(
+            write, first_attempt=first_attempt, releases=releases
+        )
         await self._mark_written(rt, reference)
         return done.shipper_id or done.inventory_shipment_id or reference
 
     async def _shipment_write(
         self, rt: ConnectionRuntime, payload: dict[str, Any]
-    ) -> ShipmentWrite:
-        """The strategy's input: each release with its part (release → order line → part)."""
+    ) -> tuple[ShipmentWrite, list[Release]]:
+        """The strategy's input: each release with its part (release → order line → part), and
+        the shipped releases as just read (open quantities for the strategy's plan)."""
         reference = payload["reference"]
         # By the order's lines (Plex's release ``id`` filter takes a single value; reference
         # §2.2): two requests whatever the number of shipped releases.
@@ -536,6 +564,7 @@ class ShipmentsFlow:
         found = await rt.plex.list_releases_for_lines(part_of_line) if part_of_line else []
         releases = {r.id.lower(): r for r in found}
         lines: list[ShipmentLine] = []
+        shipped: list[Release] = []
         for line in payload["lines"]:
             release = releases.get(line["release_id"])
             part_id = part_of_line.get((release.order_line_id or "").lower()) if release else None
@@ -547,7 +576,8 @@ class ShipmentsFlow:
                     hint="check the release in Plex, then replay the operation",
                 )
             lines.append(ShipmentLine(release.id, part_id, float(line["quantity"])))
-        return ShipmentWrite(
+            shipped.append(release)
+        write = ShipmentWrite(
             reference=reference,
             carrier=payload.get("carrier"),
             service=payload.get("service"),
@@ -556,6 +586,7 @@ class ShipmentsFlow:
             lines=tuple(lines),
             order_id=payload["plex_order_id"],
         )
+        return write, shipped
 
     async def _mark_written(self, rt: ConnectionRuntime, reference: str) -> None:
         for line in await rt.store.get_shipment_lines(rt.name, reference):

@@ -80,10 +80,14 @@ class Writer:
 
     def __init__(self) -> None:
         self.writes: list[ShipmentWrite] = []
+        self.first_attempts: list[bool] = []
         self.existing = ExistingWrite()
 
-    async def write_shipment(self, write: ShipmentWrite) -> WriteResult:
+    async def write_shipment(
+        self, write: ShipmentWrite, *, first_attempt: bool = False, releases: Any = None
+    ) -> WriteResult:
         self.writes.append(write)
+        self.first_attempts.append(first_attempt)
         return WriteResult(write.reference, self.name, shipper_id=f"shipper-{len(self.writes)}")
 
     async def find_existing(
