@@ -289,3 +289,26 @@ def test_whole_containers_are_found_when_greedy_misses() -> None:
     assert pick_whole_containers(stock, 8, "P", "ref") == ["B", "C"]  # greedy misses (5+...)
     with pytest.raises(SkipRecordError, match="on hand in shippable containers: 22"):
         pick_whole_containers(stock, 7, "P", "ref")
+
+
+async def test_a_first_attempt_writes_without_looking_and_reads_nothing_back(
+    plex, shipper_strategy
+) -> None:
+    result = await shipper_strategy.write_shipment(shipment(), first_attempt=True)
+    assert plex.shippers[result.shipper_id]["status"] == "Shipped"
+    assert plex.count("GET", "/customer-shippers") == 0  # no look-up by tracking or date
+    assert plex.count("GET", "/lines") == 0  # new shipper: no lines to read; load-fifo answered
+    assert plex.on_hand() == 5
+    # any later attempt looks first and finds it: still one shipper, shipped once
+    again = await shipper_strategy.write_shipment(shipment())
+    assert again.already_done
+    assert plex.count("POST", "/ship") == 1
+
+
+async def test_releases_passed_in_are_not_read_again(plex, shipper_strategy) -> None:
+    client = shipper_strategy.plex
+    releases = await client.list_releases(["r1"])
+    before = plex.count("GET", "/sales/v1/releases")
+    await shipper_strategy.write_shipment(shipment(), first_attempt=True, releases=releases)
+    assert plex.count("GET", "/sales/v1/releases") == before
+    assert plex.releases["r1"]["quantityShipped"] == 10

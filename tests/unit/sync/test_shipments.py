@@ -145,6 +145,7 @@ async def test_webhooks_and_poll_of_one_shipment_write_once(
     assert [(ln.release_id, ln.part_id, ln.quantity) for ln in write.lines] == [("r1", "p1", 3.0)]
     assert write.tracking_number == "1Z7"
     assert write.ship_date.utcoffset() is not None
+    assert writer.first_attempts == [True]  # its outbox row was created by this run
     assert "SKU-x9 (lineItemKey x9)" in result.plan[0].details["ignored_items"]
     assert result.written_back == 1
     lines = await rt.store.get_shipment_lines("acme", "ss-shipment-7")
@@ -294,3 +295,24 @@ async def test_the_inbox_is_read_page_by_page_up_to_the_limit(
     await ShipmentsFlow().run(rt)
     assert await rt.store.pending_webhooks(connection="acme", limit=500) == []
     assert len(writer.writes) == 1
+
+
+async def test_an_operation_enqueued_earlier_is_written_looking_first(
+    env: tuple[Fake, Writer, ConnectionRuntime],
+) -> None:
+    fake, writer, rt = env
+    # enqueued by an earlier run that died before sending it: it may not be a first attempt
+    payload = {
+        "reference": "ss-shipment-13",
+        "void_id": "ss-void-13",
+        "plex_order_id": "o1",
+        "ship_date": "2026-01-15T11:00:00Z",
+        "lines": [{"release_id": "r1", "sku": "SKU-r1", "quantity": 2}],
+    }
+    await rt.store.enqueue(
+        "acme", "shipments", KIND_WRITE, op_key("acme", "ss-shipment-13"), payload
+    )
+    fake.shipments = [shipment(13, [("r1", 2)])]
+    result = await ShipmentsFlow().run(rt)
+    assert result.written_back == 1
+    assert writer.first_attempts == [False]
