@@ -9,9 +9,11 @@ UPDATE SKIP LOCKED``) the difference is handled here and nowhere else.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
+import weakref
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -75,6 +77,30 @@ _MAX_ERROR = 4000
 _S = OperationState
 
 
+class _Writers:
+    """The queue of one process's SQLite writers (one ``asyncio.Lock`` per event loop).
+
+    SQLite lets one connection write at a time. Two pooled connections of the same process that
+    both ``BEGIN IMMEDIATE`` (the flow's writes and the engine's lease renewals, or the webhook
+    receiver) would otherwise meet at the file lock, where the loser polls with growing sleeps
+    (the busy timeout) while a writer that commits and begins again at once can hold it on
+    every poll until the timeout ends in "database is locked". Queued here, they take turns in
+    order; other processes still wait on the busy timeout.
+    """
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:
+            lock = self._locks[loop] = asyncio.Lock()
+        return lock
+
+
 class Store:
     """The connector's state: connections, credentials, cursors, links, the idempotent outbox,
     the audit trail, the webhook inbox, leases, the inventory snapshot and shipment write-backs.
@@ -100,6 +126,7 @@ class Store:
         self._vault = vault
         self._redactor = redactor or Redactor()
         self._postgres = engine.dialect.name == "postgresql"
+        self._writers = None if self._postgres else _Writers()
 
     # --- lifecycle -----------------------------------------------------------------------------
     @property
@@ -125,7 +152,9 @@ class Store:
     def with_vault(self, vault: Vault) -> Store:
         """A store sharing this engine but encrypting credentials with ``vault``. Closing either
         store disposes of the shared engine."""
-        return Store(self._engine, clock=self._clock, vault=vault, redactor=self._redactor)
+        store = Store(self._engine, clock=self._clock, vault=vault, redactor=self._redactor)
+        store._writers = self._writers  # one engine, one queue of writers
+        return store
 
     async def close(self) -> None:
         """Dispose of the connection pool."""
@@ -159,10 +188,21 @@ class Store:
         return pg_insert(table) if self._postgres else sqlite_insert(table)
 
     @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        """One write transaction; on SQLite after this process's earlier writers (see
+        :class:`_Writers`). Never nest: a write inside another would wait for itself."""
+        if self._writers is None:
+            async with self._engine.begin() as conn:
+                yield conn
+            return
+        async with self._writers.lock(), self._engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
     async def _tx(self, connection: str | None = None) -> AsyncIterator[AsyncConnection]:
         """One transaction; a foreign-key failure on ``connection`` becomes a clear error."""
         try:
-            async with self._engine.begin() as conn:
+            async with self._write() as conn:
                 yield conn
         except IntegrityError as exc:
             if connection is not None and await self.get_connection(connection) is None:
@@ -193,7 +233,7 @@ class Store:
             "updated_at": now,
         }
         try:
-            async with self._engine.begin() as conn:
+            async with self._write() as conn:
                 row = (
                     await conn.execute(connections.insert().values(values).returning(connections))
                 ).one()
@@ -242,7 +282,7 @@ class Store:
                 values[key] = value
         if settings is not None:
             values["settings"] = dict(settings)
-        async with self._engine.begin() as conn:
+        async with self._write() as conn:
             row = (
                 await conn.execute(
                     update(connections)
@@ -257,7 +297,7 @@ class Store:
 
     async def delete_connection(self, name: str) -> bool:
         """Delete a connection and (by cascade) all its state except the audit trail."""
-        async with self._engine.begin() as conn:
+        async with self._write() as conn:
             result = await conn.execute(delete(connections).where(connections.c.name == name))
         return result.rowcount > 0
 
@@ -337,7 +377,7 @@ class Store:
 
     async def delete_credential(self, connection: str, kind: str) -> bool:
         """Forget a credential; ``True`` if there was one."""
-        async with self._engine.begin() as conn:
+        async with self._write() as conn:
             result = await conn.execute(
                 delete(credentials).where(
                     credentials.c.connection == connection, credentials.c.kind == kind
@@ -362,7 +402,7 @@ class Store:
         ``(new_ciphertext, key_version)``, all in one transaction: if any call raises, nothing is
         written. Returns the number of credentials. Used by :func:`vault.rotate_keys`."""
         now = self._now(now)
-        async with self._engine.begin() as conn:
+        async with self._write() as conn:
             rows = (await conn.execute(select(credentials))).all()
             # Compute every new value before the first write: a failure leaves the table untouched.
             new = [
@@ -504,7 +544,7 @@ class Store:
     ) -> Link | None:
         """Record the last known ShipStation status (and why the order is frozen, if it is).
         ``None`` when there is no such link."""
-        async with self._engine.begin() as conn:
+        async with self._write() as conn:
             row = (
                 await conn.execute(
                     update(links)
@@ -576,7 +616,7 @@ class Store:
         self, op_id: int, allowed: Sequence[OperationState], values: Mapping[str, Any], action: str
     ) -> Operation:
         """A guarded state change: applied only if the operation is in an ``allowed`` state."""
-        async with self._engine.begin() as conn:
+        async with self._write() as conn:
             row = (
                 await conn.execute(
                     update(operations)
@@ -727,7 +767,7 @@ class Store:
         stmt = stmt.values(
             state=_S.PENDING.value, attempts=0, next_attempt_at=None, updated_at=self._now(now)
         ).returning(operations)
-        async with self._engine.begin() as conn:
+        async with self._write() as conn:
             rows = (await conn.execute(stmt)).all()
         return sorted((to_operation(r) for r in rows), key=lambda op: op.id)
 
@@ -789,7 +829,7 @@ class Store:
             "idempotency_key": event.idempotency_key,
             "details": self._redact_json(event.details),
         }
-        async with self._engine.begin() as conn:
+        async with self._write() as conn:
             row = (
                 await conn.execute(audit_events.insert().values(values).returning(audit_events))
             ).one()
@@ -936,7 +976,7 @@ class Store:
         )
 
     async def _update_inbox(self, item_id: int, values: Mapping[str, Any]) -> InboxItem:
-        async with self._engine.begin() as conn:
+        async with self._write() as conn:
             row = (
                 await conn.execute(
                     update(webhook_inbox)
@@ -1014,7 +1054,7 @@ class Store:
         """Extend a lease ``owner`` still holds; ``None`` if it was lost (taken over by another
         owner after expiring): stop working on that flow."""
         now = self._now(now)
-        async with self._engine.begin() as conn:
+        async with self._write() as conn:
             row = (
                 await conn.execute(
                     update(leases)
@@ -1033,7 +1073,7 @@ class Store:
         self, connection: str, flow: str, owner: str, *, now: datetime | None = None
     ) -> bool:
         """Give the lease up; ``False`` if ``owner`` did not hold it."""
-        async with self._engine.begin() as conn:
+        async with self._write() as conn:
             result = await conn.execute(
                 update(leases)
                 .where(
@@ -1087,7 +1127,7 @@ class Store:
             .where(leases.c.flow.in_(list(flows)), free, leases.c.connection.in_(enabled))
             .order_by(leases.c.updated_at.asc().nulls_first(), leases.c.connection, leases.c.flow)
         )
-        async with self._engine.begin() as conn:
+        async with self._write() as conn:
             await self._ensure_lease_rows(conn, flows)
             if self._postgres:
                 rows = (
@@ -1219,7 +1259,7 @@ class Store:
         condition: Any,
         values: Mapping[str, Any],
     ) -> bool:
-        async with self._engine.begin() as conn:
+        async with self._write() as conn:
             result = await conn.execute(
                 update(shipment_lines)
                 .where(_line_key(connection, source_id, line_key), condition)
