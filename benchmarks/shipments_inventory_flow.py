@@ -197,8 +197,11 @@ async def main(orders: int) -> None:
         await timed("orders (set-up)", rt, OrdersFlow(), clock)
         added, units = top_up_stock(plex, set(mapping))
         print(f"stock topped up for every open release: {added} container(s), {units:g} units")
-        labels = 0
+        labels, held = 0, 0
         for link in await store.list_links(NAME):
+            if any(data.releases[r.lower()].status == "Hold" for r in link.release_ids):
+                held += 1  # Plex refuses to schedule a held release: not a cost to measure
+                continue
             if link.ss_order_id:
                 try:
                     ss.create_label(int(link.ss_order_id))
@@ -206,7 +209,10 @@ async def main(orders: int) -> None:
                 except OperatorError:
                     pass  # an order on hold cannot get a label
         delivered = await ss.deliver_webhooks()
-        print(f"labels made: {labels}; webhook deliveries: {len(delivered)}")
+        print(
+            f"labels made: {labels} (none for {held} order(s) with a release on hold in Plex); "
+            f"webhook deliveries: {len(delivered)}"
+        )
         clock.advance(600)
         shipments = ShipmentsFlow()
         paths = count_paths(rt)

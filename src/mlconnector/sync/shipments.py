@@ -26,7 +26,7 @@ One run:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from mlconnector.errors import (
@@ -75,6 +75,12 @@ KIND_REVERSE = "plex.shipment.reverse"
 INBOX_PAGE = 100
 #: V1 events that never carry a shipment to write back
 IGNORED_EVENTS = V1_ORDER_EVENTS | {"FULFILLMENT_REJECTED"}
+#: the poll that reads (by creation date) every record a V1 delivery of this type points at
+COVERING_POLL = {
+    "SHIP_NOTIFY": "created",
+    "ITEM_SHIP_NOTIFY": "created",
+    "FULFILLMENT_SHIPPED": "fulfillments",
+}
 
 _S = OperationState
 
@@ -91,6 +97,10 @@ class _Run:
     box: Outbox
     #: (source id, voided) pairs handled this run: a webhook and a poll of the same record
     handled: set[tuple[str, bool]] = field(default_factory=set)
+    #: each poll's read window of this run, ``(start, end)``
+    spans: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
+    #: deliveries left to this run's polls: (inbox item id, covering poll), finished after them
+    covered: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def dry_run(self) -> bool:
@@ -133,8 +143,20 @@ class ShipmentsFlow:
         """One pass: the inbox, then the polls (see the module doc)."""
         result = FlowResult(FLOW, rt.name, dry_run=dry_run)
         run = _Run(result, Outbox(rt, FLOW, direction="ss->plex", entity="shipment"))
+        stored = await rt.store.get_cursor(rt.name, FLOW)
+        cursors = PollCursors.from_json(stored.value if stored else None)
+        now = rt.clock.now()
+        for poll in POLLS:
+            run.spans[poll] = read_window(
+                cursors.get(poll),
+                now,
+                overlap=self.overlap,
+                safety_lag=self.safety_lag,
+                initial_lookback=self.initial_lookback,
+            )
         deliveries = await self._inbox(rt, run)
-        windows = await self._poll(rt, run)
+        windows = await self._poll(rt, run, cursors)
+        await self._finish_covered(rt, run)
         if not dry_run:
             await audit(
                 rt,
@@ -143,7 +165,12 @@ class ShipmentsFlow:
                 outcome="ok",
                 entity="shipment",
                 direction="ss->plex",
-                details={"webhooks": deliveries, "windows": windows, **result.counts()},
+                details={
+                    "webhooks": deliveries,
+                    "webhooks_left_to_poll": len(run.covered),
+                    "windows": windows,
+                    **result.counts(),
+                },
             )
         return result
 
@@ -189,6 +216,12 @@ class ShipmentsFlow:
             # Not a V1 shipment pointer (a rejected fulfilment shipped nothing): the /shipments
             # and /fulfillments polls are the truth.
             return f"ignored: {delivery.resource_type} (the shipments poll covers it)"
+        poll = COVERING_POLL.get(delivery.resource_type)
+        if poll is not None and self._poll_covers(run.spans[poll], item.received_at):
+            # Not followed: this run's poll reads every record it points at (one V1 request
+            # per page instead of one per delivery); finished once the poll has run.
+            run.covered.append((item.id, poll))
+            return None
         try:
             batch = await rt.ss_v1.follow(delivery)
         except ForeignURLError as exc:
@@ -211,22 +244,40 @@ class ShipmentsFlow:
             await self._handle(rt, run, rec)
         return f"ok: {len(records)} record(s)"
 
+    def _poll_covers(self, span: tuple[datetime, datetime], received_at: datetime) -> bool:
+        """Whether the poll reading ``span`` sees every record of a delivery received then.
+
+        ShipStation sends a ship hook when the label (fulfilment) is created, so its records
+        were created before it was received, and — the bound the cursors' overlap already rests
+        on — not more than ``overlap`` before. Received in ``[start + overlap, end −
+        safety_lag]``, they lie inside ``[start, end]`` even with the clocks a safety lag apart.
+        A delivery received later (a fresh one: the webhook's point is latency) is followed.
+        """
+        start, end = span
+        return start + self.overlap <= received_at <= end - self.safety_lag
+
+    async def _finish_covered(self, rt: ConnectionRuntime, run: _Run) -> None:
+        """The polls ran to the end: finish the deliveries left to them (a poll that failed
+        raised before this, and they stay pending for the next run)."""
+        if run.dry_run:
+            return
+        for item_id, poll in run.covered:
+            start, end = run.spans[poll]
+            await rt.store.finish_webhook(
+                item_id,
+                f"ok: read by the {poll} poll ({format_utc_z(start)}..{format_utc_z(end)}), "
+                "not followed",
+            )
+
     # --- source 2: the polls -------------------------------------------------------------------
-    async def _poll(self, rt: ConnectionRuntime, run: _Run) -> dict[str, list[str]]:
-        stored = await rt.store.get_cursor(rt.name, FLOW)
-        cursors = PollCursors.from_json(stored.value if stored else None)
-        now = rt.clock.now()
+    async def _poll(
+        self, rt: ConnectionRuntime, run: _Run, cursors: PollCursors
+    ) -> dict[str, list[str]]:
         new = cursors
         windows: dict[str, list[str]] = {}
         for poll in POLLS:
             state = cursors.get(poll)
-            start, end = read_window(
-                state,
-                now,
-                overlap=self.overlap,
-                safety_lag=self.safety_lag,
-                initial_lookback=self.initial_lookback,
-            )
+            start, end = run.spans[poll]
             windows[poll] = [format_utc_z(start), format_utc_z(end)]
             pairs: list[tuple[str, Any]] = []
             for rec, stamp in await self._read(rt, poll, start, end):

@@ -50,6 +50,7 @@ class Fake:
 
     shipments: list[dict[str, Any]] = field(default_factory=list)
     fail_batches: bool = False
+    fail_polls: bool = False
     requests: list[str] = field(default_factory=list)
 
     def handler(self, request: httpx.Request) -> httpx.Response:
@@ -58,6 +59,8 @@ class Fake:
         if path == "/shipments":
             if "batchId" in params and self.fail_batches:
                 return httpx.Response(503, json={"message": "busy"})
+            if "batchId" not in params and self.fail_polls:
+                return httpx.Response(400, json={"message": "bad window"})
             rows = self.shipments
             if "voidDateStart" in params:
                 rows = [s for s in rows if s["voided"]]
@@ -316,3 +319,45 @@ async def test_an_operation_enqueued_earlier_is_written_looking_first(
     result = await ShipmentsFlow().run(rt)
     assert result.written_back == 1
     assert writer.first_attempts == [False]
+
+
+async def test_an_older_delivery_is_left_to_the_poll_and_a_fresh_one_followed(
+    env: tuple[Fake, Writer, ConnectionRuntime], fake_clock: FakeClock
+) -> None:
+    fake, writer, rt = env
+    fake.shipments = [shipment(30, [("r1", 1)]), shipment(31, [("r2", 1)])]
+    old = await rt.store.receive_webhook("acme", delivery(1), {})
+    fake_clock.advance(600)  # the poll window ends 2 min before now: the old one is inside
+    fresh = await rt.store.receive_webhook("acme", delivery(2), {})
+    result = await ShipmentsFlow().run(rt)
+    followed = [url for url in fake.requests if "batchId" in url]
+    assert len(followed) == 1
+    assert "batchId=2" in followed[0]
+    assert sorted(w.reference for w in writer.writes) == ["ss-shipment-30", "ss-shipment-31"]
+    assert result.written_back == 2
+    done_old = await rt.store.get_webhook(old.item.id)
+    done_fresh = await rt.store.get_webhook(fresh.item.id)
+    assert done_old is not None
+    assert done_fresh is not None
+    assert (done_old.outcome or "").startswith("ok: read by the created poll")
+    assert (done_fresh.outcome or "").startswith("ok: 2 record(s)")
+    assert await rt.store.pending_webhooks(connection="acme") == []
+
+
+async def test_a_delivery_left_to_a_poll_that_fails_stays_pending(
+    env: tuple[Fake, Writer, ConnectionRuntime], fake_clock: FakeClock
+) -> None:
+    fake, writer, rt = env
+    fake.shipments = [shipment(32, [("r1", 1)])]
+    received = await rt.store.receive_webhook("acme", delivery(1), {})
+    fake_clock.advance(600)
+    fake.fail_polls = True
+    with pytest.raises(Exception):  # noqa: B017, PT011 - whatever the poll's error, it stops
+        await ShipmentsFlow().run(rt)
+    item = await rt.store.get_webhook(received.item.id)
+    assert item is not None
+    assert item.processed_at is None  # not finished: nothing is lost
+    fake.fail_polls = False
+    await ShipmentsFlow().run(rt)
+    assert [w.reference for w in writer.writes] == ["ss-shipment-32"]
+    assert await rt.store.pending_webhooks(connection="acme") == []
