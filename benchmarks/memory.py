@@ -11,9 +11,11 @@ orders created) lives in the same process and is part of the figures.
 A pass that exceeds the time budget (default 300 s of wall time) is stopped; the child then prints
 how many orders it had loaded from Plex by then, and the parent says the size was not reached.
 
-With ``--attribute`` (implies ``--tracemalloc``), a snapshot is taken when the pass sends its
-first ``createorders`` (every decision of the pass is then held in memory) and the traced memory
-is grouped by source area (simulators, sync, store, clients, pydantic, SQLAlchemy, ...).
+With ``--attribute`` (implies ``--tracemalloc``), snapshots are taken when the pass sends its
+first and its last ``createorders`` and the traced memory is grouped by source area (simulators,
+sync, store, clients, pydantic, SQLAlchemy, ...): the flow works a chunk of orders at a time, so
+what grows between the two is the simulators' state (the ShipStation orders created), the run's
+plan and the per-order ids kept to advance the cursor, not the connector's bundles.
 
 Run: ``uv run python benchmarks/memory.py [--budget SECONDS] [--tracemalloc] [--attribute]
 [sizes...]`` (default sizes: 10000 100000)
@@ -81,12 +83,15 @@ async def child(size: int, budget: float, trace: bool, attr: bool = False) -> di
             tracemalloc.start()
         if attr:
             ss_app = bench.ss_app
+            sends = [0]
+            last = -(-size // 100)  # the pass's last createorders (one order per Plex order)
 
-            def first_send() -> None:
-                if not snapshots:
+            def at_send() -> None:
+                sends[0] += 1
+                if sends[0] in {1, last}:
                     snapshots.append(attribute(tracemalloc.take_snapshot()))
 
-            ss_app.on_request = first_send
+            ss_app.on_request = at_send
         started = time.perf_counter()
         task = asyncio.ensure_future(flow.run(rt))
         done, _ = await asyncio.wait({task}, timeout=budget)
@@ -106,6 +111,7 @@ async def child(size: int, budget: float, trace: bool, attr: bool = False) -> di
             "rss_peak_mib": round(rss_mib(), 1),
             "tracemalloc_peak_mib": round(peak_traced, 1) if peak_traced is not None else None,
             "at_first_send_mib_by_area": snapshots[0] if snapshots else None,
+            "at_last_send_mib_by_area": snapshots[-1] if len(snapshots) > 1 else None,
         }
     finally:
         await bench.close()
@@ -131,9 +137,10 @@ def describe(r: dict[str, object]) -> str:
         f"{r['size']} orders loaded from Plex"
     )
     growth = float(str(r["rss_peak_mib"])) - float(str(r["rss_before_mib"]))
-    areas = r.get("at_first_send_mib_by_area")
-    if areas:
-        extra += f"\n         traced MiB by area at the first createorders: {areas}"
+    for when in ("first", "last"):
+        areas = r.get(f"at_{when}_send_mib_by_area")
+        if areas:
+            extra += f"\n         traced MiB by area at the {when} createorders: {areas}"
     return (
         f"{r['size']:>7} orders: {state}; peak RSS {r['rss_peak_mib']} MiB "
         f"(seeded: {r['rss_before_mib']} MiB, +{growth:.1f} MiB in the pass){extra}"

@@ -65,7 +65,6 @@ from mlconnector.sync.order_links import (
 from mlconnector.sync.orders_read import (
     Changes,
     load_bundles,
-    order_id_hint,
     orders_of_releases_by_links,
     read_changes,
     shipped_in_shipstation,
@@ -149,20 +148,18 @@ class OrdersFlow:
     ) -> None:
         """Decide the changed orders a chunk at a time and hand each chunk's decisions to the
         sender, so a run holds one chunk of bundles and decisions, not the whole window."""
-        known = {o.id.lower(): o for o in changes.orders}
-        changes.orders.clear()  # ``known`` holds them until their chunk is done
-        releases = [(r.id, (r.order_line_id or "").lower()) for r in changes.releases]
-        hints = {h for r in changes.releases if (h := order_id_hint(r))}
-        changes.releases.clear()
-        wanted = set(known) | hints
+        hints = {hint for _, _, hint in changes.releases if hint}
+        wanted = set(changes.orders) | hints
         loaded_lines: set[str] = set()
-        await self._decide_chunks(rt, sorted(wanted), known, result, dry_run, loaded_lines, sender)
-        orphans = [rid for rid, line_id in releases if line_id not in loaded_lines]
+        await self._decide_chunks(
+            rt, sorted(wanted), changes, result, dry_run, loaded_lines, sender
+        )
+        orphans = [rid for rid, line_id, _ in changes.releases if line_id not in loaded_lines]
         if not orphans:
             return
         by_link = await orders_of_releases_by_links(rt.store, rt.name, orphans)
         more = sorted(set(by_link.values()) - wanted)
-        await self._decide_chunks(rt, more, known, result, dry_run, loaded_lines, sender)
+        await self._decide_chunks(rt, more, changes, result, dry_run, loaded_lines, sender)
         for release_id in orphans:
             if release_id.lower() not in by_link:
                 await self._note(
@@ -183,7 +180,7 @@ class OrdersFlow:
         self,
         rt: ConnectionRuntime,
         order_ids: Sequence[str],
-        known: dict[str, SalesOrder],
+        changes: Changes,
         result: FlowResult,
         dry_run: bool,
         loaded_lines: set[str],
@@ -191,9 +188,8 @@ class OrdersFlow:
     ) -> None:
         for start in range(0, len(order_ids), self.batch_size):
             chunk = order_ids[start : start + self.batch_size]
+            known = {i: o for i in chunk if (o := changes.take_order(i)) is not None}
             decisions = await self._decide_orders(rt, chunk, known, result, dry_run, loaded_lines)
-            for order_id in chunk:
-                known.pop(order_id, None)
             if sender is not None:
                 await sender.add(decisions)
 

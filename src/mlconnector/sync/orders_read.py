@@ -22,12 +22,21 @@ from mlconnector.sync.mapping import OrderBundle
 
 @dataclass
 class Changes:
-    """Records modified in one read window (after de-duplication against the cursor)."""
+    """Records modified in one read window (after de-duplication against the cursor), kept
+    compact: a window can hold 100,000 orders, and each is needed only when its chunk is loaded.
+    """
 
-    orders: list[SalesOrder] = field(default_factory=list)
-    releases: list[Release] = field(default_factory=list)
+    #: new orders by id (lower-case), as JSON until :meth:`take_order` (a third of the model)
+    orders: dict[str, bytes] = field(default_factory=dict)
+    #: new releases: ``(id, order line id (lower-case), sales order id hint)``
+    releases: list[tuple[str, str, str | None]] = field(default_factory=list)
     #: every ``(id, modified)`` read, de-duplicated or not, for advancing the cursor
     pairs: list[tuple[str, datetime | None]] = field(default_factory=list)
+
+    def take_order(self, order_id: str) -> SalesOrder | None:
+        """The order read in the window (parsed again, then forgotten), or ``None``."""
+        raw = self.orders.pop(order_id.lower(), None)
+        return SalesOrder.model_validate_json(raw) if raw is not None else None
 
 
 async def read_changes(
@@ -39,13 +48,15 @@ async def read_changes(
     """Orders and releases modified in ``[start, end]`` that the cursor has not committed yet."""
     changes = Changes()
     async for order in plex.iter_orders_modified(start, end):
-        changes.pairs.append((f"o:{order.id.lower()}", order.modified_date))
-        if is_new(f"o:{order.id.lower()}", order.modified_date):
-            changes.orders.append(order)
+        key = order.id.lower()
+        changes.pairs.append((f"o:{key}", order.modified_date))
+        if is_new(f"o:{key}", order.modified_date):
+            changes.orders[key] = order.model_dump_json(by_alias=True).encode()
     async for release in plex.iter_releases_modified(start, end):
         changes.pairs.append((f"r:{release.id.lower()}", release.modified_date))
         if is_new(f"r:{release.id.lower()}", release.modified_date):
-            changes.releases.append(release)
+            line_id = (release.order_line_id or "").lower()
+            changes.releases.append((release.id, line_id, order_id_hint(release)))
     return changes
 
 

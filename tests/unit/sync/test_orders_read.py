@@ -11,6 +11,7 @@ from mlconnector.plex import FilterIgnoredError, Release, SalesOrder
 from mlconnector.store import Link, Store
 from mlconnector.sync.mapping import OrderBundle
 from mlconnector.sync.orders_read import (
+    Changes,
     load_bundle,
     load_bundles,
     order_id_hint,
@@ -133,3 +134,23 @@ async def test_parts_are_cached_per_run_including_missing_ones(fake_clock) -> No
         client.forget_cached()
         await client.parts_by_id(["p1"])
         assert asked[-1] == ["p1"]
+
+
+def test_a_window_keeps_orders_compact_and_gives_them_back_equal() -> None:
+    order = SalesOrder.model_validate(
+        {
+            "id": "AB-1",
+            "customerId": "c1",
+            "orderNumber": "SO-1",
+            "modifiedDate": "2026-01-15T08:13:12.5440000Z",
+            "orderDate": "2026-01-14T00:00:00Z",
+            "buildingCode": "B1",
+            "nested": {"x": [1, 2]},
+        }
+    )
+    changes = Changes(orders={"ab-1": order.model_dump_json(by_alias=True).encode()})
+    again = changes.take_order("AB-1")
+    assert again == order
+    assert again is not None
+    assert again.model_extra == order.model_extra
+    assert changes.take_order("ab-1") is None  # handed out once, then forgotten
