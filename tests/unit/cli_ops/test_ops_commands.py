@@ -102,3 +102,39 @@ def test_webhooks_register_is_idempotent(ops: Ops) -> None:
         "FULFILLMENT_SHIPPED",
         "FULFILLMENT_REJECTED",
     }
+
+
+def test_replayed_write_that_lands_has_no_last_error_and_the_audit_shows_the_replay(
+    ops: Ops,
+) -> None:
+    ops.ss.faults.configure(error_rate=1.0, error_status=500)
+    ops("sync", "orders", "--once")  # every ShipStation request fails: the writes are failed
+
+    async def operations(store: Store) -> list[Any]:
+        return await store.list_operations(connection="acme", flow="orders", limit=500)
+
+    failed = ops.with_store(operations)
+    assert failed
+    assert all(op.state is OperationState.FAILED and op.last_error for op in failed)
+    ops.ss.faults.configure()  # ShipStation is back
+    replayed = ops("replay", "--connection", "acme", "--flow", "orders")
+    assert replayed.exit_code == 0, replayed.output
+    assert f"replayed {len(failed)} operation(s)" in replayed.output
+    again = ops("sync", "orders", "--once")
+    assert again.exit_code == 0, again.output
+
+    done = ops.with_store(operations)
+    assert {op.id for op in done} == {op.id for op in failed}  # nothing new, nothing doubled
+    assert all(op.state is OperationState.CONFIRMED for op in done)
+    assert [op.last_error for op in done] == [None] * len(done)
+    trail = ops("audit", "--connection", "acme", "--limit", "500")
+    assert trail.exit_code == 0, trail.output
+    assert "replay" in trail.output
+
+    async def replay_events(store: Store) -> list[Any]:
+        events = await store.search_audit(AuditQuery(connection="acme", limit=500))
+        return [e for e in events if e.action == "replay"]
+
+    events = ops.with_store(replay_events)
+    assert sorted(e.idempotency_key for e in events) == sorted(op.idempotency_key for op in failed)
+    assert all("500" in str(e.details["last_error"]) for e in events)
