@@ -47,7 +47,7 @@ async def get_order(ctx: CallContext, request: Request) -> dict[str, Any]:
 
 async def list_order_lines(ctx: CallContext, request: Request) -> list[dict[str, Any]]:
     order = ctx.data.order(path_uuid(request))
-    lines = [line for line in ctx.data.lines.values() if line.order_id == order.id]
+    lines = ctx.data.order_lines(order.id)
     return [line.to_json() for line in sorted(lines, key=lambda x: x.line_number)]
 
 

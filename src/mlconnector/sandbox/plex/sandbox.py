@@ -301,7 +301,7 @@ class PlexSandbox:
         line = OrderLine(
             data.new_id(), data.new_key(), order.id, part.id, number, part.unit_price, now, now
         )
-        data.lines[line.id] = line
+        data.add_line(line)
         for index, rel in enumerate(plan.releases, start=1):
             release = Release(
                 id=data.new_id(),

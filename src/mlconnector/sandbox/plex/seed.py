@@ -286,7 +286,7 @@ def _seed_line(
         created=order.created,
         modified=order.created,
     )
-    data.lines[line.id] = line
+    data.add_line(line)
     for release_number in range(1, rng.randrange(3, 6)):
         ship_date = (now + timedelta(days=rng.randrange(-3, 35))).replace(
             hour=14, minute=0, second=0, microsecond=0
