@@ -457,14 +457,17 @@ class Backfill:
                 )
         decisions: list[Decision] = []
         result = outcome.result
-        for order_id in sorted(set(ids.values())):
-            # the orders flow's own path: same mapping, keys, links and skip notes
-            decisions += await self.orders._decide_order(
-                self.rt, order_id, {}, result, dry_run, set()
+        order_ids = sorted(set(ids.values()))
+        step = self.orders.batch_size
+        for start in range(0, len(order_ids), step):
+            # the orders flow's own path: same mapping, keys, links and skip notes, a chunk of
+            # orders per set of shared Plex reads
+            decisions += await self.orders.decide_orders(
+                self.rt, order_ids[start : start + step], {}, result, dry_run, set()
             )
         result.count("read", len(ids))
         if not dry_run and decisions:
-            await self.orders._send(self.rt, decisions, result)
+            await self.orders.send(self.rt, decisions, result)
         done.update(keys)
         return len(ids)
 

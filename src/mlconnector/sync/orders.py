@@ -189,23 +189,11 @@ class OrdersFlow:
         for start in range(0, len(order_ids), self.batch_size):
             chunk = order_ids[start : start + self.batch_size]
             known = {i: o for i in chunk if (o := changes.take_order(i)) is not None}
-            decisions = await self._decide_orders(rt, chunk, known, result, dry_run, loaded_lines)
+            decisions = await self.decide_orders(rt, chunk, known, result, dry_run, loaded_lines)
             if sender is not None:
                 await sender.add(decisions)
 
-    async def _decide_order(
-        self,
-        rt: ConnectionRuntime,
-        order_id: str,
-        known: dict[str, SalesOrder],
-        result: FlowResult,
-        dry_run: bool,
-        loaded_lines: set[str],
-    ) -> list[Decision]:
-        """The decisions for one Plex order (the backfill's entry point)."""
-        return await self._decide_orders(rt, [order_id], known, result, dry_run, loaded_lines)
-
-    async def _decide_orders(
+    async def decide_orders(
         self,
         rt: ConnectionRuntime,
         order_ids: Sequence[str],
@@ -214,7 +202,8 @@ class OrdersFlow:
         dry_run: bool,
         loaded_lines: set[str],
     ) -> list[Decision]:
-        """The decisions for some Plex orders, their bundles loaded together."""
+        """The decisions for some Plex orders, their bundles loaded together (the run's chunks
+        and the backfill's way in)."""
         unreadable: dict[str, SkipRecordError] = {}
         fetched: dict[str, SalesOrder] = {}
         for order_id in order_ids:
@@ -392,10 +381,11 @@ class OrdersFlow:
             )
 
     # --- sending -------------------------------------------------------------------------------
-    async def _send(
+    async def send(
         self, rt: ConnectionRuntime, decisions: Sequence[Decision], result: FlowResult
     ) -> None:
-        """Queue and send these decisions (``createorders`` batches of up to 100)."""
+        """Queue and send these decisions (``createorders`` batches of up to 100); the
+        backfill's way in."""
         sender = _Sender(self, rt, result)
         await sender.add(decisions)
         await sender.flush()
