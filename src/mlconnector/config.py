@@ -103,6 +103,8 @@ class PlexSettings(_Section):
     web_service_user: str | None = None
     datasources: PlexDatasources = PlexDatasources()
     read_window_hours: float = Field(default=24.0, gt=0, le=24 * 31)
+    #: the app's REST budget; Plex documents about 200 calls/minute and sends no rate headers
+    requests_per_minute: int = Field(default=200, ge=1, le=10_000)
     shippable_container_statuses: tuple[str, ...] = Field(default=("OK",), min_length=1)
     #: shipper statuses in which a shipper may still receive releases (datasource write-back)
     open_shipper_statuses: tuple[str, ...] = Field(default=("Open", "Pending"), min_length=1)

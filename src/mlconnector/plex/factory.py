@@ -65,6 +65,7 @@ def settings_from_config(
             shipper_tracking_update=section.datasources.update_shipper_tracking
         ),
         window=timedelta(hours=section.read_window_hours),
+        requests_per_minute=section.requests_per_minute,
         shippable_statuses=tuple(section.shippable_container_statuses),
         open_shipper_statuses=tuple(section.open_shipper_statuses),
     )

@@ -95,12 +95,22 @@ def test_plex_settings_maps_config() -> None:
             pcn="79870",
             rest_base_url="http://plex.test",
             read_window_hours=6,
+            requests_per_minute=120,
             shippable_container_statuses=("OK", "Staged"),
         )
     )
     settings = plex_settings(conn, {CredentialKind.PLEX_API_KEY: "k-123456"}, connection="acme")
     assert settings.endpoints.connect_url == "http://plex.test"
     assert settings.window == timedelta(hours=6)
+    assert settings.requests_per_minute == 120
+    assert (
+        plex_settings(
+            ConnectionConfig(plex=PlexSettings(pcn="1")),
+            {CredentialKind.PLEX_API_KEY: "k-123456"},
+            connection="acme",
+        ).requests_per_minute
+        == 200
+    )
     assert settings.auth.pcn == "79870"
     assert settings.auth.api_key is not None
     assert settings.auth.api_key.get_secret_value() == "k-123456"
