@@ -90,7 +90,7 @@ class Bench:
         app = self.plex_app if service.startswith("plex") else self.ss_app
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
 
-    def config(self, **overrides: Any) -> Config:
+    def config(self, plex_overrides: dict[str, Any] | None = None, **overrides: Any) -> Config:
         conn = ConnectionConfig(
             plex=PlexSettings(
                 pcn=str(PCN),
@@ -98,15 +98,18 @@ class Bench:
                 datasource_base_url=PLEX_URL,
                 soap_url=f"{PLEX_URL}/DataSource/Service.asmx",
                 web_service_user=PlexSandbox.ws_username(PCN),
+                **(plex_overrides or {}),
             ),
             shipstation=ShipStationSettings(v1_base_url=SS_URL, v2_base_url=SS_URL),
             **overrides,
         )
         return Config(home=self.home, connections={CONNECTION: conn})
 
-    async def runtime(self, **overrides: Any) -> ConnectionRuntime:
+    async def runtime(
+        self, plex_overrides: dict[str, Any] | None = None, **overrides: Any
+    ) -> ConnectionRuntime:
         rt = await build_runtime(
-            self.config(**overrides),
+            self.config(plex_overrides, **overrides),
             CONNECTION,
             self.store,
             self.clock,

@@ -15,6 +15,10 @@ virtual time and paced by the clients, so the figures are what the real APIs wou
    read each (their lines) at 200 requests/min, far below V1's 4,000 orders/min. The binding
    limit is therefore Plex, and the pass rate is printed against both limits: end-to-end
    orders/min (virtual time), the Plex bound (200/min ÷ Plex reads per order) and V1's ceiling.
+3. **ShipStation-bound send** (``--v1-bound``, or after 1 and 2 by default): the same N orders in a
+   fresh bench whose Plex app is granted 10,000 requests/min (simulator and
+   ``plex.requests_per_minute``), so V1 is the binding limit; printed: the ``createorders`` pace
+   against the V1 minimum span, as orders/min and share of the 4,000/min ceiling, and 429s.
 2. **No-change poll**: the clock moves 10 minutes and the flow runs again: ShipStation writes
    (must be 0) and Plex reads.
 
@@ -176,5 +180,41 @@ async def main(count: int) -> None:
         await bench.close()
 
 
+async def v1_bound(count: int) -> None:
+    """Scenario 3: Plex not binding (10,000 requests/min granted), so V1 paces the pass."""
+    bench = await make_bench()
+    try:
+        bench.plex.set_rate_limit(10_000)
+        rt = await bench.runtime({"requests_per_minute": 10_000})
+        flow = OrdersFlow()
+        await flow.run(rt)
+        bench.clock.advance(600)
+        bench.add_orders(count)
+        bench.clock.advance(600)
+        creates0 = len(bench.ss_app.times.get("POST /orders/createorders", []))
+        statuses0 = Counter(rt.stats.statuses)
+        virt0 = bench.clock.monotonic()
+        result = await flow.run(rt)
+        virt = bench.clock.monotonic() - virt0
+        groups = result.created + result.updated + result.cancelled
+        rate, span, minimum = throughput(bench, creates0, groups)
+        statuses = diff(Counter(rt.stats.statuses), statuses0)
+        too_many = sum(n for k, n in statuses.items() if k.endswith(" 429"))
+        creates = len(bench.ss_app.times.get("POST /orders/createorders", [])) - creates0
+        print(f"\n== {count} new orders, Plex not binding (10,000 req/min): {result.summary()}")
+        print(
+            f"createorders: {creates} calls from first to last in {span:.0f} s (virtual) vs the "
+            f"V1 minimum {minimum:.0f} s → {rate:,.0f} orders/min = {rate / CEILING:.1%} of the "
+            f"V1 ceiling ({CEILING:,}/min); 429 answers: {too_many}; whole pass "
+            f"{virt / 60:.1f} virtual min"
+        )
+    finally:
+        await bench.close()
+
+
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000))
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    n = int(args[0]) if args else 10_000
+    if "--v1-bound" not in sys.argv:
+        asyncio.run(main(n))
+    asyncio.run(v1_bound(n))
