@@ -1,5 +1,12 @@
 """Fixtures of the operating-command tests: a home with a configured connection (credentials in
-its vault) pointing at both simulators served on loopback from a background loop."""
+its vault) pointing at both simulators served on loopback from a background loop.
+
+One virtual timeline: the simulators' FakeClock (``Ops.clock``). Each command run gets its own
+FakeClock starting at that instant (the CLI runs its own event loop, and a FakeClock's sleepers
+belong to one loop), and the shared clock is moved to where the run's clock ended. So a label
+the simulator makes at ``ops.clock.now()`` falls inside the window of a later
+``sync shipments --once``, as it would with real clocks. Tests move time with ``ops.step()``.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +26,12 @@ from typer.testing import CliRunner, Result
 from mlconnector.cli import app
 from mlconnector.clock import FakeClock
 from mlconnector.commands.context import CliContext
-from mlconnector.sandbox.plex import DEFAULT_CONSUMER_KEY, TenantSpec, create_plex_sandbox
+from mlconnector.sandbox.plex import (
+    DEFAULT_CONSUMER_KEY,
+    PlexSandbox,
+    TenantSpec,
+    create_plex_sandbox,
+)
 from mlconnector.sandbox.server import serve
 from mlconnector.sandbox.shipstation import (
     ShipStationAccount,
@@ -27,10 +39,12 @@ from mlconnector.sandbox.shipstation import (
     create_shipstation_sandbox,
 )
 from mlconnector.store import CredentialKind, Store, init_home, load_vault, open_store
+from tests.conftest import FAKE_START
 from tests.e2e.shipping_env import Recorder
 from tests.unit.cli.conftest import LoopThread
 
 PCN = 340884
+STEP = 600.0  # seconds ``Ops.step`` moves the clock (past the flows' 2-minute safety lag)
 
 
 @dataclass
@@ -39,17 +53,28 @@ class Ops:
     env: dict[str, str]
     ss: ShipStationSandbox
     ss_rec: Recorder
+    clock: FakeClock
+    plex: PlexSandbox
+    ss_url: str
     runner: CliRunner = field(default_factory=CliRunner)
 
+    def step(self, seconds: float = STEP) -> None:
+        """Move the shared virtual time forward."""
+        self.clock.advance(seconds)
+
     def __call__(self, *args: str) -> Result:
+        run_clock = FakeClock(self.clock.now())
         context = CliContext(
             env=dict(self.env),
             console=Console(width=250, no_color=True),
             err_console=Console(width=250, no_color=True, stderr=True),
             stdin=io.StringIO(""),
-            clock=FakeClock(),
+            clock=run_clock,
         )
-        result = self.runner.invoke(app, list(args), obj=context)
+        try:
+            result = self.runner.invoke(app, list(args), obj=context)
+        finally:
+            self.clock.set(run_clock.now())  # the run's own sleeps moved time on
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             # a crash, not a refusal: show where
             trace = "".join(traceback.format_exception(result.exception))
@@ -62,7 +87,7 @@ class Ops:
         async def go() -> Any:
             store = await open_store(
                 f"sqlite+aiosqlite:///{self.home / 'mlconnector.db'}",
-                clock=FakeClock(),
+                clock=FakeClock(self.clock.now()),
                 vault=load_vault(self.env),
             )
             try:
@@ -99,7 +124,7 @@ def ops(tmp_path: Path) -> Iterator[Ops]:
         servers.append(server)
         return url
 
-    clock = FakeClock()
+    clock = FakeClock(FAKE_START)
     spec = TenantSpec(pcn=PCN, code="mlauto", name="Midland", customers=3, parts=8, orders=4)
     plex = create_plex_sandbox(clock, tenants=[spec])
     ss = create_shipstation_sandbox(clock)
@@ -120,7 +145,7 @@ v1_base_url = "{ss_url}"
 v2_base_url = "{ss_url}"
 """
         )
-        result = Ops(home, env, ss, rec)
+        result = Ops(home, env, ss, rec, clock, plex, ss_url)
         result.with_store(_setup)
         yield result
     finally:
