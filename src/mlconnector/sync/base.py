@@ -113,11 +113,14 @@ class FlowResult:
         """How many remote records were (or would be) changed."""
         return self.created + self.updated + self.cancelled + self.written_back + self.adjusted
 
+    def counts_text(self) -> str:
+        """``created=2 updated=1 skipped=3`` (zero counters left out), or ``nothing to do``."""
+        return " ".join(f"{k}={v}" for k, v in self.counts().items() if v) or "nothing to do"
+
     def summary(self) -> str:
-        """One line: ``orders@acme: created=2 updated=1 skipped=3`` (zero counters left out)."""
-        parts = [f"{k}={v}" for k, v in self.counts().items() if v]
+        """One line: ``orders@acme: created=2 updated=1 skipped=3``."""
         mode = " (dry run)" if self.dry_run else ""
-        return f"{self.flow}@{self.connection}{mode}: " + (" ".join(parts) or "nothing to do")
+        return f"{self.flow}@{self.connection}{mode}: {self.counts_text()}"
 
 
 @runtime_checkable

@@ -117,8 +117,9 @@ class RunReport:
             parts.append(f"recovered={self.recovered.recovered} resend={self.recovered.retried}")
         if self.retried is not None and self.retried.plan:
             parts.append(f"retried={self.retried.retried} failed={self.retried.failed}")
-        if self.result is not None:
-            parts.append(self.result.summary())
+        if self.result is not None and any(self.result.counts().values()):
+            mode = "(dry run) " if self.result.dry_run else ""
+            parts.append(mode + self.result.counts_text())
         if self.error:
             parts.append(f"error: {self.error}")
         return f"{self.flow}@{self.connection}: " + ("; ".join(parts) or "nothing to do")
