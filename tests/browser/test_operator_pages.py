@@ -336,12 +336,13 @@ async def test_connection_page_masks_every_secret_and_the_webhook_token(
     await expect(deliveries).to_have_count(2)
     await expect(deliveries.locator("td:nth-child(5)")).to_have_text(["pending", "pending"])
     await page.get_by_role("link", name="plex-79870-1001-2026-01-15").click()
-    await page.wait_for_url("**/audit?order_key=plex-79870-1001-2026-01-15")
-    # the link searches by orderKey alone (not scoped to the connection): acme's event is there
-    acme_events = page.locator("table.audit tbody tr").filter(
-        has=page.locator("td:nth-child(2)", has_text=re.compile("^acme$"))
-    )
+    await page.wait_for_url("**/audit?connection=acme&order_key=plex-79870-1001-2026-01-15")
+    # the link searches this connection's trail only: beta's event with the same orderKey
+    # (a shared PCN) is not listed
+    rows = page.locator("table.audit tbody tr")
+    acme_events = rows.filter(has=page.locator("td:nth-child(2)", has_text=re.compile("^acme$")))
     await expect(acme_events).to_have_count(1)
+    await expect(rows).to_have_count(1)
     await expect(acme_events.locator("td.refs")).to_contain_text(
         "orderKey plex-79870-1001-2026-01-15"
     )

@@ -239,6 +239,8 @@ async def test_connection_page_masks_credentials_and_lists_links(
     assert "ss_v1_key" in page.text
     assert "webhook_token" in page.text
     assert "plex-79870-1001-2026-01-15" in page.text
+    # a link's audit search stays within its connection (two connections may share a PCN)
+    assert "?connection=acme&amp;order_key=plex-79870-1001-2026-01-15" in page.text
     assert "https://connector.example/webhooks/shipstation/acme/" in page.text
     assert "http://ss.test" in page.text  # configured V1/V2 base
     webhooks = page.text.split('<table class="webhooks">')[1].split("</table>")[0]
