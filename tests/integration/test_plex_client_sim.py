@@ -15,7 +15,12 @@ import httpx
 import pytest
 
 from mlconnector.clock import FakeClock
-from mlconnector.errors import AuthenticationError, PermissionDeniedError, RetryBudgetExhaustedError
+from mlconnector.errors import (
+    AuthenticationError,
+    PermissionDeniedError,
+    RetryBudgetExhaustedError,
+    SkipRecordError,
+)
 from mlconnector.http import RetryPolicy
 from mlconnector.plex import (
     DataSourceError,
@@ -318,6 +323,30 @@ async def test_shipper_strategy_reduces_on_hand_once(plex, sandbox, transport) -
     assert again.already_done
     assert sandbox.on_hand(part_id) == before - 7
     assert transport.count("POST", "/ship") == 1
+
+
+async def test_a_held_release_is_refused_before_any_shipper_is_created(
+    plex, sandbox, transport
+) -> None:
+    release, order, part_id = await open_release(plex, sandbox, 5)
+    sandbox.edit_release(release.id, status="Hold")
+    held = (await plex.list_releases([release.id]))[0]
+    before = sandbox.on_hand(part_id)
+    strategy = ShipperStrategy(plex)
+    write = write_for(held, order, part_id, 5, "ss-shipment-9101")
+    with pytest.raises(SkipRecordError, match="'Hold' in Plex") as refused:
+        await strategy.write_shipment(write, first_attempt=True, releases=[held])
+    assert "off hold" in (refused.value.hint or "")
+    # nothing was written: no empty shipper left behind in Plex, stock untouched
+    assert not [r for r in transport.sent if r.method != "GET" and "/token" not in r.url.path]
+    assert transport.count("POST", "/customer-shippers") == 0
+    assert sandbox.on_hand(part_id) == before
+    # off hold again, a replay writes it once
+    sandbox.edit_release(release.id, status="Open")
+    done = await strategy.write_shipment(write)
+    assert not done.already_done
+    assert sandbox.on_hand(part_id) == before - 5
+    assert transport.count("POST", "/customer-shippers") == 1
 
 
 async def test_shipper_crash_then_find_existing_prevents_a_duplicate(plex, sandbox, transport):

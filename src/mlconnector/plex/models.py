@@ -76,6 +76,16 @@ class OrderLine(PlexModel):
     modified_date: PlexDateTime | None = None
 
 
+#: release statuses that can no longer ship (case-insensitive); anything else counts as open.
+#: Plex's status names come from tenant setup tables (reference: not published), so these are
+#: the common spellings.
+CLOSED_RELEASE_STATUSES = frozenset(
+    {"shipped", "canceled", "cancelled", "closed", "complete", "completed", "void"}
+)
+#: release (and order) statuses meaning "on hold": open, but Plex will not ship it
+ON_HOLD_STATUSES = frozenset({"hold", "on hold", "on_hold"})
+
+
 class Release(PlexModel):
     id: str
     release_number: str | None = None
@@ -97,6 +107,19 @@ class Release(PlexModel):
     def open_quantity(self) -> float:
         """What is still to ship."""
         return max(0.0, self.quantity - self.quantity_shipped)
+
+    @property
+    def status_key(self) -> str:
+        """The status, trimmed and lower-cased (``""`` when Plex sent none)."""
+        return (self.status or "").strip().lower()
+
+    @property
+    def on_hold(self) -> bool:
+        return self.status_key in ON_HOLD_STATUSES
+
+    @property
+    def closed(self) -> bool:
+        return self.status_key in CLOSED_RELEASE_STATUSES
 
 
 class Customer(PlexModel):

@@ -340,6 +340,20 @@ class ShipperStrategy(WriteStrategy):
                     f"Plex has no release {release_id} for {shipment.reference}",
                     record=shipment.reference,
                 )
+            if release.on_hold or release.closed:
+                raise SkipRecordError(
+                    f"{shipment.reference} shipped release "
+                    f"{release.release_number or release.id}, which is {release.status!r} in "
+                    "Plex: Plex would refuse to schedule it on a shipper",
+                    record=shipment.reference,
+                    hint=(
+                        "take the release (and its order) off hold in Plex, then replay the "
+                        "operation; nothing was written to Plex"
+                        if release.on_hold
+                        else "reopen the release in Plex if it did ship, then replay the "
+                        "operation; nothing was written to Plex"
+                    ),
+                )
             if quantity > release.open_quantity:
                 raise SkipRecordError(
                     f"{shipment.reference} shipped {quantity:g} of release "

@@ -44,10 +44,10 @@ from mlconnector.plex import (
     PlexSoapClient,
     RowLimitExceededError,
 )
+from mlconnector.plex.models import CLOSED_RELEASE_STATUSES
 from mlconnector.plex.windows import windows
 from mlconnector.store import CredentialKind
 from mlconnector.sync.base import FlowResult, PlanItem, audit
-from mlconnector.sync.mapping import CLOSED_RELEASE_STATUSES
 from mlconnector.sync.order_links import Decision
 from mlconnector.sync.orders import FLOW as ORDERS_FLOW
 from mlconnector.sync.orders import OrdersFlow

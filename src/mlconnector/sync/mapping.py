@@ -26,15 +26,11 @@ from typing import Any
 
 from mlconnector.config import ConnectionConfig
 from mlconnector.plex import Address, Customer, OrderLine, Part, Release, SalesOrder
+from mlconnector.plex.models import ON_HOLD_STATUSES
 from mlconnector.shipstation import Address as SSAddress
 from mlconnector.shipstation import AdvancedOptions, Order, OrderItem
 
-#: release statuses that can no longer ship (case-insensitive); anything else counts as open
-CLOSED_RELEASE_STATUSES = frozenset(
-    {"shipped", "canceled", "cancelled", "closed", "complete", "completed", "void"}
-)
 CANCELLED = frozenset({"canceled", "cancelled"})
-ON_HOLD = frozenset({"hold", "on hold", "on_hold"})
 MAX_ORDER_NUMBER = 50
 #: fields left out of the content hash: ``storeId`` is honoured only at creation
 HASH_EXCLUDED_ADVANCED = frozenset({"storeId"})
@@ -108,8 +104,7 @@ class MappingSkip:
 
 def is_open(release: Release) -> bool:
     """Open = something left to ship and a status that can still ship."""
-    status = (release.status or "open").strip().lower()
-    return release.open_quantity > 0 and status not in CLOSED_RELEASE_STATUSES
+    return release.open_quantity > 0 and not release.closed
 
 
 def country_code(value: str | None) -> str | None:
@@ -167,7 +162,7 @@ def _status(order: SalesOrder, releases: Sequence[Release]) -> str:
     status = (order.status or "").strip().lower()
     if status in CANCELLED:
         return "cancelled"
-    if status in ON_HOLD or all((r.status or "").strip().lower() in ON_HOLD for r in releases):
+    if status in ON_HOLD_STATUSES or all(r.on_hold for r in releases):
         return "on_hold"
     return "awaiting_shipment"
 

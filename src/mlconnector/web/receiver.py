@@ -279,7 +279,7 @@ class WebhookReceiver:
                 f"connection {name!r} has no {CredentialKind.SS_V2_KEY} credential to fetch the "
                 "V2 webhook signing keys with",
                 record=name,
-                hint=f"run `mlconnector credentials set {name} {CredentialKind.SS_V2_KEY}`",
+                hint=f"run `mlconnector credentials set shipstation --connection {name}` (v2_key)",
             )
         conn = self.config.connections.get(name)
         base_url = (conn.shipstation if conn else ShipStationSettings()).v2_base_url
