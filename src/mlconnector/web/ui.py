@@ -241,6 +241,7 @@ class OperatorUI:
             connection=connection, states=[state] if state else None, limit=PAGE_SIZE
         )
         names = [c.name for c in await self.store.list_connections()]
+        dead = (await self.store.count_operations(connection=connection))[OperationState.DEAD]
         return self.render(
             request,
             "operations.html",
@@ -251,6 +252,7 @@ class OperatorUI:
             states=list(OperationState),
             names=names,
             replayable={OperationState.FAILED, OperationState.DEAD},
+            dead=dead,
             page_size=PAGE_SIZE,
         )
 

@@ -157,6 +157,9 @@ async def test_replay_all_dead_of_one_connection_or_all(
     await store.create_connection("beta")
     beta = await seed(store, "beta")
 
+    page = await client.get("/operations?connection=acme")
+    assert "Replay all dead of acme</button>" in page.text
+    assert "(1 dead)" in page.text
     one = await client.post(
         "/operations/replay", data={"connection": "acme", "state": "dead"}, headers=ORIGIN
     )
@@ -172,6 +175,8 @@ async def test_replay_all_dead_of_one_connection_or_all(
         follow_redirects=True,
     )
     assert "Replayed 1 dead operation(s)." in everyone.text
+    # nothing dead is left: the page offers no "Replay all dead" (it would replay nothing)
+    assert "Replay all dead" not in everyone.text
     assert (await store.get_operation(beta.dead_id)).state is OperationState.PENDING  # type: ignore[union-attr]
     assert (await store.get_operation(beta.failed_id)).state is OperationState.FAILED  # type: ignore[union-attr]
 
