@@ -22,7 +22,7 @@ loaded quantities are checked from the ``load-fifo`` answers, not by reading the
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -106,6 +106,19 @@ def pick_whole_containers(
         record=ref,
         hint="split a container in Plex to the shipped quantity, then replay the operation",
     )
+
+
+async def releases_by_id(
+    plex: PlexClient, wanted: Iterable[str], known: Sequence[Release] | None
+) -> dict[str, Release]:
+    """The ``wanted`` releases by id (lower-case): those in ``known`` (read by the caller just
+    now) as they are, the others read from Plex."""
+    ids = {i.lower() for i in wanted}
+    found = {r.id.lower(): r for r in known or () if r.id.lower() in ids}
+    missing = sorted(ids - found.keys())
+    if missing:
+        found.update({r.id.lower(): r for r in await plex.list_releases(missing)})
+    return found
 
 
 def describe_stock(containers: list[Container]) -> str:
@@ -328,10 +341,7 @@ class ShipperStrategy(WriteStrategy):
         ``known``: releases the caller read just now (any missing one is read here).
         """
         wanted = shipment.quantities()
-        releases = {r.id.lower(): r for r in known or () if r.id.lower() in wanted}
-        missing = sorted(set(wanted) - set(releases))
-        if missing:
-            releases.update({r.id.lower(): r for r in await self.plex.list_releases(missing)})
+        releases = await releases_by_id(self.plex, wanted, known)
         plan: dict[str, str] = {}
         for release_id, quantity in wanted.items():
             release = releases.get(release_id)
@@ -586,10 +596,7 @@ class DataSourceStrategy(WriteStrategy):
         if shipment.shipper_id:
             return await self.plex.get_shipper(shipment.shipper_id)
         wanted = {line.release_id.lower() for line in shipment.lines}
-        releases = [r for r in known or () if r.id.lower() in wanted]
-        missing = sorted(wanted - {r.id.lower() for r in releases})
-        if missing:
-            releases += await self.plex.list_releases(missing)
+        releases = (await releases_by_id(self.plex, wanted, known)).values()
         addresses = sorted({r.ship_to_address_id for r in releases if r.ship_to_address_id})
         for address in addresses:
             for status in self.plex.settings.open_shipper_statuses:
