@@ -72,6 +72,20 @@ class Recorder:
         return sum(1 for m, p, _, _ in self.calls if m == method and p == path)
 
 
+def open_releases(plex: PlexSandbox) -> dict[str, float]:
+    """Plex open quantity per release id, from the simulator's own state."""
+    data = plex.tenant(PCN)
+    open_orders = {o.id for o in data.orders.values() if o.status in ("Open", "Hold")}
+    result: dict[str, float] = {}
+    for release in data.releases.values():
+        line = data.lines[release.order_line_id]
+        left = release.quantity - release.quantity_shipped
+        still_open = release.status in ("Open", "Scheduled", "Hold")
+        if line.order_id in open_orders and still_open and left > 0:
+            result[release.id] = left
+    return result
+
+
 def receiver_app(store: Store, connection: str) -> Starlette:
     """Persist each delivery into the inbox before answering 200 (what the web receiver does)."""
 

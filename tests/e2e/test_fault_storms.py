@@ -23,21 +23,7 @@ from mlconnector.sync.base import Flow, FlowResult
 from mlconnector.sync.orders import OrdersFlow
 from mlconnector.sync.shipments import ShipmentsFlow
 from tests.conftest import FAKE_START
-from tests.e2e.shipping_env import CONNECTION, PCN, ShipEnv, ship_env
-
-
-def _open_releases(env: ShipEnv) -> dict[str, float]:
-    """Plex open quantity per release id, from the simulator's own state."""
-    data = env.plex.tenant(PCN)
-    open_orders = {o.id for o in data.orders.values() if o.status in ("Open", "Hold")}
-    result: dict[str, float] = {}
-    for release in data.releases.values():
-        line = data.lines[release.order_line_id]
-        left = release.quantity - release.quantity_shipped
-        still_open = release.status in ("Open", "Scheduled", "Hold")
-        if line.order_id in open_orders and still_open and left > 0:
-            result[release.id] = left
-    return result
+from tests.e2e.shipping_env import CONNECTION, PCN, ShipEnv, open_releases, ship_env
 
 
 def _ss_items(env: ShipEnv) -> dict[str, int]:
@@ -91,7 +77,7 @@ async def _label_two_orders(env: ShipEnv) -> list[tuple[str, list[str], float]]:
     location = next(iter(env.plex.tenant(PCN).containers.values())).location_id
     labels = []
     for link in links[:2]:
-        open_now = _open_releases(env)
+        open_now = open_releases(env.plex)
         qty = sum(open_now[r] for r in link.release_ids if r in open_now)
         assert qty > 0
         for rid in link.release_ids:
@@ -114,7 +100,7 @@ async def test_a_429_storm_is_waited_out_on_both_sides_with_no_failure(tmp_path:
     async with ship_env(tmp_path, FAKE_START, orders=6) as env:
         rt = await env.runtime()
         await env.subscribe(rt)
-        expected = {rid: int(q) for rid, q in _open_releases(env).items()}
+        expected = {rid: int(q) for rid, q in open_releases(env.plex).items()}
         assert expected
         env.ss.faults.configure(storm_requests=6, storm_retry_after=5)
         env.plex.faults.configure(storm_requests=4, storm_retry_after=5)
@@ -158,7 +144,7 @@ async def test_twenty_percent_server_errors_converge_with_no_duplicate(tmp_path:
     async with ship_env(tmp_path, FAKE_START, orders=8) as env:
         rt = await env.runtime()
         await env.subscribe(rt)
-        expected = {rid: int(q) for rid, q in _open_releases(env).items()}
+        expected = {rid: int(q) for rid, q in open_releases(env.plex).items()}
         assert expected
         env.ss.faults.configure(error_rate=0.2, error_status=500, seed=18)
         env.plex.faults.configure(error_rate=0.2, error_status=503, seed=11)

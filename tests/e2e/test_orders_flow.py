@@ -56,6 +56,7 @@ from mlconnector.sync import (
 from mlconnector.sync.order_status import OrderStatusFlow
 from mlconnector.sync.orders import OrdersFlow
 from tests.conftest import FAKE_START
+from tests.e2e.shipping_env import open_releases
 
 PCN = 340884
 STEP = 600.0  # seconds the clock moves after a Plex edit (past the 2-minute safety lag)
@@ -141,16 +142,7 @@ class Env:
 
     def open_releases(self) -> dict[str, float]:
         """Plex open quantity per release id, from the simulator's own state."""
-        data = self.plex.tenant(PCN)
-        open_orders = {o.id for o in data.orders.values() if o.status in ("Open", "Hold")}
-        result: dict[str, float] = {}
-        for release in data.releases.values():
-            line = data.lines[release.order_line_id]
-            left = release.quantity - release.quantity_shipped
-            still_open = release.status in ("Open", "Scheduled", "Hold")
-            if line.order_id in open_orders and still_open and left > 0:
-                result[release.id] = left
-        return result
+        return open_releases(self.plex)
 
 
 @pytest.fixture
