@@ -24,6 +24,7 @@ from mlconnector.commands import (
     service,
     setup,
     sync_cmd,
+    users,
 )
 from mlconnector.commands.context import CliContext, get_context
 
@@ -69,6 +70,7 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(connections.app, name="connections")
 app.add_typer(credentials.app, name="credentials")
 app.add_typer(setup.keys_app, name="keys")
+app.add_typer(users.app, name="users")
 app.command("ping")(ping.ping)
 # operating commands (engine, web, sandbox)
 app.add_typer(sync_cmd.app, name="sync")

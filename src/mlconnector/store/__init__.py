@@ -41,7 +41,10 @@ from mlconnector.store.records import (
     Operation,
     OperationState,
     Received,
+    Role,
     ShipmentLine,
+    User,
+    WebSession,
 )
 from mlconnector.store.repository import Store
 from mlconnector.store.vault import (
@@ -74,11 +77,14 @@ __all__ = [
     "OperationState",
     "OperationStateError",
     "Received",
+    "Role",
     "ShipmentLine",
     "Store",
     "StoreError",
     "UnknownConnectionError",
+    "User",
     "Vault",
+    "WebSession",
     "create_engine",
     "database_url",
     "generate_key",

@@ -29,6 +29,15 @@ class OperationState(StrEnum):
     DEAD = "dead"
 
 
+class Role(StrEnum):
+    """What an operator account of the web UI may do."""
+
+    #: reads every page
+    VIEWER = "viewer"
+    #: reads, and sends any form (replay, dismiss, …)
+    OPERATOR = "operator"
+
+
 class CredentialKind(StrEnum):
     """The secrets a connection may hold. The store accepts any lowercase ``[a-z0-9_]`` kind;
     these are the ones the connector itself uses."""
@@ -213,3 +222,25 @@ class ShipmentLine:
     created_at: datetime
     written_back_at: datetime | None
     reversed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """An operator account of the web UI (the password only as an argon2 hash)."""
+
+    name: str
+    role: Role
+    password_hash: str = field(repr=False)
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WebSession:
+    """A logged-in browser: whose it is, its CSRF token and until when it is valid."""
+
+    user: User
+    csrf_token: str = field(repr=False)
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime

@@ -1,4 +1,5 @@
-"""``Store``: the one interface to the connector's state. All SQL lives in this module.
+"""``Store``: the one interface to the connector's state. All SQL lives in this module (and, for
+the web UI's accounts and sessions, in ``accounts.py``, whose methods the store inherits).
 
 Every method is a coroutine running one short transaction, so a caller never holds a database
 transaction across a network call. Times come from the injected clock unless a method takes an
@@ -28,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from mlconnector.clock import Clock
 from mlconnector.errors import VaultError
 from mlconnector.http.redact import Redactor
+from mlconnector.store.accounts import AccountsRepository
 from mlconnector.store.exceptions import OperationStateError, StoreError, UnknownConnectionError
 from mlconnector.store.records import (
     AuditEvent,
@@ -101,9 +103,10 @@ class _Writers:
         return lock
 
 
-class Store:
+class Store(AccountsRepository):
     """The connector's state: connections, credentials, cursors, links, the idempotent outbox,
-    the audit trail, the webhook inbox, leases, the inventory snapshot and shipment write-backs.
+    the audit trail, the webhook inbox, leases, the inventory snapshot, shipment write-backs, and
+    the web UI's operator accounts and sessions.
 
     Build one with :func:`mlconnector.store.open_store`; close it with :meth:`close` (or use it as
     an async context manager). ``vault`` is needed only by the credential methods; ``redactor``

@@ -211,6 +211,39 @@ shipment_lines = Table(
     PrimaryKeyConstraint("connection", "source_id", "line_key"),
 )
 
+# --- operator accounts of the web UI, and their server-side sessions ----------------------------
+users = Table(
+    "users",
+    metadata,
+    Column("name", String(64), nullable=False),
+    Column("role", String(16), nullable=False),
+    # an argon2id hash (PHC string); never the password
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("name"),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    # SHA-256 of the cookie value: a copy of the table does not let anyone in
+    Column("id_hash", String(64), nullable=False),
+    Column(
+        "user_name",
+        String(64),
+        ForeignKey("users.name", ondelete="CASCADE", onupdate="CASCADE"),
+        nullable=False,
+    ),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("id_hash"),
+    Index("ix_web_sessions_user_name", "user_name"),
+    Index("ix_web_sessions_expires_at", "expires_at"),
+)
+
 # --- the audit trail is append-only, enforced by the database itself -----------------------------
 SQLITE_AUDIT_TRIGGERS = (
     "CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events "
