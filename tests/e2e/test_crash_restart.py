@@ -5,12 +5,15 @@ this test on loopback. The first run has the documented test hook
 ``MLCONNECTOR_TEST_EXIT_AFTER="POST /orders/createorders"`` (:mod:`mlconnector.commands._engine`):
 the process dies (``os._exit(1)``) as soon as ShipStation's answer to the batch arrives, after the
 orders were created and before any operation is confirmed. The second run, without the hook, must
-resolve every operation left ``sent`` by looking in ShipStation, and send nothing again.
+resolve every operation left ``sent`` by looking in ShipStation, and send nothing again. The
+crashed batch is a full one (100 orders), resolved with list reads
+(``GET /orders?modifyDateStart=``, paged), not one ``GET /orders?orderNumber=`` per order.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from pathlib import Path
@@ -56,7 +59,7 @@ async def _cli(env: dict[str, str], *args: str) -> tuple[int, str]:
 async def test_killed_between_send_and_confirm_then_restarted(tmp_path: Path) -> None:
     clock = SystemClock()
     plex = create_plex_sandbox(
-        clock, tenants=[TenantSpec(pcn=PCN, code="mlauto", name="Midland", parts=10, orders=5)]
+        clock, tenants=[TenantSpec(pcn=PCN, code="mlauto", name="Midland", parts=10, orders=30)]
     )
     ss = create_shipstation_sandbox(clock)
     recorder = Recorder(ss.app)
@@ -90,21 +93,34 @@ async def test_killed_between_send_and_confirm_then_restarted(tmp_path: Path) ->
             assert recorder.count(*CREATE) == 1
             created = ss.all_orders()
             assert created  # the orders exist in ShipStation...
-            ops = await store.list_operations(connection="acme", limit=1000)
-            assert ops
-            assert {op.state for op in ops} == {OperationState.SENT}  # ...but none confirmed
+            ops = await store.list_operations(
+                connection="acme", states=[OperationState.SENT], limit=1000
+            )
+            assert len(ops) == len(created) == 100  # a full batch in flight, none confirmed
+            queued = await store.list_operations(connection="acme", limit=1000)
+            assert {op.state for op in queued} <= {OperationState.SENT, OperationState.PENDING}
 
             # 2. restart: every operation is resolved by looking, nothing is sent again
+            reads, calls = recorder.count("GET", "/orders"), len(recorder.calls)
             code, out = await _cli(env, "sync", "orders", "--once")
             assert code == 0, out
-            assert recorder.count(*CREATE) == 1
+            assert 1 <= recorder.count("GET", "/orders") - reads <= 3
+            assert all("orderNumber=" not in q for m, p, q, _ in recorder.calls if p == "/orders")
+            resent = {
+                order["orderKey"]
+                for method, path, _, body in recorder.calls[calls:]
+                if (method, path) == CREATE
+                for order in json.loads(body)
+            }
+            assert resent.isdisjoint(o["orderKey"] for o in created)  # only the never-sent ones
             assert recorder.count("POST", "/orders/createorder") == 0
             after = await store.list_operations(connection="acme", limit=1000)
             assert {op.state for op in after} == {OperationState.CONFIRMED}
-            assert {op.id for op in after} == {op.id for op in ops}
+            assert {op.id for op in ops} <= {op.id for op in after}
             orders = ss.all_orders(include_deleted=True)
             keys = [o["orderKey"] for o in orders]
-            assert len(keys) == len(set(keys)) == len(created)  # no duplicate anywhere
+            assert len(keys) == len(set(keys)) == len(after)  # no duplicate, nothing lost
+            assert {o["orderKey"] for o in created} <= set(keys)
             links = await store.list_links("acme")
             assert {lk.order_key for lk in links if lk.ss_order_id} == set(keys)
         finally:

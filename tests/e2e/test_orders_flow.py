@@ -36,6 +36,7 @@ from mlconnector.sandbox.shipstation import (
     ShipStationSandbox,
     create_shipstation_sandbox,
 )
+from mlconnector.shipstation import ShipStationV1Client
 from mlconnector.store import (
     AuditQuery,
     CredentialKind,
@@ -48,7 +49,6 @@ from mlconnector.store import (
 from mlconnector.sync import (
     ConnectionRuntime,
     LogAlertSink,
-    Outbox,
     build_runtime,
     recover,
     retry_due,
@@ -338,27 +338,31 @@ async def test_crash_between_send_and_confirm_recovers_without_duplicate(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rt, flow = await env.runtime(), OrdersFlow()
-    real_confirm = Outbox.confirm
+    real_create = ShipStationV1Client.create_orders
 
-    async def crash(self: Outbox, *args: Any, **kwargs: Any) -> Any:
-        raise Crash("killed after the request left")
+    async def crash(self: ShipStationV1Client, *args: Any, **kwargs: Any) -> Any:
+        await real_create(self, *args, **kwargs)  # ShipStation applies the batch...
+        raise Crash("killed after the request left")  # ...and the process dies
 
-    monkeypatch.setattr(Outbox, "confirm", crash)
+    monkeypatch.setattr(ShipStationV1Client, "create_orders", crash)
     with pytest.raises(Crash):
         await flow.run(rt)
-    monkeypatch.setattr(Outbox, "confirm", real_confirm)
+    monkeypatch.setattr(ShipStationV1Client, "create_orders", real_create)
     sent = await rt.store.list_operations(connection="acme", states=[OperationState.SENT])
     assert sent, "the crash should leave operations in 'sent'"
     assert await rt.store.get_cursor("acme", "orders") is None  # the batch was not committed
     in_shipstation = env.ss_by_key()
     assert {op.payload["order_key"] for op in sent} == set(in_shipstation)
     calls = env.recorder.count("/orders/createorders")
+    reads = env.recorder.count("/orders")
 
     env.step()
     restarted = await env.runtime()
     report = await recover(restarted, [flow])
     assert report.recovered == len(sent)
     assert env.recorder.count("/orders/createorders") == calls  # looked, did not re-send
+    # the whole batch resolved with one list read, not one GET /orders?orderNumber= each
+    assert env.recorder.count("/orders") - reads == 1
     for op in sent:
         done = await restarted.store.get_operation(op.id)
         assert done is not None
@@ -368,6 +372,39 @@ async def test_crash_between_send_and_confirm_recovers_without_duplicate(
     assert (result.created, result.updated) == (0, 0)
     assert env.recorder.count("/orders/createorders") == calls
     assert set(env.ss_by_key()) == set(in_shipstation)  # no duplicate, nothing lost
+
+
+async def test_crash_before_the_batch_left_resends_it_once(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rt, flow = await env.runtime(), OrdersFlow()
+    real_create = ShipStationV1Client.create_orders
+
+    async def crash(self: ShipStationV1Client, *args: Any, **kwargs: Any) -> Any:
+        raise Crash("killed after mark_sent, before the request left")
+
+    monkeypatch.setattr(ShipStationV1Client, "create_orders", crash)
+    with pytest.raises(Crash):
+        await flow.run(rt)
+    monkeypatch.setattr(ShipStationV1Client, "create_orders", real_create)
+    sent = await rt.store.list_operations(connection="acme", states=[OperationState.SENT])
+    assert sent
+    assert env.ss_by_key() == {}
+
+    env.step()
+    restarted = await env.runtime()
+    report = await recover(restarted, [flow])
+    assert report.recovered == 0
+    assert report.retried == len(sent)  # not found remotely: due again, same keys
+    assert env.recorder.count("/orders") == 1
+    retried = await retry_due(restarted, [flow])
+    assert retried.retried == len(sent)
+    assert env.recorder.count("/orders/createorders") == 1  # one batch, sent once
+    assert {op.payload["order_key"] for op in sent} == set(env.ss_by_key())
+    for op in sent:
+        done = await restarted.store.get_operation(op.id)
+        assert done is not None
+        assert done.state is OperationState.CONFIRMED
 
 
 async def test_plex_hold_puts_the_order_on_hold_and_back(env: Env) -> None:

@@ -11,6 +11,7 @@
 from mlconnector.sync.alerts import Alert, AlertSink, LogAlertSink, WebhookAlertSink
 from mlconnector.sync.base import (
     BatchFlow,
+    BatchResolveFlow,
     Flow,
     FlowResult,
     PlanItem,
@@ -33,6 +34,7 @@ __all__ = [
     "Alert",
     "AlertSink",
     "BatchFlow",
+    "BatchResolveFlow",
     "ConnectionRuntime",
     "Flow",
     "FlowResult",

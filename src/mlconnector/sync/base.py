@@ -157,6 +157,19 @@ class BatchFlow(Flow, Protocol):
         ...
 
 
+@runtime_checkable
+class BatchResolveFlow(Flow, Protocol):
+    """A flow that can resolve many operations left ``sent`` with a few list reads (a crashed
+    ``createorders`` batch) instead of one look-up each. :func:`~mlconnector.sync.outbox.recover`
+    prefers it to one ``resolve`` per operation."""
+
+    async def resolve_batch(
+        self, rt: ConnectionRuntime, ops: Sequence[Operation]
+    ) -> dict[int, Resolution]:
+        """The :data:`Resolution` of each of ``ops`` (of this flow's kinds), by operation id."""
+        ...
+
+
 async def audit(
     rt: ConnectionRuntime,
     *,

@@ -12,8 +12,9 @@ One run:
    the first attempt), send them in ``createorders`` batches of up to 100, handle each order's own
    result, save the links, then advance the cursor.
 
-``resolve`` (crash recovery) looks the order up in ShipStation by ``orderNumber`` (a prefix
-filter) and exact ``orderKey``, and confirms only if what is there is what was sent.
+Crash recovery (``resolve_batch``) lists the ShipStation orders modified since the crashed batch
+was sent (paged) and matches them by exact ``orderKey``; ``resolve`` looks one order up by
+``orderNumber`` (a prefix filter). Either confirms only if what is there is what was sent.
 """
 
 from __future__ import annotations
@@ -75,6 +76,10 @@ from mlconnector.sync.runtime import ConnectionRuntime
 FLOW = "orders"
 KIND_UPSERT = "ss.order.upsert"
 BATCH = 100
+#: crash recovery lists the orders modified since a batch was sent, minus this (clock skew)
+RECOVERY_MARGIN = timedelta(minutes=10)
+#: operations sent longer ago than this are resolved one look-up each (see ``resolve_batch``)
+RECOVERY_HORIZON = timedelta(days=1)
 
 
 class OrdersFlow:
@@ -490,18 +495,51 @@ class OrdersFlow:
     async def resolve(self, rt: ConnectionRuntime, op: Operation) -> Resolution:
         """Is what this operation sent in ShipStation? Looked up by orderNumber + orderKey."""
         payload = op.payload
-        sent = payload["order"]
-        number = sent.get("orderNumber")
+        number = payload["order"].get("orderNumber")
         if not number:
             return False
         async for remote in rt.ss_v1.iter_orders(order_number=number):
-            if remote.order_key != payload["order_key"]:
-                continue
-            if remote.order_id is None or not same_content(sent, remote):
-                return False  # an older version is there: send ours
-            await save_link(rt, payload, str(remote.order_id), remote.order_status)
-            return str(remote.order_id)
+            if remote.order_key == payload["order_key"]:
+                return await _landed(rt, payload, remote)
         return False
+
+    async def resolve_batch(
+        self, rt: ConnectionRuntime, ops: Sequence[Operation]
+    ) -> dict[int, Resolution]:
+        """Resolve a crashed batch with list reads: the orders ShipStation modified since the
+        earliest send (minus :data:`RECOVERY_MARGIN` for clock skew), paged, matched by
+        ``orderKey``; the read stops once every order is found. An operation sent longer ago
+        than :data:`RECOVERY_HORIZON` is looked up on its own (a window that old could hold
+        every order of the account)."""
+        now = rt.clock.now()
+        answers: dict[int, Resolution] = {}
+        recent: dict[str, list[Operation]] = {}
+        for op in ops:
+            if op.updated_at < now - RECOVERY_HORIZON:
+                answers[op.id] = await self.resolve(rt, op)
+            else:
+                recent.setdefault(op.payload["order_key"], []).append(op)
+        if not recent:
+            return answers
+        since = min(op.updated_at for group in recent.values() for op in group)
+        async for remote in rt.ss_v1.iter_orders(modify_date_start=since - RECOVERY_MARGIN):
+            group = recent.pop(remote.order_key or "", None)
+            for op in group or ():
+                answers[op.id] = await _landed(rt, op.payload, remote)
+            if not recent:
+                break  # every order found: the pages left are not read
+        for group in recent.values():
+            for op in group:
+                answers[op.id] = False  # not modified since it was sent: it never landed
+        return answers
+
+
+async def _landed(rt: ConnectionRuntime, payload: dict[str, Any], remote: Order) -> Resolution:
+    """The resolution of ``payload`` given the ShipStation order with its orderKey."""
+    if remote.order_id is None or not same_content(payload["order"], remote):
+        return False  # an older version is there: send ours
+    await save_link(rt, payload, str(remote.order_id), remote.order_status)
+    return str(remote.order_id)
 
 
 class _Sender:

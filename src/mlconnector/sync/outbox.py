@@ -34,9 +34,11 @@ from mlconnector.store.records import AuditEvent
 from mlconnector.sync.alerts import Alert
 from mlconnector.sync.base import (
     BatchFlow,
+    BatchResolveFlow,
     Flow,
     FlowResult,
     PlanItem,
+    Resolution,
     StaleOperationError,
     audit,
 )
@@ -196,9 +198,11 @@ def _flow_for(kind: str, flows: Iterable[Flow]) -> Flow | None:
 
 
 async def recover(rt: ConnectionRuntime, flows: Sequence[Flow], *, limit: int = 500) -> FlowResult:
-    """Crash recovery: for every operation of ``flows`` left ``sent``, ask its flow's ``resolve``
-    **before** anything is re-sent. Found → ``confirmed``; not found → ``failed`` and due now
-    (the next :func:`retry_due` re-sends it with the same key); cannot tell → left ``sent``.
+    """Crash recovery: for every operation of ``flows`` left ``sent``, ask its flow what
+    happened **before** anything is re-sent. Found → ``confirmed``; not found → ``failed`` and
+    due now (the next :func:`retry_due` re-sends it with the same key); cannot tell → left
+    ``sent``. A :class:`BatchResolveFlow` answers for all its operations at once (a crashed
+    ``createorders`` batch costs a list read, not one look-up per order).
 
     Call it under the connection's leases (nobody else may be mid-send), before the runs.
     """
@@ -209,34 +213,65 @@ async def recover(rt: ConnectionRuntime, flows: Sequence[Flow], *, limit: int = 
         left += await rt.store.left_sent(
             older_than=now, connection=rt.name, flow=named, limit=limit
         )
+    by_flow: dict[int, tuple[Flow, list[Operation]]] = {}
     for op in sorted(left, key=lambda o: o.id):
         flow = _flow_for(op.kind, flows)
         if flow is None:
             result.add(PlanItem("skip", "operation", op.idempotency_key, f"no flow for {op.kind}"))
             continue
-        box = Outbox(rt, op.flow)
-        try:
-            found = await flow.resolve(rt, op)
-        except RetryableError as exc:
-            await box.record("resolve", "failed", op=op, error=exc)
-            result.add(PlanItem("skip", "operation", op.idempotency_key, str(exc)), "failed")
+        by_flow.setdefault(id(flow), (flow, []))[1].append(op)
+    for flow, ops in by_flow.values():
+        if isinstance(flow, BatchResolveFlow):
+            try:
+                answers = await flow.resolve_batch(rt, ops)
+            except RetryableError as exc:
+                for op in ops:
+                    await _unresolved(rt, op, exc, result)
+                continue
+            for op in ops:
+                await _settle(rt, op, answers.get(op.id), result)
             continue
-        if found is None:
-            await box.record("resolve", "unknown", op=op)
-            result.add(PlanItem("skip", "operation", op.idempotency_key, "cannot tell yet"))
-        elif found is False:
-            reason = "outcome unknown after a crash; not found remotely, will resend"
-            await rt.store.fail(
-                op.id, reason, next_attempt_at=now, max_attempts=rt.config.retry.max_attempts
-            )
-            await box.record("resolve", "not_found", op=op, details={"reason": reason})
-            result.add(PlanItem("resend", "operation", op.idempotency_key, reason), "retried")
-        else:
-            ref = found if isinstance(found, str) else None
-            await box.confirm(op, ref, action="resolve", remote_ids={"remote_ref": ref})
-            result.add(PlanItem("confirm", "operation", op.idempotency_key, "found remotely"))
-            result.count("recovered")
+        for op in ops:
+            try:
+                found = await flow.resolve(rt, op)
+            except RetryableError as exc:
+                await _unresolved(rt, op, exc, result)
+                continue
+            await _settle(rt, op, found, result)
     return result
+
+
+async def _unresolved(
+    rt: ConnectionRuntime, op: Operation, exc: RetryableError, result: FlowResult
+) -> None:
+    """The remote system could not be asked now: the operation stays ``sent``."""
+    await Outbox(rt, op.flow).record("resolve", "failed", op=op, error=exc)
+    result.add(PlanItem("skip", "operation", op.idempotency_key, str(exc)), "failed")
+
+
+async def _settle(
+    rt: ConnectionRuntime, op: Operation, found: Resolution, result: FlowResult
+) -> None:
+    """Apply one resolution: confirm, make due again, or leave ``sent``."""
+    box = Outbox(rt, op.flow)
+    if found is None:
+        await box.record("resolve", "unknown", op=op)
+        result.add(PlanItem("skip", "operation", op.idempotency_key, "cannot tell yet"))
+    elif found is False:
+        reason = "outcome unknown after a crash; not found remotely, will resend"
+        await rt.store.fail(
+            op.id,
+            reason,
+            next_attempt_at=rt.clock.now(),
+            max_attempts=rt.config.retry.max_attempts,
+        )
+        await box.record("resolve", "not_found", op=op, details={"reason": reason})
+        result.add(PlanItem("resend", "operation", op.idempotency_key, reason), "retried")
+    else:
+        ref = found if isinstance(found, str) else None
+        await box.confirm(op, ref, action="resolve", remote_ids={"remote_ref": ref})
+        result.add(PlanItem("confirm", "operation", op.idempotency_key, "found remotely"))
+        result.count("recovered")
 
 
 async def retry_due(

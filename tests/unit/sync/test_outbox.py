@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -243,3 +244,52 @@ async def test_recover_touches_only_the_flows_it_is_given(rt: ConnectionRuntime)
     still = await rt.store.get_operation(op.id)
     assert still is not None
     assert still.state is S.SENT
+
+
+@dataclass
+class FakeBatchFlow(FakeFlow):
+    """Resolves every operation left ``sent`` in one call (a list read)."""
+
+    answers: dict[str, Resolution] = field(default_factory=dict)
+    batches: list[list[str]] = field(default_factory=list)
+    outage: bool = False
+
+    async def resolve(self, rt: ConnectionRuntime, op: Operation) -> Resolution:
+        raise AssertionError("a batch flow is resolved with resolve_batch")
+
+    async def resolve_batch(
+        self, rt: ConnectionRuntime, ops: Sequence[Operation]
+    ) -> dict[int, Resolution]:
+        self.batches.append([op.idempotency_key for op in ops])
+        if self.outage:
+            raise TransientError("HTTP 503")
+        return {op.id: self.answers.get(op.idempotency_key) for op in ops}
+
+
+async def test_recover_resolves_a_batch_flow_in_one_call(rt: ConnectionRuntime) -> None:
+    flow = FakeBatchFlow()
+    ops = [await _crash_after_send(rt, flow, key) for key in ("b1", "b2", "b3")]
+    flow.answers = {"b1": "ss-1", "b2": False}  # b3: cannot tell
+    result = await recover(rt, [flow])
+    assert flow.batches == [["b1", "b2", "b3"]]
+    states = [(await rt.store.get_operation(op.id)) for op in ops]
+    assert [s.state for s in states if s] == [S.CONFIRMED, S.FAILED, S.SENT]
+    assert (result.recovered, result.retried) == (1, 1)
+    await retry_due(rt, [flow])
+    assert flow.executed == ["b1", "b2", "b3", "b2"]  # only the one not found is re-sent
+
+
+async def test_recover_leaves_a_batch_sent_when_the_list_read_fails(
+    rt: ConnectionRuntime,
+) -> None:
+    flow = FakeBatchFlow(outage=True)
+    ops = [await _crash_after_send(rt, flow, key) for key in ("o1", "o2")]
+    result = await recover(rt, [flow])
+    assert result.failed == 2
+    for op in ops:
+        still = await rt.store.get_operation(op.id)
+        assert still is not None
+        assert still.state is S.SENT
+    events = await rt.store.search_audit(AuditQuery(idempotency_key="o1"))
+    assert events[0].action == "resolve"
+    assert events[0].outcome == "failed"
