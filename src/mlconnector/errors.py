@@ -1,6 +1,10 @@
 """One error tree, classified by what the caller should do about it.
 
 * ``FatalError``: stop; a person must act (wrong key, missing Plex role, bad configuration).
+  :class:`OperationFatalError` is the fatal error of **one** operation (a void Plex cannot
+  reverse, an inventory move left to an operator): that operation goes ``dead`` at once with one
+  alert, and the pass goes on. Only the other fatal errors (connection level: authentication, a
+  missing grant, an unreachable host, bad configuration) stop a pass (:func:`stops_pass`).
 * ``RetryableError``: try again later (5xx, timeouts, 429, garbage from a server).
 * ``SkipRecordError``: this record cannot be processed as it is; record why and move on.
 
@@ -11,7 +15,7 @@ an excerpt of the body (secrets redacted by the HTTP layer) and the record it co
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class Action(StrEnum):
@@ -73,6 +77,23 @@ class ConnectorError(Exception):
 
 class FatalError(ConnectorError):
     action = Action.FATAL
+
+
+class OperationFatalError(FatalError):
+    """Fatal for one operation only: retrying cannot help and a person must act on this record.
+
+    Every path (main pass, retry, crash recovery, replay) makes the operation ``dead`` once, with
+    one alert; the pass goes on. ``task`` holds what the operator must do, for the audit trail.
+    """
+
+    def __init__(self, message: str, *, task: dict[str, object] | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.task: dict[str, object] = dict(task or {})
+
+
+def stops_pass(error: BaseException) -> bool:
+    """Whether ``error`` stops a whole pass: a fatal error that is not about one operation."""
+    return isinstance(error, FatalError) and not isinstance(error, OperationFatalError)
 
 
 class RetryableError(ConnectorError):

@@ -26,7 +26,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from mlconnector.errors import ConfigError, FatalError, RemoteValidationError, SkipRecordError
+from mlconnector.errors import (
+    ConfigError,
+    OperationFatalError,
+    RemoteValidationError,
+    SkipRecordError,
+)
 from mlconnector.plex.client import PlexClient
 from mlconnector.plex.datasources import PlexDataSourceClient
 from mlconnector.plex.models import (
@@ -47,7 +52,7 @@ SHIPPED_SHIPPER = frozenset({"shipped", "closed", "complete", "completed"})
 SHIPPED_INVENTORY = frozenset({"shipped"})
 
 
-class ReversalNotSupportedError(FatalError):
+class ReversalNotSupportedError(OperationFatalError):
     """Plex's public API cannot un-ship a customer shipper; a person must reverse it in Plex."""
 
 

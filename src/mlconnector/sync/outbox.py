@@ -10,7 +10,12 @@ Failures are classified by the error tree:
 * :class:`~mlconnector.errors.SkipRecordError` → ``failed`` with the reason, retried at the slowest
   pace (the data may be fixed meanwhile); a frozen record or a superseded write goes straight to
   ``dead`` without an alert: sending it again can never be right;
-* :class:`~mlconnector.errors.FatalError` → recorded, alerted, and re-raised to stop the run.
+* :class:`~mlconnector.errors.OperationFatalError` (fatal for this one operation: a void Plex
+  cannot reverse, an inventory move left to an operator) → ``dead`` at once, audited as
+  ``needs_operator`` with what to do, one alert; the pass goes on — on every path (main pass,
+  :func:`retry_due`, :func:`recover`, replay);
+* any other :class:`~mlconnector.errors.FatalError` (connection level: authentication, a missing
+  grant, bad configuration) → recorded, alerted, and re-raised to stop the run.
 
 Any other exception is a crash: the operation stays ``sent`` and :func:`recover` asks the flow's
 ``resolve`` what happened **before** anything is re-sent. Every step is audited.
@@ -26,6 +31,7 @@ from mlconnector.errors import (
     ConnectorError,
     FatalError,
     FrozenRecordError,
+    OperationFatalError,
     RetryableError,
     SkipRecordError,
 )
@@ -121,11 +127,13 @@ class Outbox:
         **refs: Any,
     ) -> Operation:
         """Record a failed attempt as the error tree says (see the module doc). Re-raises a
-        :class:`FatalError` after recording it (unless ``raise_fatal`` is false: a batch records
-        every operation first, then raises itself)."""
+        connection-level :class:`FatalError` after recording it (unless ``raise_fatal`` is
+        false: a batch records every operation first, then raises itself)."""
         store, now = self.rt.store, self.rt.clock.now()
         policy = self.rt.retry_policy()
         reason = str(error)
+        if isinstance(error, OperationFatalError):
+            return await self.needs_operator(op, error, action=action, **refs)
         if isinstance(error, StaleOperationError | FrozenRecordError):
             failed = await store.fail(op.id, reason, next_attempt_at=now, max_attempts=1)
             outcome = "superseded" if isinstance(error, StaleOperationError) else "frozen"
@@ -151,13 +159,27 @@ class Outbox:
             raise error
         return failed
 
+    async def needs_operator(
+        self, op: Operation, error: OperationFatalError, *, action: str = "write", **refs: Any
+    ) -> Operation:
+        """Retrying cannot help: ``dead`` at once, audited (``needs_operator``, with the hint and
+        the operator task), one alert. Never re-raised: the pass goes on."""
+        dead = await self.rt.store.fail(
+            op.id, str(error), next_attempt_at=self.rt.clock.now(), max_attempts=1
+        )
+        details = {"hint": error.hint, **error.task, **refs.pop("details", {})}
+        await self.record(action, "needs_operator", op=dead, error=error, details=details, **refs)
+        await self.alert(dead, error)
+        return dead
+
     async def alert(self, op: Operation, error: ConnectorError) -> None:
         """Tell a person: the operation needs them (dead, or a fatal error)."""
-        title = (
-            f"operation {op.id} ({op.kind}) is dead after {op.attempts} attempt(s)"
-            if op.state is _S.DEAD
-            else f"operation {op.id} ({op.kind}) stopped the run: {error.message}"
-        )
+        if isinstance(error, OperationFatalError):
+            title = f"operation {op.id} ({op.kind}) needs an operator: {error.message}"
+        elif op.state is _S.DEAD:
+            title = f"operation {op.id} ({op.kind}) is dead after {op.attempts} attempt(s)"
+        else:
+            title = f"operation {op.id} ({op.kind}) stopped the run: {error.message}"
         await self.rt.alerts.alert(
             Alert(
                 connection=self.rt.name,
@@ -237,6 +259,11 @@ async def recover(rt: ConnectionRuntime, flows: Sequence[Flow], *, limit: int = 
             except RetryableError as exc:
                 await _unresolved(rt, op, exc, result)
                 continue
+            except OperationFatalError as exc:
+                dead = await Outbox(rt, op.flow).needs_operator(op, exc, action="resolve")
+                result.add(PlanItem("skip", "operation", op.idempotency_key, str(exc)), "failed")
+                result.errors.append(f"{op.idempotency_key}: {exc} ({dead.state.value})")
+                continue
             await _settle(rt, op, found, result)
     return result
 
@@ -298,6 +325,8 @@ async def retry_due(
             continue
         box = Outbox(rt, flow.name)
         for op in due:
+            # an operation whose error is fatal for it alone goes dead here (Outbox.fail); only a
+            # connection-level error stops the loop
             done = await box.execute(flow, op)
             counter = "retried" if done.state is _S.CONFIRMED else "failed"
             result.add(

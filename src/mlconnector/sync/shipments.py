@@ -16,8 +16,10 @@ One run:
    which looks in Plex for an earlier attempt before it writes (look before re-send).
    A webhook and a poll, or a duplicate delivery, meet the same key: one Plex write.
 4. **voids** — a voided label that was written back is reversed once (``ss-void-{id}``, the
-   strategy's ``reverse``); a strategy that cannot reverse (customer shippers) fails the
-   operation visibly (``dead``, audited, alerted, with the operator hint). A label voided before
+   strategy's ``reverse``); a strategy that cannot reverse (customer shippers) raises a
+   per-operation fatal error: the operation goes ``dead`` once (audited ``needs_operator``, one
+   alert, with the operator hint) on every path — this pass, a retry, crash recovery, a replay —
+   and the pass goes on. A label voided before
    its write-back is recorded and never written back.
 
 ``resolve`` (crash recovery) asks Plex (``find_existing``) whether the write landed.
@@ -538,10 +540,9 @@ class ShipmentsFlow:
         sent = await box.mark_sent(op)
         try:
             ref = await self._execute(rt, sent, first_attempt=first_attempt and op.attempts == 0)
-        except ReversalNotSupportedError as exc:
-            await self._needs_operator(rt, run, sent, exc, refs)
-            return
         except ConnectorError as exc:
+            # a per-operation fatal error (a void Plex cannot reverse, an inventory move left to
+            # an operator) goes dead at once with one alert inside fail; the pass goes on
             failed = await box.fail(sent, exc, action=action, **refs)
             if isinstance(exc, StaleOperationError | FrozenRecordError):
                 result.count("skipped")
@@ -551,26 +552,6 @@ class ShipmentsFlow:
             return
         await box.confirm(sent, ref, action=action, remote_ids={"plex": ref}, **refs)
         result.count("cancelled" if op.kind == KIND_REVERSE else "written_back")
-
-    async def _needs_operator(
-        self,
-        rt: ConnectionRuntime,
-        run: _Run,
-        op: Operation,
-        error: ReversalNotSupportedError,
-        refs: dict[str, Any],
-    ) -> None:
-        """The strategy cannot reverse: ``dead`` at once (retrying cannot help), audited with the
-        operator hint, alerted, and reported in the run's errors. Never silent."""
-        dead = await rt.store.fail(
-            op.id, str(error), next_attempt_at=rt.clock.now(), max_attempts=1
-        )
-        await run.box.record(
-            "reverse", "needs_operator", op=dead, error=error, details={"hint": error.hint}, **refs
-        )
-        await run.box.alert(dead, error)
-        run.result.count("failed")
-        run.result.errors.append(f"{op.idempotency_key}: {error.message} — {error.hint}")
 
     # --- one operation (retries, replays) and crash recovery -----------------------------------
     async def execute(self, rt: ConnectionRuntime, op: Operation) -> str | None:

@@ -12,8 +12,10 @@ from mlconnector.clock import FakeClock
 from mlconnector.errors import (
     AuthenticationError,
     FrozenRecordError,
+    OperationFatalError,
     RemoteValidationError,
     TransientError,
+    stops_pass,
 )
 from mlconnector.store import AuditQuery, Operation, OperationState
 from mlconnector.sync import (
@@ -158,6 +160,56 @@ async def test_fatal_stops_the_run_recorded_and_alerted(rt: ConnectionRuntime) -
     assert op.state is S.FAILED
     event = (await rt.store.search_audit(AuditQuery(idempotency_key="x")))[0]
     assert (event.http_status, event.request_id) == (401, "r-9")
+    assert len(alerts(rt).sent) == 1
+
+
+def test_only_connection_level_fatal_errors_stop_a_pass() -> None:
+    assert stops_pass(AuthenticationError("bad key"))
+    assert not stops_pass(OperationFatalError("this one record needs a person"))
+    assert not stops_pass(TransientError("503"))
+
+
+async def test_fatal_for_one_operation_is_dead_once_and_the_retries_go_on(
+    rt: ConnectionRuntime, fake_clock: FakeClock
+) -> None:
+    task = {"release": "R-1", "do": "split container S1 in Plex"}
+    flow = FakeFlow(errors=[TransientError("503"), OperationFatalError("cannot", task=task)])
+    box = Outbox(rt, "orders")
+    for key in ("a", "b"):
+        await box.enqueue("test.write", key, {})
+    first = await box.submit(flow, "test.write", "a", {})
+    assert first.state is S.FAILED
+    fake_clock.advance(3600)
+    result = await retry_due(rt, [flow])  # "a" dies of its own error; "b" is still sent
+    assert flow.executed == ["a", "a", "b"]
+    dead = await rt.store.get_operation_by_key("a")
+    assert dead is not None
+    assert dead.state is S.DEAD
+    assert (result.retried, result.failed) == (1, 1)
+    assert len(alerts(rt).sent) == 1
+    assert "needs an operator" in alerts(rt).sent[0].title
+    events = await rt.store.search_audit(AuditQuery(outcome="needs_operator"))
+    assert [e.details["release"] for e in events] == ["R-1"]
+    fake_clock.advance(3600)
+    await retry_due(rt, [flow])
+    assert flow.executed == ["a", "a", "b"]  # dead: never again until replayed
+    assert len(alerts(rt).sent) == 1
+
+
+async def test_fatal_for_one_operation_during_recovery_is_dead_once(
+    rt: ConnectionRuntime,
+) -> None:
+    class Refusing(FakeFlow):
+        async def resolve(self, rt: ConnectionRuntime, op: Operation) -> Resolution:
+            raise OperationFatalError("cannot tell without a person", hint="look in Plex")
+
+    flow = Refusing()
+    op = await _crash_after_send(rt, flow, "r1")
+    result = await recover(rt, [flow])
+    done = await rt.store.get_operation(op.id)
+    assert done is not None
+    assert done.state is S.DEAD
+    assert result.failed == 1
     assert len(alerts(rt).sent) == 1
 
 
