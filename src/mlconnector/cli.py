@@ -8,9 +8,10 @@ with ``CliRunner().invoke(app, args, obj=CliContext(...))``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperOption
 
 from mlconnector import __version__
 from mlconnector.commands import (
@@ -27,6 +28,15 @@ from mlconnector.commands import (
     users,
 )
 from mlconnector.commands.context import CliContext, get_context
+
+
+def _flag_type(self: TyperOption, ctx: Any) -> str | None:
+    # Typer labels every flag "<bool>" in the help's type column; a flag takes no value.
+    return None if self.is_flag else _option_type(self, ctx)
+
+
+_option_type = TyperOption.display_type_rich
+TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
 
 app = typer.Typer(
     name="mlconnector",

@@ -24,6 +24,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -62,6 +63,35 @@ def _check_base_url(value: str) -> str:
 
 
 BaseURL = Annotated[str, AfterValidator(_check_base_url)]
+
+#: hosts that may be reached over plain http (the sandbox simulators listen there)
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _check_secure_url(value: str) -> str:
+    """A base URL that is ``https``, or ``http`` to a loopback host (the sandbox)."""
+    value = _check_base_url(value)
+    parts = urlsplit(value)
+    if parts.scheme != "https" and (parts.hostname or "").lower() not in LOOPBACK_HOSTS:
+        raise ValueError(
+            "must be an https:// URL (http:// only to 127.0.0.1, localhost or [::1], "
+            "for the sandbox): credentials or signing keys travel over it"
+        )
+    return value
+
+
+#: an ``https`` URL (``http`` allowed to loopback only): used where a credential or a key
+#: travels, so a typo cannot downgrade it to plain text on the network
+SecureURL = Annotated[str, AfterValidator(_check_secure_url)]
+
+#: Where ShipStation V2 (the former ShipEngine) publishes its webhook signing keys (a JWKS).
+#: MEDIUM confidence: ShipStation's webhook validation guide has the verifier look the key id up
+#: in a JWKS; independent public verifiers fetch this URL (see docs/shipstation-client.md).
+PRODUCTION_WEBHOOK_KEYS_URL = "https://api.shipengine.com/jwks"
+#: the production V2 API host; any other V2 base (the sandbox) serves its keys at ``{base}/jwks``
+PRODUCTION_V2_API_HOST = "api.shipstation.com"
+#: default shape of a V1 ``FULFILLMENT_*`` webhook ``resource_url`` path (full match; a guess)
+DEFAULT_FULFILLMENT_WEBHOOK_PATH = r"(/.*)?/fulfillments/?"
 
 
 class _Section(BaseModel):
@@ -146,16 +176,37 @@ class ShipStationSettings(_Section):
     v2_base_url: BaseURL = "https://api.shipstation.com"
     #: full-match regular expressions for webhook ``resource_url`` hosts, besides the V1/V2 hosts
     allowed_webhook_hosts: tuple[str, ...] = (r"ssapi\d*\.shipstation\.com",)
+    #: the V2 webhook signing keys (JWKS); unset: ``https://api.shipengine.com/jwks`` for the
+    #: production V2 host, ``{v2_base_url}/jwks`` for any other (the sandbox serves them there)
+    webhook_keys_url: SecureURL | None = None
+    #: URL prefixes (``https://host[:port][/path]``) where a V2 ``links.next.href`` may be
+    #: followed with the API key, besides ``v2_base_url`` (an API gateway or egress proxy)
+    v2_next_link_bases: tuple[SecureURL, ...] = ()
+    #: full-match regular expression for the path of a V1 ``FULFILLMENT_*`` webhook
+    #: ``resource_url``; a pointer of another shape is not followed (the poll reads it)
+    fulfillment_webhook_path: str = DEFAULT_FULFILLMENT_WEBHOOK_PATH
 
     @field_validator("allowed_webhook_hosts")
     @classmethod
     def _patterns_compile(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
         for pattern in patterns:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from exc
+            _compile(pattern)
         return patterns
+
+    @field_validator("fulfillment_webhook_path")
+    @classmethod
+    def _path_compiles(cls, pattern: str) -> str:
+        if not pattern.strip():
+            raise ValueError(
+                f"must not be empty (the default is {DEFAULT_FULFILLMENT_WEBHOOK_PATH!r})"
+            )
+        _compile(pattern)
+        return pattern
+
+    @property
+    def effective_webhook_keys_url(self) -> str:
+        """``webhook_keys_url``, or its default for ``v2_base_url``."""
+        return self.webhook_keys_url or default_webhook_keys_url(self.v2_base_url)
 
     def webhook_host_allowed(self, host: str) -> bool:
         """Whether a webhook ``resource_url`` host may receive our credentials."""
@@ -164,6 +215,20 @@ class ShipStationSettings(_Section):
         return host in configured or any(
             re.fullmatch(pattern, host) for pattern in self.allowed_webhook_hosts
         )
+
+
+def default_webhook_keys_url(v2_base_url: str) -> str:
+    """Where the V2 signing keys are when ``webhook_keys_url`` is not set."""
+    if _host_of(v2_base_url) == PRODUCTION_V2_API_HOST:
+        return PRODUCTION_WEBHOOK_KEYS_URL
+    return v2_base_url.rstrip("/") + "/jwks"
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from exc
 
 
 def _host_of(url: str) -> str:

@@ -66,7 +66,7 @@ def add(
     grouping: Annotated[str | None, typer.Option(help="ship_date or order.")] = None,
     write_back: Annotated[str | None, typer.Option(help="shipper or datasource.")] = None,
 ) -> None:
-    """Append a [connections.NAME] section to the configuration and register it in the store.
+    """Append a \\[connections.NAME] section to the configuration and register it in the store.
 
     Only the options given are written; everything else keeps its default and can be edited in
     the file afterwards. Credentials are set separately with `mlconnector credentials set`.

@@ -132,7 +132,12 @@ def parse_stdin(text: str, fields: list[SecretField]) -> dict[str, str]:
     return values
 
 
-@app.command("set")
+@app.command(
+    "set",
+    # extra words are caught (not declared as an argument, so the usage line stays clean) and
+    # refused below without being echoed: Click's own error would print a pasted secret
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
 @reports_errors
 def set_(
     ctx: typer.Context,
@@ -147,9 +152,6 @@ def set_(
             "--from-env", help="Read MLCONNECTOR_PLEX_* / MLCONNECTOR_SHIPSTATION_* variables."
         ),
     ] = False,
-    # Catches a secret pasted on the command line, so it is refused without being echoed back
-    # (Click's own "unexpected extra argument" error would print it).
-    unexpected: Annotated[list[str] | None, typer.Argument(hidden=True)] = None,
 ) -> None:
     """Encrypt and store a connection's Plex or ShipStation secrets.
 
@@ -159,7 +161,7 @@ def set_(
     shipstation: v1_key, v1_secret, v2_key (MLCONNECTOR_SHIPSTATION_V1_KEY, …).
     """
     state = get_context(ctx)
-    if unexpected:
+    if ctx.args:
         raise state.fail(
             "secrets are never taken from the command line (they would show in `ps` and in the "
             "shell history); nothing was stored",

@@ -16,7 +16,13 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mlconnector.clock import Clock
-from mlconnector.errors import AuthenticationError, ConnectorError, InvalidResponseError
+from mlconnector.config import default_webhook_keys_url
+from mlconnector.errors import (
+    AuthenticationError,
+    ConnectorError,
+    ForeignURLError,
+    InvalidResponseError,
+)
 from mlconnector.http import ApiClient, RateLimiterRegistry, Redactor, RequestEvent, RetryPolicy
 from mlconnector.shipstation._common import (
     M,
@@ -42,11 +48,6 @@ from mlconnector.shipstation.webhooks import (
 
 DEFAULT_V2_BASE_URL = "https://api.shipstation.com"
 V2_LIMIT_PER_MINUTE = 200
-#: Where the webhook signing keys (a JWKS) are published, relative to the V2 base URL.
-#: UNCONFIRMED: the validation guide names a JWKS endpoint without a URL we could verify; public
-#: verifiers fetch ``https://api.shipengine.com/jwks``. Configurable per client
-#: (``webhook_keys_url`` may be absolute; the API key is only sent to allowed addresses).
-DEFAULT_WEBHOOK_KEYS_PATH = "/jwks"
 
 
 def _parse(model: type[M], raw: Any, what: str) -> M:
@@ -73,7 +74,8 @@ class ShipStationV2Client(ApiClient):
         timeout: float = 30.0,
         production: bool | None = None,
         extra_resource_bases: Iterable[str] = (),
-        webhook_keys_url: str = DEFAULT_WEBHOOK_KEYS_PATH,
+        webhook_keys_url: str | None = None,
+        next_link_bases: Iterable[str] = (),
     ) -> None:
         if not api_key:
             raise ValueError(f"ShipStation V2 connection {connection!r} needs an API key")
@@ -95,7 +97,9 @@ class ShipStationV2Client(ApiClient):
         )
         self.connection = connection
         self._api_key = api_key
-        self.webhook_keys_url = webhook_keys_url
+        #: the signing keys (JWKS): absolute, or relative to the base URL; UNCONFIRMED default
+        #: (docs/shipstation-client.md, "Unconfirmed facts")
+        self.webhook_keys_url = webhook_keys_url or default_webhook_keys_url(base_url)
         if production is None:
             production = self.base_url.scheme == "https" and bool(
                 PRODUCTION_V2_HOST.match(self.base_url.host)
@@ -104,13 +108,19 @@ class ShipStationV2Client(ApiClient):
             [str(self.base_url), *extra_resource_bases],
             production_host=PRODUCTION_V2_HOST if production else None,
         )
+        #: where a ``links.next.href`` may lead with the API key: the allow-list, plus the
+        #: configured ``v2_next_link_bases`` (an API gateway or egress proxy)
+        self.next_links = AllowList.build(
+            [str(self.base_url), *next_link_bases],
+            production_host=PRODUCTION_V2_HOST if production else None,
+        )
 
     # --- ApiClient hooks ---------------------------------------------------------------------
     async def auth_headers(self) -> dict[str, str]:
         return {"API-Key": self._api_key}
 
     def is_own_origin(self, url: httpx.URL) -> bool:
-        return self.allow_list.allows(url)
+        return self.allow_list.allows(url) or self.next_links.allows(url)
 
     def error_message(self, response: httpx.Response) -> str | None:
         return error_text(response)
@@ -161,12 +171,25 @@ class ShipStationV2Client(ApiClient):
             next_href = _next_href(body)
             pages = body.get("pages")
             if next_href:
-                url, query = next_href, None
+                url, query = self._checked_next(next_href, path, page), None
             elif isinstance(pages, int) and page < pages:
                 query = {**(query or params), "page": page + 1}
             else:
                 return
             page += 1
+
+    def _checked_next(self, href: str, path: str, page: int) -> str:
+        """The absolute next-page URL, if the API key may go there; else a ``ForeignURLError``."""
+        url = self.url_for(href)
+        if not self.next_links.allows(url):
+            raise ForeignURLError(
+                f"{self.service} {path}: page {page} links the next page to "
+                f"{url.scheme}://{url.host}{url.path[:80]}, which is not an allowed address of "
+                f"connection {self.connection!r}; nothing was sent there",
+                hint="if an API gateway or egress proxy rewrites the links, add its https URL to "
+                f"connections.{self.connection}.shipstation.v2_next_link_bases",
+            )
+        return str(url)
 
     # --- inventory -----------------------------------------------------------------------------
     async def list_inventory(

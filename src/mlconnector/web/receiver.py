@@ -282,12 +282,14 @@ class WebhookReceiver:
                 hint=f"run `mlconnector credentials set shipstation --connection {name}` (v2_key)",
             )
         conn = self.config.connections.get(name)
-        base_url = (conn.shipstation if conn else ShipStationSettings()).v2_base_url
+        settings = conn.shipstation if conn else ShipStationSettings()
+        base_url = settings.v2_base_url
         client = ShipStationV2Client(
             self._client("shipstation-v2", base_url),
             api_key=api_key,
             clock=self.clock,
             base_url=base_url,
+            webhook_keys_url=settings.effective_webhook_keys_url,
             connection=name,
             retry=KEY_FETCH_RETRY,
             timeout=10.0,

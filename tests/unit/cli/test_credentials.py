@@ -117,6 +117,14 @@ def test_a_secret_on_the_command_line_is_refused_without_echo(cli: Cli) -> None:
     assert stored_secret(cli, "plex_api_key") is None
 
 
+def test_a_secret_as_an_unknown_option_is_refused_without_echo(cli: Cli) -> None:
+    initialised(cli)
+    result = cli("credentials", "set", "plex", "--connection", "acme", f"--key={PLEX_SECRET}")
+    assert result.exit_code == 2
+    assert "never taken from the command line" in result.output
+    assert PLEX_SECRET not in result.output
+
+
 def test_unknown_connection_lists_the_configured_ones(cli: Cli) -> None:
     initialised(cli)
     result = cli("credentials", "set", "plex", "--connection", "zeta", "--stdin", stdin="x=y\n")
