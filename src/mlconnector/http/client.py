@@ -279,7 +279,7 @@ class ApiClient:
                 )
             finally:
                 if self.limiter is not None:
-                    self.limiter.release(
+                    await self.limiter.settle(
                         response.headers if response is not None else None,
                         status=response.status_code if response is not None else None,
                     )

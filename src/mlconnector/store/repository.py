@@ -18,7 +18,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from sqlalchemy import Select, and_, case, delete, func, literal, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mlconnector.clock import Clock
 from mlconnector.errors import VaultError
+from mlconnector.http.ratelimit import BudgetState
 from mlconnector.http.redact import Redactor
 from mlconnector.store.accounts import AccountsRepository
 from mlconnector.store.exceptions import OperationStateError, StoreError, UnknownConnectionError
@@ -65,6 +66,7 @@ from mlconnector.store.schema import (
     leases,
     links,
     operations,
+    rate_budgets,
     shipment_lines,
     webhook_inbox,
 )
@@ -77,6 +79,7 @@ READ_ONLY_OPTION = "mlconnector_read_only"
 _KIND = re.compile(r"^[a-z0-9_]{1,64}$")
 _MAX_ERROR = 4000
 _S = OperationState
+_T = TypeVar("_T")
 
 
 class _Writers:
@@ -991,6 +994,40 @@ class Store(AccountsRepository):
         if row is None:
             raise StoreError(f"no webhook inbox item {item_id}")
         return to_inbox(row)
+
+    # --- shared rate budgets ----------------------------------------------------------------
+    def shared_budgets(self) -> Store | None:
+        """This store as the :class:`~mlconnector.http.ratelimit.BudgetBackend` of every process
+        on PostgreSQL; ``None`` on SQLite (one box: the budget stays in the process)."""
+        return self if self._postgres else None
+
+    async def step_budget(
+        self, key: str, initial: BudgetState, step: Callable[[BudgetState], _T]
+    ) -> _T:
+        """Apply ``step`` to the rate budget ``key`` under its row lock (created from
+        ``initial`` when missing) and save it; concurrent steps of any process take turns."""
+        where = rate_budgets.c.key == key
+        async with self._write() as conn:
+            row = (
+                await conn.execute(select(rate_budgets.c.state).where(where).with_for_update())
+            ).first()
+            if row is None:
+                await conn.execute(
+                    self._insert(rate_budgets)
+                    .values(key=key, state=initial.to_json(), updated_at=self._clock.now())
+                    .on_conflict_do_nothing(index_elements=["key"])
+                )
+                row = (
+                    await conn.execute(select(rate_budgets.c.state).where(where).with_for_update())
+                ).one()
+            state = BudgetState.from_json(row.state)
+            result = step(state)
+            await conn.execute(
+                update(rate_budgets)
+                .where(where)
+                .values(state=state.to_json(), updated_at=self._clock.now())
+            )
+        return result
 
     # --- leases --------------------------------------------------------------------------------
     def _claimable(self, owner: str, now: datetime) -> Any:

@@ -186,6 +186,16 @@ leases = Table(
     PrimaryKeyConstraint("connection", "flow"),
 )
 
+#: shared rate budgets per credential (key = hash of host and credential, never the secret);
+#: ``state`` is :class:`mlconnector.http.ratelimit.BudgetState`, stepped under a row lock
+rate_budgets = Table(
+    "rate_budgets",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("state", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
 inventory_snapshot = Table(
     "inventory_snapshot",
     metadata,

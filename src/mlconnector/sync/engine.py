@@ -84,7 +84,7 @@ class Engine:
         self.clock = clock
         self.flows: dict[str, Flow] = dict(flows) if flows is not None else default_flows()
         self.http_factory = http_factory
-        self.limiters = limiters or RateLimiterRegistry(clock)
+        self.limiters = limiters or RateLimiterRegistry(clock, store.shared_budgets())
         self.alerts = alerts
         self.options = options or EngineOptions()
         self.owner = self.options.owner or default_owner()

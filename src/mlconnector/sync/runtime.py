@@ -221,7 +221,7 @@ async def build_runtime(
     conn = config.connection(connection_name)
     secrets = await _secrets(store, connection_name)
     redactor = Redactor(secrets.values())
-    limiters = limiters or RateLimiterRegistry(clock)
+    limiters = limiters or RateLimiterRegistry(clock, store.shared_budgets())
     for kind in (CredentialKind.SS_V1_KEY, CredentialKind.SS_V1_SECRET):
         if not secrets.get(kind):
             raise missing_credential(connection_name, kind)

@@ -103,7 +103,7 @@ async def drive(
                 try:
                     response = await http.get("/orders")
                 finally:
-                    limiter.release(
+                    await limiter.settle(
                         response.headers if response is not None else None,
                         status=response.status_code if response is not None else None,
                     )
