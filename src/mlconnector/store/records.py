@@ -19,7 +19,8 @@ class OperationState(StrEnum):
 
     ``pending → sent → confirmed``; any non-final attempt may end in ``failed`` (retried when
     ``next_attempt_at`` is due), and ``failed`` becomes ``dead`` once the attempt budget is spent.
-    ``replay`` moves ``failed``/``dead`` back to ``pending``.
+    ``replay`` moves ``failed``/``dead`` back to ``pending``; ``dismiss`` moves ``dead`` to
+    ``dismissed``.
     """
 
     PENDING = "pending"
@@ -27,6 +28,9 @@ class OperationState(StrEnum):
     CONFIRMED = "confirmed"
     FAILED = "failed"
     DEAD = "dead"
+    #: an operator decided a dead operation must never be sent (the reason is in the audit
+    #: trail); final, never replayed, not counted as needing attention
+    DISMISSED = "dismissed"
 
 
 class Role(StrEnum):
@@ -135,6 +139,7 @@ class AuditEvent:
 
     The search columns (``plex_order_id``, ``order_key``, ``ss_order_id``, ``ss_order_number``,
     ``shipment_id``) are optional and indexed; ``entity_ids``/``remote_ids`` hold anything else.
+    ``sku`` names the inventory record (filled from ``details["sku"]`` when not given).
     ``id`` and ``at`` are filled by the store when left as ``None``.
     """
 
@@ -155,6 +160,7 @@ class AuditEvent:
     request_id: str | None = None
     idempotency_key: str | None = None
     details: JSONDict = field(default_factory=dict)
+    sku: str | None = None
     at: datetime | None = None
     id: int | None = None
 
@@ -172,6 +178,7 @@ class AuditQuery:
     shipment_id: str | None = None
     idempotency_key: str | None = None
     outcome: str | None = None
+    sku: str | None = None
     since: datetime | None = None  # inclusive
     until: datetime | None = None  # exclusive
     limit: int = 100
@@ -244,3 +251,19 @@ class WebSession:
     created_at: datetime
     last_seen_at: datetime
     expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One full run of one flow of one connection, as the run history keeps it."""
+
+    id: int
+    connection: str
+    flow: str
+    started_at: datetime
+    finished_at: datetime
+    seconds: float
+    outcome: str  # "ok", "partial", "failed"
+    counts: dict[str, int]
+    error: str | None
+    owner: str

@@ -32,6 +32,7 @@ from mlconnector.http.ratelimit import BudgetState
 from mlconnector.http.redact import Redactor
 from mlconnector.store.accounts import AccountsRepository
 from mlconnector.store.exceptions import OperationStateError, StoreError, UnknownConnectionError
+from mlconnector.store.queries import ConsoleQueries
 from mlconnector.store.records import (
     AuditEvent,
     AuditQuery,
@@ -106,7 +107,7 @@ class _Writers:
         return lock
 
 
-class Store(AccountsRepository):
+class Store(AccountsRepository, ConsoleQueries):
     """The connector's state: connections, credentials, cursors, links, the idempotent outbox,
     the audit trail, the webhook inbox, leases, the inventory snapshot, shipment write-backs, and
     the web UI's operator accounts and sessions.
@@ -834,6 +835,7 @@ class Store(AccountsRepository):
             "request_id": event.request_id,
             "idempotency_key": event.idempotency_key,
             "details": self._redact_json(event.details),
+            "sku": event.sku or _sku_of(event.details),
         }
         async with self._write() as conn:
             row = (
@@ -854,6 +856,7 @@ class Store(AccountsRepository):
             "shipment_id",
             "idempotency_key",
             "outcome",
+            "sku",
         ):
             value = getattr(query, name)
             if value is not None:
@@ -1334,6 +1337,11 @@ class Store(AccountsRepository):
         )
         async with self._reader.connect() as conn:
             return {sku: int(total) for sku, total in await conn.execute(query)}
+
+
+def _sku_of(details: Mapping[str, Any]) -> str | None:
+    sku = details.get("sku")
+    return sku[:200] if isinstance(sku, str) and sku else None
 
 
 def _line_key(connection: str, source_id: str, line_key: str) -> Any:

@@ -14,6 +14,7 @@ from mlconnector.store.records import (
     Link,
     Operation,
     OperationState,
+    Run,
     ShipmentLine,
 )
 
@@ -95,6 +96,7 @@ def to_audit(row: Row[Any]) -> AuditEvent:
         request_id=row.request_id,
         idempotency_key=row.idempotency_key,
         details=dict(row.details),
+        sku=row.sku,
     )
 
 
@@ -129,4 +131,20 @@ def to_shipment_line(row: Row[Any]) -> ShipmentLine:
         created_at=row.created_at,
         written_back_at=row.written_back_at,
         reversed_at=row.reversed_at,
+    )
+
+
+def to_run(row: Row[Any]) -> Run:
+    """The :class:`Run` held in a ``runs`` row."""
+    return Run(
+        id=row.id,
+        connection=row.connection,
+        flow=row.flow,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        seconds=float(row.seconds),
+        outcome=row.outcome,
+        counts={str(k): int(v) for k, v in dict(row.counts).items()},
+        error=row.error,
+        owner=row.owner,
     )

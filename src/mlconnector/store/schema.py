@@ -15,6 +15,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -124,6 +125,10 @@ operations = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_operations_due", "connection", "flow", "state", "next_attempt_at"),
     Index("ix_operations_state_updated_at", "state", "updated_at"),
+    # the operator UI pages by id (keyset), filtered by state and/or connection
+    Index("ix_operations_state_id", "state", "id"),
+    Index("ix_operations_connection_state_id", "connection", "state", "id"),
+    Index("ix_operations_kind_id", "kind", "id"),
 )
 
 audit_events = Table(
@@ -149,6 +154,8 @@ audit_events = Table(
     Column("request_id", String(200)),
     Column("idempotency_key", String(300)),
     Column("details", JSON, nullable=False),
+    # the inventory record (part number) an event is about: searchable like the references above
+    Column("sku", String(200)),
     Index("ix_audit_events_connection_at", "connection", "at"),
     Index("ix_audit_events_at", "at"),
     Index("ix_audit_events_plex_order_id", "plex_order_id"),
@@ -157,6 +164,28 @@ audit_events = Table(
     Index("ix_audit_events_ss_order_number", "ss_order_number"),
     Index("ix_audit_events_shipment_id", "shipment_id"),
     Index("ix_audit_events_idempotency_key", "idempotency_key"),
+    Index("ix_audit_events_sku", "sku"),
+    # the audit search pages newest first by (at, id) under an outcome or flow filter
+    Index("ix_audit_events_outcome_at", "outcome", "at"),
+    Index("ix_audit_events_flow_at", "flow", "at"),
+    Index("ix_audit_events_connection_flow_at", "connection", "flow", "at"),
+)
+
+#: one row per full (not dry) run of a flow, for the run history (``sync.runs.record_run``)
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _connection_fk(),
+    Column("flow", String(64), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=False),
+    Column("seconds", Float, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("counts", JSON, nullable=False),
+    Column("error", Text),
+    Column("owner", String(200), nullable=False),
+    Index("ix_runs_connection_flow_id", "connection", "flow", "id"),
 )
 
 webhook_inbox = Table(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from mlconnector.store import AuditEvent, Store
 from mlconnector.sync.base import FlowResult
@@ -128,7 +128,8 @@ class RunReport:
 async def record_run(
     store: Store, report: RunReport, *, at: datetime, seconds: float, owner: str
 ) -> LastRun:
-    """Store the last run of a full (not dry) run and append its ``run`` audit event."""
+    """Store the last run of a full (not dry) run (``at`` is when it started), add it to the run
+    history and append its ``run`` audit event."""
     counts = report.result.counts() if report.result is not None else {}
     run = LastRun(
         flow=report.flow,
@@ -141,6 +142,16 @@ async def record_run(
         error=report.error,
     )
     await store.set_cursor(report.connection, last_run_cursor(report.flow), run.to_json())
+    await store.add_run(
+        report.connection,
+        report.flow,
+        started_at=at,
+        finished_at=at + timedelta(seconds=max(0.0, seconds)),
+        outcome=str(getattr(report, "outcome", None) or ("ok" if report.ok else "failed")),
+        counts=counts,
+        error=report.error,
+        owner=owner,
+    )
     await store.append_audit(
         AuditEvent(
             connection=report.connection,

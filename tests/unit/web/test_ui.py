@@ -34,10 +34,11 @@ async def test_dashboard_shows_flows_counts_and_backlog(
     shipments = html.split("<td>shipments</td>")[1].split("</tr>")[0]
     assert '<span class="outcome-failed">failed</span>' in shipments
     assert "Plex refused &lt;script&gt;" in shipments
-    # one operation in each of pending, failed, dead, confirmed; sent 0; one pending webhook
+    # one operation in each of pending, failed, dead, confirmed; sent and dismissed 0; one
+    # pending webhook
     row = html.split('<table class="counts">')[1].split("</table>")[0]
     cells = [c.split("</a>")[0].rsplit(">", 1)[-1] for c in row.split('<td class="state-')[1:]]
-    assert cells == ["1", "0", "1", "1", "1"]
+    assert cells == ["1", "0", "1", "1", "1", "0"]  # dismissed: none
     assert "<td>1 <small>(oldest 2026-01-15 12:00:00 UTC)</small></td>" in html
 
 

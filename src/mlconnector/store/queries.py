@@ -1,0 +1,393 @@
+"""The operator console's queries: keyset pages of operations, audit events and runs, errors
+grouped by cause, dismissal, and the run history.
+
+A mixin of :class:`~mlconnector.store.repository.Store` (so ``repository.py`` stays readable);
+the same rules hold: one short transaction per method, the same SQL on SQLite and PostgreSQL.
+Pages are keyset pages, never ``OFFSET``: a page reads ``limit + 1`` rows from an index position
+(the id, or ``(at, id)`` for the audit trail), so page 500 costs what page 1 costs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from sqlalchemy import Select, and_, distinct, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from mlconnector.store.records import (
+    AuditEvent,
+    AuditQuery,
+    Operation,
+    OperationState,
+    Run,
+)
+from mlconnector.store.rows import to_audit, to_operation, to_run
+from mlconnector.store.schema import audit_events, operations, runs
+
+T = TypeVar("T")
+_S = OperationState
+#: the states an error group is made of (what Replay acts on)
+GROUP_STATES = (_S.FAILED, _S.DEAD)
+_MAX_GROUP_SCAN = 200_000
+
+_UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I)
+_QUOTED = re.compile(r"'[^']*\d[^']*'|\"[^\"]*\d[^\"]*\"")
+#: a "word" with a digit in it: ids, order keys, dates, times, SKUs, amounts
+_WITH_DIGIT = re.compile(r"[\w.:@/#+-]*\d[\w.:@/#+-]*")
+_HTTP_STATUS = re.compile(r"[1-5]\d\d")
+_SPACES = re.compile(r"\s+")
+
+
+def error_cause(message: str | None) -> str:
+    """The cause of an error message, with what differs between records taken out: every word
+    holding a digit (ids, keys, dates, quantities) becomes ``#``, except a bare HTTP status
+    (``400``), which tells causes apart. Identical causes give identical text."""
+    if not message:
+        return "(no error recorded)"
+    text = _UUID.sub("#", message)
+    text = _QUOTED.sub("'#'", text)
+
+    def word(match: re.Match[str]) -> str:
+        found = match.group(0)
+        core = found.rstrip(".:")  # sentence punctuation after an id is not part of it
+        return found if _HTTP_STATUS.fullmatch(core) else "#" + found[len(core) :]
+
+    text = _WITH_DIGIT.sub(word, text)
+    return _SPACES.sub(" ", text).strip()[:300]
+
+
+@dataclass(frozen=True, slots=True)
+class OperationFilter:
+    """What the Operations page filters on; every field set must match."""
+
+    connection: str | None = None
+    flow: str | None = None
+    kind: str | None = None
+    states: tuple[OperationState, ...] = ()
+    since: datetime | None = None  # last change, inclusive
+    until: datetime | None = None  # last change, exclusive
+    #: an operation id, a record reference (orderKey, Plex order id, ShipStation order number or
+    #: id, shipment id, SKU), or a piece of the idempotency key or of the last error
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One keyset page, newest first, and whether there is more on either side."""
+
+    items: list[T]
+    has_newer: bool
+    has_older: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorGroup:
+    """Failed and dead operations whose errors have the same cause."""
+
+    cause: str
+    sample: str
+    failed: int
+    dead: int
+    last_at: datetime
+
+    @property
+    def count(self) -> int:
+        return self.failed + self.dead
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _keyset(rows: Sequence[T], limit: int, *, backwards: bool, from_cursor: bool) -> Page[T]:
+    """``limit + 1`` rows read from a cursor position → the page and its neighbours."""
+    more = len(rows) > limit
+    items = list(rows[:limit])
+    if backwards:
+        items.reverse()
+        return Page(items, has_newer=more, has_older=True)
+    return Page(items, has_newer=from_cursor, has_older=more)
+
+
+class ConsoleQueries:
+    """The operator console's part of :class:`~mlconnector.store.repository.Store`."""
+
+    if TYPE_CHECKING:
+        _reader: AsyncEngine
+
+        def _write(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
+
+        def _now(self, now: datetime | None) -> datetime: ...
+
+        async def append_audit(self, event: AuditEvent) -> AuditEvent: ...
+
+    # --- operations ----------------------------------------------------------------------------
+    @staticmethod
+    def _operation_filter(query: Select[Any], f: OperationFilter) -> Select[Any]:
+        c = operations.c
+        if f.connection is not None:
+            query = query.where(c.connection == f.connection)
+        if f.flow is not None:
+            query = query.where(c.flow == f.flow)
+        if f.kind is not None:
+            query = query.where(c.kind == f.kind)
+        if f.states:
+            query = query.where(c.state.in_([s.value for s in f.states]))
+        if f.since is not None:
+            query = query.where(c.updated_at >= f.since)
+        if f.until is not None:
+            query = query.where(c.updated_at < f.until)
+        if f.text:
+            text = f.text
+            a = audit_events.c
+            # a record reference finds its operations through the audit trail's indexed columns
+            by_reference = select(a.idempotency_key).where(
+                a.idempotency_key.is_not(None),
+                or_(
+                    a.order_key == text,
+                    a.plex_order_id == text,
+                    a.ss_order_number == text,
+                    a.ss_order_id == text,
+                    a.shipment_id == text,
+                    a.sku == text,
+                ),
+            )
+            matches = [
+                c.idempotency_key.ilike(_like(text), escape="\\"),
+                c.last_error.ilike(_like(text), escape="\\"),
+                c.remote_ref == text,
+                c.idempotency_key.in_(by_reference),
+            ]
+            if text.isdigit() and len(text) < 19:
+                matches.append(c.id == int(text))
+            query = query.where(or_(*matches))
+        return query
+
+    async def operations_page(
+        self,
+        f: OperationFilter,
+        *,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int = 50,
+    ) -> Page[Operation]:
+        """A page of operations matching ``f``, newest (highest id) first: the first page, the
+        page of ids below ``before`` (older), or the page of ids above ``after`` (newer)."""
+        query = self._operation_filter(select(operations), f)
+        if after is not None:
+            query = query.where(operations.c.id > after).order_by(operations.c.id.asc())
+        else:
+            if before is not None:
+                query = query.where(operations.c.id < before)
+            query = query.order_by(operations.c.id.desc())
+        async with self._reader.connect() as conn:
+            rows = [to_operation(r) for r in await conn.execute(query.limit(limit + 1))]
+        return _keyset(rows, limit, backwards=after is not None, from_cursor=before is not None)
+
+    async def operation_facets(self) -> dict[str, list[str]]:
+        """The flows and kinds that occur in the outbox (for the filter menus)."""
+        async with self._reader.connect() as conn:
+            flows = (await conn.execute(select(distinct(operations.c.flow)))).scalars().all()
+            kinds = (await conn.execute(select(distinct(operations.c.kind)))).scalars().all()
+        return {"flows": sorted(flows), "kinds": sorted(kinds)}
+
+    def _group_scope(self, f: OperationFilter) -> OperationFilter:
+        wanted = tuple(s for s in (f.states or GROUP_STATES) if s in GROUP_STATES)
+        return OperationFilter(
+            connection=f.connection,
+            flow=f.flow,
+            kind=f.kind,
+            states=wanted or GROUP_STATES,
+            since=f.since,
+            until=f.until,
+            text=f.text,
+        )
+
+    async def error_groups(self, f: OperationFilter) -> list[ErrorGroup]:
+        """The failed and dead operations matching ``f``, grouped by :func:`error_cause`,
+        largest group first."""
+        c = operations.c
+        query = self._operation_filter(
+            select(c.last_error, c.state, func.count(), func.max(c.updated_at)),
+            self._group_scope(f),
+        ).group_by(c.last_error, c.state)
+        groups: dict[str, dict[str, Any]] = {}
+        async with self._reader.connect() as conn:
+            for message, state, count, last in await conn.execute(query):
+                cause = error_cause(message)
+                group = groups.setdefault(
+                    cause, {"sample": message or "", "failed": 0, "dead": 0, "last": last}
+                )
+                group[state] += count
+                group["last"] = max(group["last"], last)
+        found = [
+            ErrorGroup(cause, g["sample"], g["failed"], g["dead"], g["last"])
+            for cause, g in groups.items()
+        ]
+        return sorted(found, key=lambda g: (-g.count, g.cause))
+
+    async def operations_in_group(self, f: OperationFilter, cause: str) -> list[int]:
+        """The ids of the failed and dead operations matching ``f`` whose cause is ``cause``."""
+        c = operations.c
+        query = self._operation_filter(select(c.id, c.last_error), self._group_scope(f))
+        async with self._reader.connect() as conn:
+            rows = (await conn.execute(query.order_by(c.id).limit(_MAX_GROUP_SCAN))).all()
+        return [op_id for op_id, message in rows if error_cause(message) == cause]
+
+    async def dismiss(
+        self, ids: Sequence[int], *, reason: str, actor: str, now: datetime | None = None
+    ) -> list[Operation]:
+        """``dead`` → ``dismissed`` (final: never sent, never replayed), each audited with the
+        reason, who dismissed it and the error it had. Operations in other states are left
+        alone. Returns the operations dismissed."""
+        reason = reason.strip()
+        if not reason:
+            raise ValueError("a dismissal needs a reason (it is kept in the audit trail)")
+        if not ids:
+            return []
+        when = self._now(now)
+        stmt = (
+            update(operations)
+            .where(operations.c.id.in_(list(ids)), operations.c.state == _S.DEAD.value)
+            .values(state=_S.DISMISSED.value, next_attempt_at=None, updated_at=when)
+            .returning(operations)
+        )
+        async with self._write() as conn:
+            dismissed = sorted((to_operation(r) for r in await conn.execute(stmt)), key=_op_id)
+        for op in dismissed:
+            await self.append_audit(
+                AuditEvent(
+                    connection=op.connection,
+                    flow=op.flow,
+                    direction="internal",
+                    entity="operation",
+                    action="dismiss",
+                    outcome="ok",
+                    idempotency_key=op.idempotency_key,
+                    at=when,
+                    details={
+                        "operation_id": op.id,
+                        "kind": op.kind,
+                        "reason": reason[:500],
+                        "by": actor,
+                        "last_error": op.last_error,
+                    },
+                )
+            )
+        return dismissed
+
+    # --- audit ---------------------------------------------------------------------------------
+    async def audit_page(
+        self,
+        query: AuditQuery,
+        *,
+        before: tuple[datetime, int] | None = None,
+        after: tuple[datetime, int] | None = None,
+    ) -> Page[AuditEvent]:
+        """A page of events matching ``query`` (``query.limit`` of them), newest first by
+        ``(at, id)``: the first page, the page older than ``before`` or newer than ``after``."""
+        a = audit_events.c
+        stmt = select(audit_events)
+        for name in (
+            "connection",
+            "flow",
+            "plex_order_id",
+            "order_key",
+            "ss_order_id",
+            "ss_order_number",
+            "shipment_id",
+            "idempotency_key",
+            "outcome",
+            "sku",
+        ):
+            value = getattr(query, name)
+            if value is not None:
+                stmt = stmt.where(a[name] == value)
+        if query.since is not None:
+            stmt = stmt.where(a.at >= query.since)
+        if query.until is not None:
+            stmt = stmt.where(a.at < query.until)
+        if after is not None:
+            at, op_id = after
+            # "at >= x" first: an index range the planner can use; the OR settles the ties
+            stmt = stmt.where(a.at >= at, or_(a.at > at, a.id > op_id))
+            stmt = stmt.order_by(a.at.asc(), a.id.asc())
+        else:
+            if before is not None:
+                at, op_id = before
+                stmt = stmt.where(a.at <= at, or_(a.at < at, and_(a.at == at, a.id < op_id)))
+            stmt = stmt.order_by(a.at.desc(), a.id.desc())
+        async with self._reader.connect() as conn:
+            rows = [to_audit(r) for r in await conn.execute(stmt.limit(query.limit + 1))]
+        return _keyset(
+            rows, query.limit, backwards=after is not None, from_cursor=before is not None
+        )
+
+    # --- run history ---------------------------------------------------------------------------
+    async def add_run(
+        self,
+        connection: str,
+        flow: str,
+        *,
+        started_at: datetime,
+        finished_at: datetime,
+        outcome: str,
+        counts: dict[str, int],
+        error: str | None,
+        owner: str,
+    ) -> Run:
+        """Append one run to the history."""
+        values = {
+            "connection": connection,
+            "flow": flow,
+            "started_at": started_at,
+            "finished_at": finished_at,
+            "seconds": max(0.0, (finished_at - started_at).total_seconds()),
+            "outcome": outcome,
+            "counts": {k: int(v) for k, v in counts.items() if v},
+            "error": error[:4000] if error else None,
+            "owner": owner[:200],
+        }
+        async with self._write() as conn:
+            row = (await conn.execute(insert(runs).values(values).returning(runs))).one()
+        return to_run(row)
+
+    async def runs_page(
+        self,
+        connection: str,
+        flow: str,
+        *,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int = 50,
+    ) -> Page[Run]:
+        """A page of the runs of one flow of one connection, newest first (keyset by id)."""
+        r = runs.c
+        query = select(runs).where(r.connection == connection, r.flow == flow)
+        if after is not None:
+            query = query.where(r.id > after).order_by(r.id.asc())
+        else:
+            if before is not None:
+                query = query.where(r.id < before)
+            query = query.order_by(r.id.desc())
+        async with self._reader.connect() as conn:
+            rows = [to_run(row) for row in await conn.execute(query.limit(limit + 1))]
+        return _keyset(rows, limit, backwards=after is not None, from_cursor=before is not None)
+
+    async def run_flows(self, connection: str | None = None) -> list[tuple[str, str]]:
+        """Every (connection, flow) with a recorded run."""
+        query = select(runs.c.connection, runs.c.flow).distinct()
+        if connection is not None:
+            query = query.where(runs.c.connection == connection)
+        async with self._reader.connect() as conn:
+            return sorted((row[0], row[1]) for row in await conn.execute(query))
+
+
+def _op_id(op: Operation) -> int:
+    return op.id
