@@ -106,8 +106,10 @@ def add(
     state.console.print(f"added [bold]{escape(name)}[/] to {escape(str(path))}")
     asyncio.run(_register(state, config, name))
     state.console.print(
-        f"next: `mlconnector credentials set plex --connection {escape(name)}` and "
-        f"`mlconnector credentials set shipstation --connection {escape(name)}`"
+        state.hint(
+            f"next: `mlconnector credentials set plex --connection {escape(name)}` and "
+            f"`mlconnector credentials set shipstation --connection {escape(name)}`"
+        )
     )
 
 

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from mlconnector.clock import Clock, SystemClock
+from mlconnector.commands.invocation import PROGRAM, as_invoked, invoked_as
 from mlconnector.config import Config, load_config, resolve_config_path
 from mlconnector.errors import ConnectorError
 
@@ -44,6 +45,20 @@ class CliContext:
     stdin: TextIO | None = None
     http: Callable[[], httpx.AsyncClient] = _default_http
     clock: Clock = field(default_factory=SystemClock)
+    #: how the program was started (``uv run mlconnector``…); default: from ``env`` and argv
+    program: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.program is None:
+            self.program = invoked_as(self.env, sys.argv)
+
+    def cmd(self, args: str) -> str:
+        """``mlconnector ARGS`` written the way this program was started (for hints)."""
+        return f"{self.program} {args}"
+
+    def hint(self, text: str) -> str:
+        """``text`` with each `` `mlconnector …` `` command as this program was started."""
+        return as_invoked(text, self.program or PROGRAM)
 
     def config_file(self) -> Path:
         """The configuration file this run uses (it may not exist yet)."""
@@ -59,9 +74,9 @@ class CliContext:
 
     def fail(self, message: str, *, hint: str | None = None, code: int = 1) -> typer.Exit:
         """Print an error (and what to do) on stderr; return the ``Exit`` to raise."""
-        self.err_console.print(f"[bold red]error:[/] {escape(message)}")
+        self.err_console.print(f"[bold red]error:[/] {escape(self.hint(message))}")
         if hint:
-            self.err_console.print(f"[bold]what to do:[/] {escape(hint)}")
+            self.err_console.print(f"[bold]what to do:[/] {escape(self.hint(hint))}")
         return typer.Exit(code)
 
 

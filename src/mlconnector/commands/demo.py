@@ -412,7 +412,7 @@ def print_summary(state: CliContext, summary: DemoSummary) -> None:
     home = summary.home
     state.console.print(f"temporary home: {home}")
     state.console.print(
-        f"look closer: MLCONNECTOR_HOME={home} mlconnector audit --connection {CONNECTION}"
+        f"look closer: MLCONNECTOR_HOME={home} {state.cmd(f'audit --connection {CONNECTION}')}"
     )
     if summary.ok:
         state.console.print("[bold green]all checks held[/]")

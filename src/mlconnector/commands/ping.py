@@ -86,6 +86,6 @@ def _print(state: CliContext, results: list[CheckResult]) -> None:
             escape(r.check),
             "[green]ok[/]" if r.ok else "[bold red]FAIL[/]",
             escape(r.detail),
-            escape(r.hint or ""),
+            escape(state.hint(r.hint or "")),
         )
     state.console.print(table)

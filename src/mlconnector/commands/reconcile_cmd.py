@@ -76,10 +76,12 @@ def _print(state: CliContext, report: ReconcileReport) -> None:
         for column in ("kind", "record", "detail", "what to do"):
             table.add_column(column, overflow="fold")
         for drift in report.drifts:
-            table.add_row(drift.kind, escape(drift.key), escape(drift.detail), escape(drift.hint))
+            table.add_row(
+                drift.kind, escape(drift.key), escape(drift.detail), escape(state.hint(drift.hint))
+            )
         console.print(table)
     for note in report.notes:
-        console.print(f"note: {escape(note)}")
+        console.print(f"note: {escape(state.hint(note))}")
     counts = ", ".join(f"{k}={v}" for k, v in report.by_kind().items() if v)
     checked = ", ".join(f"{k}={v}" for k, v in sorted(report.checked.items()))
     console.print(f"checked: {checked or 'nothing'}")

@@ -56,7 +56,11 @@ def init(ctx: typer.Context) -> None:
         write_atomically(config_path, example_config(), mode=0o644)
         out.print(f"config    {escape(str(config_path))} (example written)")
     out.print(
-        "next: `mlconnector connections add NAME --pcn …`, then `mlconnector credentials set`"
+        state.hint(
+            "next: `mlconnector connections add NAME --pcn …` (or `mlconnector connections add "
+            "NAME --sandbox` to try it against `mlconnector sandbox`), then "
+            "`mlconnector credentials set`"
+        )
     )
 
 

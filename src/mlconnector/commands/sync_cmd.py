@@ -233,6 +233,8 @@ def replay(
     state.console.print(table)
     if replayed:
         state.console.print(
-            "They are sent by the next run: the running scheduler, or "
-            "`mlconnector sync <flow> --once`."
+            state.hint(
+                "They are sent by the next run: the running scheduler, or "
+                "`mlconnector sync <flow> --once`."
+            )
         )

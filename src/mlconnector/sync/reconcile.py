@@ -194,7 +194,7 @@ class Reconciler:
                     mapped.order_key,
                     f"open Plex release group {number} ({len(mapped.release_ids)} release(s)): "
                     + where,
-                    "run `mlconnector sync orders`; if the link points at a deleted order, "
+                    "run `mlconnector sync orders --once`; if the link points at a deleted order, "
                     "replay or re-create it",
                     plex={"order_id": mapped.plex_order_id, "releases": list(mapped.release_ids)},
                     shipstation={"order_id": link.ss_order_id if link else None},
@@ -211,7 +211,8 @@ class Reconciler:
                     f"ShipStation order {remote.order_number} differs from Plex: status "
                     f"{remote.order_status} vs {mapped.status}; items {_items(remote)} vs "
                     f"{_items(mapped.order)}",
-                    "run `mlconnector sync orders` (an edit made in ShipStation is overwritten)",
+                    "run `mlconnector sync orders --once` (an edit made in ShipStation is "
+                    "overwritten)",
                     plex={"status": mapped.status, "items": _items(mapped.order)},
                     shipstation={
                         "order_id": remote.order_id,
@@ -234,7 +235,7 @@ class Reconciler:
                 link.order_key,
                 f"no open release left in Plex, but ShipStation order {remote.order_number} "
                 f"is still {remote.order_status}",
-                "run `mlconnector sync orders` (it cancels the ShipStation order)",
+                "run `mlconnector sync orders --once` (it cancels the ShipStation order)",
                 plex={"order_id": link.plex_order_id, "releases": []},
                 shipstation={"order_id": remote.order_id, "status": remote.order_status},
             )
@@ -286,8 +287,8 @@ class Reconciler:
                     rec.source_id,
                     f"{rec.kind} {rec.ss_id} of {link.order_key} is not written back to Plex "
                     f"({state})",
-                    "run `mlconnector sync shipments`; a failed operation: fix the cause and "
-                    "replay it",
+                    "run `mlconnector sync shipments --once`; a failed operation: fix the cause "
+                    "and replay it",
                     plex={"order_id": link.plex_order_id},
                     shipstation=refs,
                 )
@@ -342,7 +343,7 @@ class Reconciler:
                     f"ShipStation shows {have}, Plex says {want} (on-hand "
                     f"{on_hand.get((sku, location), 0)} − not written back "
                     f"{taken.get((sku, location), 0)})",
-                    "run `mlconnector sync inventory`",
+                    "run `mlconnector sync inventory --once`",
                     plex={"expected": want, "on_hand": on_hand.get((sku, location), 0)},
                     shipstation={"on_hand": have},
                 )
