@@ -24,6 +24,7 @@ from mlconnector.errors import (
     excerpt,
 )
 from mlconnector.http import ApiClient, RateLimiterRegistry, Redactor, RequestEvent, RetryPolicy
+from mlconnector.lenient import Unreadable, UnreadableRecordError, parse_each
 from mlconnector.plex.auth import PlexCredentials, TokenClient
 from mlconnector.plex.errors import classify_connect, with_rate_limit_wait
 from mlconnector.plex.models import (
@@ -49,6 +50,10 @@ log = logging.getLogger("mlconnector.plex")
 
 M = TypeVar("M", bound=BaseModel)
 Params = list[tuple[str, str]]
+UnreadableSink = Callable[[Unreadable], None]
+
+#: ids an unreadable record may name, kept so the caller can tell what it belongs to
+REF_KEYS = ("orderId", "orderLineId", "partId", "locationId", "customerId")
 
 #: fields of the shipper update body (PUT shipping/v1-beta1/customer-shippers/{id})
 SHIPPER_UPDATE_FIELDS = frozenset(
@@ -174,8 +179,20 @@ class PlexClient(ApiClient):
         return "the app's default tenant"
 
     # --- generic helpers -------------------------------------------------------------------------
-    async def get_list(self, path: str, model: type[M], params: Params | None = None) -> list[M]:
-        """GET a bare-array list; 404 means an empty result in Plex's semantics."""
+    async def get_list(
+        self,
+        path: str,
+        model: type[M],
+        params: Params | None = None,
+        *,
+        on_unreadable: UnreadableSink | None = None,
+    ) -> list[M]:
+        """GET a bare-array list; 404 means an empty result in Plex's semantics.
+
+        Each element is read on its own. An unreadable one goes to ``on_unreadable`` and the
+        others are returned; without a sink it raises :class:`UnreadableRecordError` (a
+        :class:`SkipRecordError`: the record the list belongs to cannot be read as it is).
+        """
         try:
             body = await self.request_json("GET", path, params=params or [], record=path)
         except NotFoundError:
@@ -184,12 +201,26 @@ class PlexClient(ApiClient):
             return []
         if not isinstance(body, list):
             raise InvalidResponseError(f"Plex {path} answered a {type(body).__name__}, not a list")
-        return [self._parse(model, item, path) for item in body]
+        good, bad = parse_each(
+            model, body, kind=f"Plex {model.__name__}", where=path, ref_keys=REF_KEYS
+        )
+        if bad and on_unreadable is None:
+            raise UnreadableRecordError(bad)
+        for problem in bad:
+            assert on_unreadable is not None  # for mypy: checked just above
+            on_unreadable(problem)
+        return good
 
     async def get_one(self, path: str, model: type[M]) -> M:
-        """GET one record (a 404 stays a :class:`NotFoundError`)."""
+        """GET one record (a 404 stays a :class:`NotFoundError`; an unreadable record raises
+        :class:`UnreadableRecordError`)."""
         body = await self.request_json("GET", path, record=path)
-        return self._parse(model, body, path)
+        good, bad = parse_each(
+            model, [body], kind=f"Plex {model.__name__}", where=path, ref_keys=REF_KEYS
+        )
+        if bad:
+            raise UnreadableRecordError(bad)
+        return good[0]
 
     async def send(self, method: str, path: str, model: type[M], body: Any = None) -> M:
         """POST/PUT and parse the record Plex answers."""
@@ -218,8 +249,11 @@ class PlexClient(ApiClient):
         date_of: Callable[[M], datetime | None],
         id_of: Callable[[M], str],
         extra: Params | None = None,
+        on_unreadable: UnreadableSink | None = None,
     ) -> AsyncIterator[M]:
-        """Walk ``[start, end]`` in windows, check each answer, de-duplicate window edges."""
+        """Walk ``[start, end]`` in windows, check each answer, de-duplicate window edges.
+
+        Unreadable records go to ``on_unreadable`` (see :meth:`get_list`)."""
         previous_edge: set[tuple[str, datetime | None]] = set()
         for low, high in windows(start, end, self.settings.window):
             params = [
@@ -227,7 +261,7 @@ class PlexClient(ApiClient):
                 (begin_param, format_utc_z(low)),
                 (end_param, format_utc_z(high)),
             ]
-            records = await self.get_list(path, model, params)
+            records = await self.get_list(path, model, params, on_unreadable=on_unreadable)
             check_in_window(
                 ((id_of(r), date_of(r)) for r in records),
                 low,
@@ -246,7 +280,9 @@ class PlexClient(ApiClient):
             previous_edge = edge
 
     # --- sales -----------------------------------------------------------------------------------
-    def iter_orders_modified(self, start: datetime, end: datetime) -> AsyncIterator[SalesOrder]:
+    def iter_orders_modified(
+        self, start: datetime, end: datetime, *, on_unreadable: UnreadableSink | None = None
+    ) -> AsyncIterator[SalesOrder]:
         """Sales orders modified in ``[start, end]`` (``modifiedByDateBegin/End``), by window."""
         return self.iter_windowed(
             "sales/v1/orders",
@@ -257,9 +293,12 @@ class PlexClient(ApiClient):
             end_param="modifiedByDateEnd",
             date_of=lambda o: o.modified_date,
             id_of=lambda o: o.id,
+            on_unreadable=on_unreadable,
         )
 
-    def iter_releases_modified(self, start: datetime, end: datetime) -> AsyncIterator[Release]:
+    def iter_releases_modified(
+        self, start: datetime, end: datetime, *, on_unreadable: UnreadableSink | None = None
+    ) -> AsyncIterator[Release]:
         """Releases modified in ``[start, end]`` (``modifiedDateBegin/End``), window by window."""
         return self.iter_windowed(
             "sales/v1/releases",
@@ -270,6 +309,7 @@ class PlexClient(ApiClient):
             end_param="modifiedDateEnd",
             date_of=lambda r: r.modified_date,
             id_of=lambda r: r.id,
+            on_unreadable=on_unreadable,
         )
 
     async def get_order(self, order_id: str) -> SalesOrder:
@@ -387,16 +427,24 @@ class PlexClient(ApiClient):
 
     # --- inventory -------------------------------------------------------------------------------
     async def list_containers(
-        self, *, part_id: str | None = None, location_id: str | None = None
+        self,
+        *,
+        part_id: str | None = None,
+        location_id: str | None = None,
+        on_unreadable: UnreadableSink | None = None,
     ) -> list[Container]:
-        """Active containers, filtered by part and/or location (checked)."""
+        """Active containers, filtered by part and/or location (checked); unreadable ones go to
+        ``on_unreadable`` (see :meth:`get_list`)."""
         params: Params = []
         if part_id:
             params.append(("partId", part_id))
         if location_id:
             params.append(("locationId", location_id))
         containers = await self.get_list(
-            "inventory/v1/inventory-tracking/containers", Container, params
+            "inventory/v1/inventory-tracking/containers",
+            Container,
+            params,
+            on_unreadable=on_unreadable,
         )
         if part_id:
             check_ids(
@@ -419,14 +467,25 @@ class PlexClient(ApiClient):
         statuses = {s.lower() for s in self.settings.shippable_statuses}
         return (container.container_status or "").lower() in statuses and container.quantity > 0
 
-    async def on_hand(self, part_ids: Iterable[str] | None = None) -> list[OnHand]:
-        """On-hand per (part, location): the sum of shippable containers' quantities."""
+    async def on_hand(
+        self,
+        part_ids: Iterable[str] | None = None,
+        *,
+        on_unreadable: UnreadableSink | None = None,
+    ) -> list[OnHand]:
+        """On-hand per (part, location): the sum of shippable containers' quantities.
+
+        With ``on_unreadable``, an unreadable container is reported (its ``partId`` in
+        :attr:`Unreadable.refs` when it named one) and left out of the sums: the caller must
+        hold that part's totals back, since they would be short."""
         containers: list[Container] = []
         if part_ids is None:
-            containers = await self.list_containers()
+            containers = await self.list_containers(on_unreadable=on_unreadable)
         else:
             for part_id in sorted(set(part_ids)):
-                containers.extend(await self.list_containers(part_id=part_id))
+                containers.extend(
+                    await self.list_containers(part_id=part_id, on_unreadable=on_unreadable)
+                )
         totals: dict[tuple[str, str | None], list[Container]] = {}
         for container in containers:
             if container.part_id and self.shippable(container):

@@ -1,11 +1,16 @@
 """Typed Plex Connect records (field names from the developers.plex.com scrape, camelCase).
 
-Every model tolerates fields it does not know (Plex adds fields between versions) and every
-timestamp is an aware UTC datetime, parsed from and written as ``YYYY-MM-DDThh:mm:ss.fffffffZ``.
+Every model keeps fields it does not know (Plex adds fields between versions) and reads what
+real tenants send (:mod:`mlconnector.lenient`): optional values may be ``""``, ``null``, numbers
+as strings or unknown enum text; ids and quantities are strict, with an error naming the field.
+Every timestamp is an aware UTC datetime, parsed from and written as
+``YYYY-MM-DDThh:mm:ss.fffffffZ``; a date-only value (``2026-07-04``) is that day's UTC midnight,
+the same instant as Plex's own ``2026-07-04T00:00:00Z``.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -13,7 +18,10 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 from pydantic.alias_generators import to_camel
 
+from mlconnector.lenient import Ident, Opt, Quantity
 from mlconnector.timezones import TimeFormatError, format_utc_z, parse_iso_offset, parse_utc_z
+
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def _utc(value: Any) -> Any:
@@ -23,6 +31,8 @@ def _utc(value: Any) -> Any:
         return value.astimezone(UTC)
     if isinstance(value, str):
         # Plex writes UTC with Z; an explicit offset is honoured, a naive time is refused.
+        if _DATE_ONLY.match(value.strip()):
+            return datetime.fromisoformat(value.strip()).replace(tzinfo=UTC)
         try:
             return parse_utc_z(value) if value.rstrip().endswith("Z") else parse_iso_offset(value)
         except TimeFormatError as exc:
@@ -38,42 +48,47 @@ PlexDateTime = Annotated[
 
 
 class PlexModel(BaseModel):
-    """Base: camelCase aliases, unknown fields kept, population by either name."""
+    """Base: camelCase aliases, unknown fields kept, population by either name, numbers
+    accepted where text is expected."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="allow", frozen=False
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="allow",
+        frozen=False,
+        coerce_numbers_to_str=True,
     )
 
 
 class SalesOrder(PlexModel):
-    id: str
-    customer_id: str | None = None
-    order_number: str | None = None
-    po_number: str | None = None
-    status: str | None = None
-    type: str | None = None
-    category: str | None = None
-    bill_to_address_id: str | None = None
-    ship_to_address_id: str | None = None
-    carrier_id: str | None = None
-    carrier: str | None = None
-    note: str | None = None
-    building_id: str | None = None
-    order_date: PlexDateTime | None = None
-    created_date: PlexDateTime | None = None
-    modified_date: PlexDateTime | None = None
+    id: Ident
+    customer_id: Opt[str] = None
+    order_number: Opt[str] = None
+    po_number: Opt[str] = None
+    status: Opt[str] = None
+    type: Opt[str] = None
+    category: Opt[str] = None
+    bill_to_address_id: Opt[str] = None
+    ship_to_address_id: Opt[str] = None
+    carrier_id: Opt[str] = None
+    carrier: Opt[str] = None
+    note: Opt[str] = None
+    building_id: Opt[str] = None
+    order_date: Opt[PlexDateTime] = None
+    created_date: Opt[PlexDateTime] = None
+    modified_date: Opt[PlexDateTime] = None
 
 
 class OrderLine(PlexModel):
-    id: str
-    order_id: str | None = None
-    part_id: str | None = None
-    customer_part_id: str | None = None
-    line_number: str | None = None
-    note: str | None = None
-    active: bool | None = None
-    created_date: PlexDateTime | None = None
-    modified_date: PlexDateTime | None = None
+    id: Ident
+    order_id: Opt[str] = None
+    part_id: Opt[str] = None
+    customer_part_id: Opt[str] = None
+    line_number: Opt[str] = None
+    note: Opt[str] = None
+    active: Opt[bool] = None
+    created_date: Opt[PlexDateTime] = None
+    modified_date: Opt[PlexDateTime] = None
 
 
 #: release statuses that can no longer ship (case-insensitive); anything else counts as open.
@@ -87,21 +102,21 @@ ON_HOLD_STATUSES = frozenset({"hold", "on hold", "on_hold"})
 
 
 class Release(PlexModel):
-    id: str
-    release_number: str | None = None
-    order_line_id: str | None = None
-    type: str | None = None
-    ship_to_address_id: str | None = None
-    ship_date: PlexDateTime | None = None
-    due_date: PlexDateTime | None = None
-    quantity: float = 0
-    quantity_shipped: float = 0
-    order_quantity: float | None = None
-    status: str | None = None
-    note: str | None = None
-    part_number: str | None = None
-    created_date: PlexDateTime | None = None
-    modified_date: PlexDateTime | None = None
+    id: Ident
+    release_number: Opt[str] = None
+    order_line_id: Opt[str] = None
+    type: Opt[str] = None
+    ship_to_address_id: Opt[str] = None
+    ship_date: Opt[PlexDateTime] = None
+    due_date: Opt[PlexDateTime] = None
+    quantity: Quantity = 0
+    quantity_shipped: Quantity = 0
+    order_quantity: Opt[float] = None
+    status: Opt[str] = None
+    note: Opt[str] = None
+    part_number: Opt[str] = None
+    created_date: Opt[PlexDateTime] = None
+    modified_date: Opt[PlexDateTime] = None
 
     @property
     def open_quantity(self) -> float:
@@ -123,83 +138,83 @@ class Release(PlexModel):
 
 
 class Customer(PlexModel):
-    id: str
-    code: str | None = None
-    name: str | None = None
-    status: str | None = None
-    type: str | None = None
-    phone: str | None = None
-    email: str | None = None
-    modified_date: PlexDateTime | None = None
+    id: Ident
+    code: Opt[str] = None
+    name: Opt[str] = None
+    status: Opt[str] = None
+    type: Opt[str] = None
+    phone: Opt[str] = None
+    email: Opt[str] = None
+    modified_date: Opt[PlexDateTime] = None
 
 
 class Address(PlexModel):
-    id: str
-    code: str | None = None
-    name: str | None = None
-    address: str | None = None
-    city: str | None = None
-    state: str | None = None
-    zip: str | None = None
-    country: str | None = None
-    phone: str | None = None
-    email: str | None = None
-    ship_to: bool | None = None
-    bill_to: bool | None = None
-    active: bool | None = None
-    shipping_instructions: str | None = None
-    modified_date: PlexDateTime | None = None
+    id: Ident
+    code: Opt[str] = None
+    name: Opt[str] = None
+    address: Opt[str] = None
+    city: Opt[str] = None
+    state: Opt[str] = None
+    zip: Opt[str] = None
+    country: Opt[str] = None
+    phone: Opt[str] = None
+    email: Opt[str] = None
+    ship_to: Opt[bool] = None
+    bill_to: Opt[bool] = None
+    active: Opt[bool] = None
+    shipping_instructions: Opt[str] = None
+    modified_date: Opt[PlexDateTime] = None
 
 
 class Part(PlexModel):
-    id: str
-    number: str | None = None
-    name: str | None = None
-    revision: str | None = None
-    description: str | None = None
-    type: str | None = None
-    status: str | None = None
-    building_code: str | None = None
-    modified_date: PlexDateTime | None = None
+    id: Ident
+    number: Opt[str] = None
+    name: Opt[str] = None
+    revision: Opt[str] = None
+    description: Opt[str] = None
+    type: Opt[str] = None
+    status: Opt[str] = None
+    building_code: Opt[str] = None
+    modified_date: Opt[PlexDateTime] = None
 
 
 class Location(PlexModel):
-    location_id: str
-    location_code: str | None = None
-    building_code: str | None = None
-    building_name: str | None = None
-    location_type: str | None = None
-    inventory_location: bool | None = None
+    location_id: Ident
+    location_code: Opt[str] = None
+    building_code: Opt[str] = None
+    building_name: Opt[str] = None
+    location_type: Opt[str] = None
+    inventory_location: Opt[bool] = None
 
 
 class Container(PlexModel):
-    serial_no: str
-    part_id: str | None = None
-    part_no: str | None = None
-    revision: str | None = None
-    container_status: str | None = None
-    location_id: str | None = None
-    location: str | None = None
-    quantity: float = 0
-    add_date_time: PlexDateTime | None = None
-    update_date_time: PlexDateTime | None = None
+    serial_no: Ident
+    part_id: Opt[str] = None
+    part_no: Opt[str] = None
+    revision: Opt[str] = None
+    container_status: Opt[str] = None
+    location_id: Opt[str] = None
+    location: Opt[str] = None
+    quantity: Quantity = 0
+    add_date_time: Opt[PlexDateTime] = None
+    update_date_time: Opt[PlexDateTime] = None
 
 
 class Shipper(PlexModel):
-    id: str
-    shipper_number: str | None = None
-    customer_id: str | None = None
-    customer_address_id: str | None = None
-    ship_date: PlexDateTime | None = None
-    carrier_id: str | None = None
-    status: str | None = None
-    tracking_number: str | None = None
-    note: str | None = None
-    shipper_note: str | None = None
-    bol_note: str | None = None
-    scheduled_ship_date: PlexDateTime | None = None
-    created_date: PlexDateTime | None = None
-    modified_date: PlexDateTime | None = None
+    id: Ident
+    shipper_number: Opt[str] = None
+    customer_id: Opt[str] = None
+    customer_address_id: Opt[str] = None
+    ship_date: Opt[PlexDateTime] = None
+    carrier_id: Opt[str] = None
+    status: Opt[str] = None
+    tracking_number: Opt[str] = None
+    note: Opt[str] = None
+    shipper_note: Opt[str] = None
+    bol_note: Opt[str] = None
+    scheduled_ship_date: Opt[PlexDateTime] = None
+    created_date: Opt[PlexDateTime] = None
+    modified_date: Opt[PlexDateTime] = None
 
     def mentions(self, reference: str) -> bool:
         """Whether any of the shipper's notes carries ``reference``."""
@@ -207,27 +222,27 @@ class Shipper(PlexModel):
 
 
 class ShipperLine(PlexModel):
-    id: str
-    shipper_id: str | None = None
-    part_id: str | None = None
-    quantity: float = 0
-    release_id: str | None = None
-    shipper_line_note: str | None = None
-    packing_complete: bool | None = None
+    id: Ident
+    shipper_id: Opt[str] = None
+    part_id: Opt[str] = None
+    quantity: Quantity = 0
+    release_id: Opt[str] = None
+    shipper_line_note: Opt[str] = None
+    packing_complete: Opt[bool] = None
 
 
 class ScheduledRelease(PlexModel):
-    release_id: str
-    shipper_id: str | None = None
-    shipper_line_id: str
+    release_id: Ident
+    shipper_id: Opt[str] = None
+    shipper_line_id: Ident
 
 
 class InventoryShipment(PlexModel):
-    id: str
-    external_shipment_code: str | None = None
-    shipment_status: str | None = None
+    id: Ident
+    external_shipment_code: Opt[str] = None
+    shipment_status: Opt[str] = None
     containers: list[Any] = []
-    created_date: PlexDateTime | None = None
+    created_date: Opt[PlexDateTime] = None
 
 
 @dataclass(frozen=True)
@@ -237,8 +252,8 @@ class OnHand:
     part_id: str
     location_id: str | None
     quantity: float
-    part_no: str | None = None
-    location: str | None = None
+    part_no: Opt[str] = None
+    location: Opt[str] = None
     containers: int = 0
 
 
@@ -263,11 +278,11 @@ class ShipmentWrite:
     lines: tuple[ShipmentLine, ...] = field(default_factory=tuple)
     carrier_id: str | None = None  # Plex supplier uuid of the carrier, when mapped
     #: where the shipper goes: the Plex order (its customer and ship-to), or both ids directly
-    order_id: str | None = None
-    customer_id: str | None = None
-    customer_address_id: str | None = None
+    order_id: Opt[str] = None
+    customer_id: Opt[str] = None
+    customer_address_id: Opt[str] = None
     #: the Plex shipper already holding these releases (datasource strategy), when known
-    shipper_id: str | None = None
+    shipper_id: Opt[str] = None
 
     def __post_init__(self) -> None:
         if self.ship_date.tzinfo is None:
@@ -305,8 +320,8 @@ class WriteResult:
 
     reference: str
     strategy: str
-    shipper_id: str | None = None
-    inventory_shipment_id: str | None = None
+    shipper_id: Opt[str] = None
+    inventory_shipment_id: Opt[str] = None
     already_done: bool = False
     resumed: bool = False
     details: dict[str, Any] = field(default_factory=dict)

@@ -12,6 +12,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from mlconnector.errors import InvalidResponseError
+from mlconnector.lenient import unreadable_from
 
 #: A 400 message that says the order is read-only because it shipped or was cancelled. The exact
 #: wording is not documented, so this looks for a frozen status next to a refusal.
@@ -30,9 +31,11 @@ def parse_model(model: type[M], raw: Any, what: str, *, service: str) -> M:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
+        problem = unreadable_from(exc, raw, kind=f"{service} {what}", index=0, id_keys=(), where="")
         raise InvalidResponseError(
             f"{service} returned a {what} the connector cannot read: "
-            f"{exc.error_count()} problem(s), first: {exc.errors()[0]['msg']}"
+            f"{exc.error_count()} problem(s), first: field {problem.field} = {problem.value}: "
+            f"{problem.error}"
         ) from exc
 
 

@@ -6,6 +6,10 @@ Two rules shape every model here:
   the way in (:func:`mlconnector.timezones.parse_pacific`) and Pacific again on the way out
   (:func:`mlconnector.timezones.format_pacific`); nothing inside ever sees Pacific. V2
   timestamps carry an offset and are kept as aware UTC.
+* **Read what real servers send** (:mod:`mlconnector.lenient`). Optional values may be ``""``,
+  ``null``, numbers as strings or unknown enum text (statuses are kept as text); ids and
+  quantities stay strict, with an error naming the field. A date-only ``shipDate`` stays a
+  :class:`~datetime.date` and is written back as the same date.
 * **Round trips keep what we don't know.** V1 ``createorder`` replaces the whole order, so a field
   the connector does not model must survive a read-modify-write. Every model therefore keeps
   unknown fields (``extra="allow"``), and :meth:`V1Model.to_v1` writes back exactly the fields
@@ -17,12 +21,13 @@ Python attribute names are snake_case; the wire names (camelCase on V1) are alia
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
 
+from mlconnector.lenient import Ident, Opt
 from mlconnector.timezones import format_iso_utc, format_pacific, parse_iso_offset, parse_pacific
 
 # --- datetime types ----------------------------------------------------------------------------
@@ -64,6 +69,29 @@ PacificDateTime = Annotated[
     PlainSerializer(format_pacific, return_type=str, when_used="json"),
 ]
 
+
+def _from_pacific_day(value: Any) -> Any:
+    if isinstance(value, str) and _DATE_ONLY.match(value.strip()):
+        return date.fromisoformat(value.strip())
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    return _from_pacific(value)
+
+
+def _to_pacific_day(value: datetime | date) -> str:
+    if isinstance(value, datetime):
+        return format_pacific(value)
+    return value.isoformat()
+
+
+#: A V1 ship date: a calendar :class:`~datetime.date` when ShipStation sent one (``"2026-07-04"``,
+#: written back the same way), else a V1 timestamp like :data:`PacificDateTime`.
+PacificDate = Annotated[
+    datetime | date,
+    BeforeValidator(_from_pacific_day),
+    PlainSerializer(_to_pacific_day, return_type=str, when_used="json"),
+]
+
 #: A V2 timestamp: aware UTC in Python, ISO 8601 with ``Z`` on the wire.
 IsoDateTime = Annotated[
     datetime,
@@ -82,6 +110,7 @@ class V1Model(BaseModel):
         alias_generator=to_camel,
         populate_by_name=True,
         extra="allow",
+        coerce_numbers_to_str=True,
     )
 
     def to_v1(self) -> dict[str, Any]:
@@ -96,7 +125,7 @@ class V1Model(BaseModel):
 class V2Model(BaseModel):
     """A V2 resource: snake_case on the wire already, unknown fields kept."""
 
-    model_config = ConfigDict(populate_by_name=True, extra="allow")
+    model_config = ConfigDict(populate_by_name=True, extra="allow", coerce_numbers_to_str=True)
 
     def to_v2(self) -> dict[str, Any]:
         """The JSON body for ShipStation V2 (only fields that were read or set)."""
@@ -107,86 +136,90 @@ class V2Model(BaseModel):
 
 
 class Address(V1Model):
-    name: str | None = None
-    company: str | None = None
-    street1: str | None = None
-    street2: str | None = None
-    street3: str | None = None
-    city: str | None = None
-    state: str | None = None
-    postal_code: str | None = None
-    country: str | None = None
-    phone: str | None = None
-    residential: bool | None = None
+    name: Opt[str] = None
+    company: Opt[str] = None
+    street1: Opt[str] = None
+    street2: Opt[str] = None
+    street3: Opt[str] = None
+    city: Opt[str] = None
+    state: Opt[str] = None
+    postal_code: Opt[str] = None
+    country: Opt[str] = None
+    phone: Opt[str] = None
+    residential: Opt[bool] = None
     #: read-only, e.g. "Address validation warning"
-    address_verified: str | None = None
+    address_verified: Opt[str] = None
 
 
 class Weight(V1Model):
-    value: float | None = None
-    units: str | None = None
-    weight_units: int | None = Field(default=None, alias="WeightUnits")
+    value: Opt[float] = None
+    units: Opt[str] = None
+    weight_units: Opt[int] = Field(default=None, alias="WeightUnits")
 
 
 class Dimensions(V1Model):
-    length: float | None = None
-    width: float | None = None
-    height: float | None = None
-    units: str | None = None
+    length: Opt[float] = None
+    width: Opt[float] = None
+    height: Opt[float] = None
+    units: Opt[str] = None
 
 
 class ItemOption(V1Model):
-    name: str | None = None
-    value: str | None = None
+    name: Opt[str] = None
+    value: Opt[str] = None
 
 
 class AdvancedOptions(V1Model):
     """``advancedOptions``; ``storeId`` is honoured only when the order is created."""
 
-    warehouse_id: int | None = None
-    non_machinable: bool | None = None
-    saturday_delivery: bool | None = None
-    contains_alcohol: bool | None = None
-    store_id: int | None = None
-    custom_field1: str | None = None
-    custom_field2: str | None = None
-    custom_field3: str | None = None
-    source: str | None = None
+    warehouse_id: Opt[int] = None
+    non_machinable: Opt[bool] = None
+    saturday_delivery: Opt[bool] = None
+    contains_alcohol: Opt[bool] = None
+    store_id: Opt[int] = None
+    custom_field1: Opt[str] = None
+    custom_field2: Opt[str] = None
+    custom_field3: Opt[str] = None
+    source: Opt[str] = None
     #: read-only
-    merged_or_split: bool | None = None
-    merged_ids: list[int] | None = None
-    parent_id: int | None = None
-    bill_to_party: str | None = None
-    bill_to_account: str | None = None
-    bill_to_postal_code: str | None = None
-    bill_to_country_code: str | None = None
+    merged_or_split: Opt[bool] = None
+    merged_ids: Opt[list[int]] = None
+    parent_id: Opt[int] = None
+    bill_to_party: Opt[str] = None
+    bill_to_account: Opt[str] = None
+    bill_to_postal_code: Opt[str] = None
+    bill_to_country_code: Opt[str] = None
     bill_to_my_other_account: Any = None
 
 
 class OrderItem(V1Model):
-    order_item_id: int | None = None
+    order_item_id: Opt[int] = None
     #: the connector puts the Plex release id here
     line_item_key: str | None = None
-    sku: str | None = None
-    name: str | None = None
-    image_url: str | None = None
-    weight: Weight | None = None
+    sku: Opt[str] = None
+    name: Opt[str] = None
+    image_url: Opt[str] = None
+    weight: Opt[Weight] = None
     quantity: int | None = None
-    unit_price: float | None = None
-    tax_amount: float | None = None
-    shipping_amount: float | None = None
-    warehouse_location: str | None = None
-    options: list[ItemOption] | None = None
-    product_id: int | None = None
-    fulfillment_sku: str | None = None
-    adjustment: bool | None = None
-    upc: str | None = None
-    create_date: PacificDateTime | None = None
-    modify_date: PacificDateTime | None = None
+    unit_price: Opt[float] = None
+    tax_amount: Opt[float] = None
+    shipping_amount: Opt[float] = None
+    warehouse_location: Opt[str] = None
+    options: Opt[list[ItemOption]] = None
+    product_id: Opt[int] = None
+    fulfillment_sku: Opt[str] = None
+    adjustment: Opt[bool] = None
+    upc: Opt[str] = None
+    create_date: Opt[PacificDateTime] = None
+    modify_date: Opt[PacificDateTime] = None
 
 
 class ShipmentItem(OrderItem):
-    """One line of a shipment (``shipmentItems[]``); same shape as an order item."""
+    """One line of a shipment (``shipmentItems[]``); same shape as an order item, but the
+    shipped quantity is required: a line whose quantity cannot be read makes its shipment
+    unreadable (quarantined) rather than written back as zero."""
+
+    quantity: Annotated[int, Field(ge=0)]
 
 
 # --- V1: orders --------------------------------------------------------------------------------
@@ -202,43 +235,43 @@ class Order(V1Model):
     order_id: int | None = None
     order_number: str | None = Field(default=None, max_length=50)
     order_key: str | None = None
-    order_date: PacificDateTime | None = None
-    create_date: PacificDateTime | None = None
-    modify_date: PacificDateTime | None = None
-    payment_date: PacificDateTime | None = None
-    ship_by_date: PacificDateTime | None = None
-    ship_date: PacificDateTime | None = None
-    hold_until_date: PacificDateTime | None = None
-    order_status: str | None = None
-    customer_id: int | None = None
-    customer_username: str | None = None
-    customer_email: str | None = None
-    bill_to: Address | None = None
-    ship_to: Address | None = None
-    items: list[OrderItem] | None = None
-    order_total: float | None = None
-    amount_paid: float | None = None
-    tax_amount: float | None = None
-    shipping_amount: float | None = None
-    customer_notes: str | None = None
-    internal_notes: str | None = None
-    gift: bool | None = None
-    gift_message: str | None = None
-    payment_method: str | None = None
-    requested_shipping_service: str | None = None
-    carrier_code: str | None = None
-    service_code: str | None = None
-    package_code: str | None = None
-    confirmation: str | None = None
-    weight: Weight | None = None
-    dimensions: Dimensions | None = None
-    insurance_options: dict[str, Any] | None = None
-    international_options: dict[str, Any] | None = None
-    advanced_options: AdvancedOptions | None = None
-    tag_ids: list[int] | None = None
-    user_id: str | None = None
-    externally_fulfilled: bool | None = None
-    externally_fulfilled_by: str | None = None
+    order_date: Opt[PacificDateTime] = None
+    create_date: Opt[PacificDateTime] = None
+    modify_date: Opt[PacificDateTime] = None
+    payment_date: Opt[PacificDateTime] = None
+    ship_by_date: Opt[PacificDate] = None
+    ship_date: Opt[PacificDate] = None
+    hold_until_date: Opt[PacificDate] = None
+    order_status: Opt[str] = None
+    customer_id: Opt[int] = None
+    customer_username: Opt[str] = None
+    customer_email: Opt[str] = None
+    bill_to: Opt[Address] = None
+    ship_to: Opt[Address] = None
+    items: Opt[list[OrderItem]] = None
+    order_total: Opt[float] = None
+    amount_paid: Opt[float] = None
+    tax_amount: Opt[float] = None
+    shipping_amount: Opt[float] = None
+    customer_notes: Opt[str] = None
+    internal_notes: Opt[str] = None
+    gift: Opt[bool] = None
+    gift_message: Opt[str] = None
+    payment_method: Opt[str] = None
+    requested_shipping_service: Opt[str] = None
+    carrier_code: Opt[str] = None
+    service_code: Opt[str] = None
+    package_code: Opt[str] = None
+    confirmation: Opt[str] = None
+    weight: Opt[Weight] = None
+    dimensions: Opt[Dimensions] = None
+    insurance_options: Opt[dict[str, Any]] = None
+    international_options: Opt[dict[str, Any]] = None
+    advanced_options: Opt[AdvancedOptions] = None
+    tag_ids: Opt[list[int]] = None
+    user_id: Opt[str] = None
+    externally_fulfilled: Opt[bool] = None
+    externally_fulfilled_by: Opt[str] = None
 
     @property
     def is_frozen(self) -> bool:
@@ -250,17 +283,17 @@ class CreateOrderResult(V1Model):
     """One order's outcome in a ``createorders`` batch (in the caller's input order)."""
 
     order_id: int | None = None
-    order_number: str | None = None
+    order_number: Opt[str] = None
     order_key: str | None = None
     success: bool = False
-    error_message: str | None = None
+    error_message: Opt[str] = None
     #: True when the failure says the order is shipped/cancelled (read-only); set by the client
     frozen: bool = Field(default=False, exclude=True)
 
 
 class MarkShippedResult(V1Model):
     order_id: int | None = None
-    order_number: str | None = None
+    order_number: Opt[str] = None
 
 
 # --- V1: shipments and fulfillments ------------------------------------------------------------
@@ -270,33 +303,33 @@ class Shipment(V1Model):
     shipment_id: int | None = None
     order_id: int | None = None
     order_key: str | None = None
-    user_id: str | None = None
-    order_number: str | None = None
-    create_date: PacificDateTime | None = None
-    ship_date: PacificDateTime | None = None
-    shipment_cost: float | None = None
-    insurance_cost: float | None = None
-    tracking_number: str | None = None
-    is_return_label: bool | None = None
-    batch_number: str | None = None
-    carrier_code: str | None = None
-    service_code: str | None = None
-    package_code: str | None = None
-    confirmation: str | None = None
-    warehouse_id: int | None = None
-    voided: bool | None = None
-    void_date: PacificDateTime | None = None
-    marketplace_notified: bool | None = None
-    notify_error_message: str | None = None
-    ship_to: Address | None = None
-    weight: Weight | None = None
-    dimensions: Dimensions | None = None
-    insurance_options: dict[str, Any] | None = None
-    advanced_options: AdvancedOptions | None = None
+    user_id: Opt[str] = None
+    order_number: Opt[str] = None
+    create_date: Opt[PacificDateTime] = None
+    ship_date: Opt[PacificDate] = None
+    shipment_cost: Opt[float] = None
+    insurance_cost: Opt[float] = None
+    tracking_number: Opt[str] = None
+    is_return_label: Opt[bool] = None
+    batch_number: Opt[str] = None
+    carrier_code: Opt[str] = None
+    service_code: Opt[str] = None
+    package_code: Opt[str] = None
+    confirmation: Opt[str] = None
+    warehouse_id: Opt[int] = None
+    voided: Opt[bool] = None
+    void_date: Opt[PacificDateTime] = None
+    marketplace_notified: Opt[bool] = None
+    notify_error_message: Opt[str] = None
+    ship_to: Opt[Address] = None
+    weight: Opt[Weight] = None
+    dimensions: Opt[Dimensions] = None
+    insurance_options: Opt[dict[str, Any]] = None
+    advanced_options: Opt[AdvancedOptions] = None
     #: ``null`` unless the list was fetched with ``includeShipmentItems=true``
-    shipment_items: list[ShipmentItem] | None = None
-    label_data: str | None = None
-    form_data: str | None = None
+    shipment_items: Opt[list[ShipmentItem]] = None
+    label_data: Opt[str] = None
+    form_data: Opt[str] = None
 
 
 class Fulfillment(V1Model):
@@ -304,25 +337,25 @@ class Fulfillment(V1Model):
 
     fulfillment_id: int | None = None
     order_id: int | None = None
-    order_number: str | None = None
-    user_id: str | None = None
-    customer_email: str | None = None
-    tracking_number: str | None = None
-    create_date: PacificDateTime | None = None
-    ship_date: PacificDateTime | None = None
-    void_date: PacificDateTime | None = None
-    delivery_date: PacificDateTime | None = None
-    carrier_code: str | None = None
-    seller_fill_provider_id: int | None = None
-    seller_fill_provider_name: str | None = None
-    fulfillment_provider_code: str | None = None
-    fulfillment_service_code: str | None = None
-    fulfillment_fee: float | None = None
-    void_requested: bool | None = None
-    voided: bool | None = None
-    marketplace_notified: bool | None = None
-    notify_error_message: str | None = None
-    ship_to: Address | None = None
+    order_number: Opt[str] = None
+    user_id: Opt[str] = None
+    customer_email: Opt[str] = None
+    tracking_number: Opt[str] = None
+    create_date: Opt[PacificDateTime] = None
+    ship_date: Opt[PacificDate] = None
+    void_date: Opt[PacificDateTime] = None
+    delivery_date: Opt[PacificDate] = None
+    carrier_code: Opt[str] = None
+    seller_fill_provider_id: Opt[int] = None
+    seller_fill_provider_name: Opt[str] = None
+    fulfillment_provider_code: Opt[str] = None
+    fulfillment_service_code: Opt[str] = None
+    fulfillment_fee: Opt[float] = None
+    void_requested: Opt[bool] = None
+    voided: Opt[bool] = None
+    marketplace_notified: Opt[bool] = None
+    notify_error_message: Opt[str] = None
+    ship_to: Opt[Address] = None
 
 
 # --- V1: webhooks, stores, warehouses ----------------------------------------------------------
@@ -331,81 +364,81 @@ class Fulfillment(V1Model):
 class V1Webhook(V1Model):
     """One entry of ``GET /webhooks`` (PascalCase on the wire)."""
 
-    is_label_api_hook: bool | None = Field(default=None, alias="IsLabelAPIHook")
+    is_label_api_hook: Opt[bool] = Field(default=None, alias="IsLabelAPIHook")
     webhook_id: int | None = Field(default=None, alias="WebHookID")
-    seller_id: int | None = Field(default=None, alias="SellerID")
-    store_id: int | None = Field(default=None, alias="StoreID")
-    hook_type: str | None = Field(default=None, alias="HookType")
-    message_format: str | None = Field(default=None, alias="MessageFormat")
-    url: str | None = Field(default=None, alias="Url")
-    name: str | None = Field(default=None, alias="Name")
-    bulk_copy_batch_id: str | None = Field(default=None, alias="BulkCopyBatchID")
-    bulk_copy_record_id: str | None = Field(default=None, alias="BulkCopyRecordID")
-    active: bool | None = Field(default=None, alias="Active")
+    seller_id: Opt[int] = Field(default=None, alias="SellerID")
+    store_id: Opt[int] = Field(default=None, alias="StoreID")
+    hook_type: Opt[str] = Field(default=None, alias="HookType")
+    message_format: Opt[str] = Field(default=None, alias="MessageFormat")
+    url: Opt[str] = Field(default=None, alias="Url")
+    name: Opt[str] = Field(default=None, alias="Name")
+    bulk_copy_batch_id: Opt[str] = Field(default=None, alias="BulkCopyBatchID")
+    bulk_copy_record_id: Opt[str] = Field(default=None, alias="BulkCopyRecordID")
+    active: Opt[bool] = Field(default=None, alias="Active")
 
 
 class Store(V1Model):
-    store_id: int | None = None
-    store_name: str | None = None
-    marketplace_id: int | None = None
-    marketplace_name: str | None = None
-    account_name: str | None = None
-    email: str | None = None
-    integration_url: str | None = None
-    active: bool | None = None
-    company_name: str | None = None
-    phone: str | None = None
-    public_email: str | None = None
-    website: str | None = None
-    refresh_date: PacificDateTime | None = None
-    last_refresh_attempt: PacificDateTime | None = None
-    create_date: PacificDateTime | None = None
-    modify_date: PacificDateTime | None = None
-    auto_refresh: bool | None = None
+    store_id: Opt[int] = None
+    store_name: Opt[str] = None
+    marketplace_id: Opt[int] = None
+    marketplace_name: Opt[str] = None
+    account_name: Opt[str] = None
+    email: Opt[str] = None
+    integration_url: Opt[str] = None
+    active: Opt[bool] = None
+    company_name: Opt[str] = None
+    phone: Opt[str] = None
+    public_email: Opt[str] = None
+    website: Opt[str] = None
+    refresh_date: Opt[PacificDateTime] = None
+    last_refresh_attempt: Opt[PacificDateTime] = None
+    create_date: Opt[PacificDateTime] = None
+    modify_date: Opt[PacificDateTime] = None
+    auto_refresh: Opt[bool] = None
 
 
 class Warehouse(V1Model):
     """A V1 ship-from warehouse (not an inventory warehouse)."""
 
-    warehouse_id: int | None = None
-    warehouse_name: str | None = None
-    origin_address: Address | None = None
-    return_address: Address | None = None
-    create_date: PacificDateTime | None = None
-    is_default: bool | None = None
+    warehouse_id: Opt[int] = None
+    warehouse_name: Opt[str] = None
+    origin_address: Opt[Address] = None
+    return_address: Opt[Address] = None
+    create_date: Opt[PacificDateTime] = None
+    is_default: Opt[bool] = None
 
 
 # --- V2 ----------------------------------------------------------------------------------------
 
 
 class Money(V2Model):
-    amount: float | None = None
-    currency: str | None = None
+    amount: Opt[float] = None
+    currency: Opt[str] = None
 
 
 class InventoryLevel(V2Model):
-    sku: str
+    sku: Ident
     on_hand: int | None = None
     allocated: int | None = None
     available: int | None = None
-    average_cost: Money | None = None
-    inventory_warehouse_id: str | None = None
-    inventory_location_id: str | None = None
+    average_cost: Opt[Money] = None
+    inventory_warehouse_id: Opt[str] = None
+    inventory_location_id: Opt[str] = None
 
 
 class InventoryWarehouse(V2Model):
-    inventory_warehouse_id: str
-    name: str | None = None
-    created_at: IsoDateTime | None = None
-    updated_at: IsoDateTime | None = None
+    inventory_warehouse_id: Ident
+    name: Opt[str] = None
+    created_at: Opt[IsoDateTime] = None
+    updated_at: Opt[IsoDateTime] = None
 
 
 class InventoryLocation(V2Model):
-    inventory_location_id: str
-    name: str | None = None
-    inventory_warehouse_id: str | None = None
-    created_at: IsoDateTime | None = None
-    updated_at: IsoDateTime | None = None
+    inventory_location_id: Ident
+    name: Opt[str] = None
+    inventory_warehouse_id: Opt[str] = None
+    created_at: Opt[IsoDateTime] = None
+    updated_at: Opt[IsoDateTime] = None
 
 
 class WebhookHeader(V2Model):
@@ -415,11 +448,11 @@ class WebhookHeader(V2Model):
 
 class V2Webhook(V2Model):
     webhook_id: str | None = None
-    url: str | None = None
-    event: str | None = None
-    headers: list[WebhookHeader] | None = None
-    name: str | None = None
-    store_id: int | None = None
+    url: Opt[str] = None
+    event: Opt[str] = None
+    headers: Opt[list[WebhookHeader]] = None
+    name: Opt[str] = None
+    store_id: Opt[int] = None
 
 
 class InventoryChange(V2Model):
@@ -429,14 +462,14 @@ class InventoryChange(V2Model):
     sku: str
     inventory_location_id: str
     quantity: int
-    cost: Money | None = None
-    condition: str | None = None
-    lot: str | None = None
-    usable_start_date: IsoDateTime | None = None
-    usable_end_date: IsoDateTime | None = None
-    effective_at: IsoDateTime | None = None
-    reason: str | None = None
-    notes: str | None = None
-    new_inventory_location_id: str | None = None
-    new_cost: Money | None = None
-    new_condition: str | None = None
+    cost: Opt[Money] = None
+    condition: Opt[str] = None
+    lot: Opt[str] = None
+    usable_start_date: Opt[IsoDateTime] = None
+    usable_end_date: Opt[IsoDateTime] = None
+    effective_at: Opt[IsoDateTime] = None
+    reason: Opt[str] = None
+    notes: Opt[str] = None
+    new_inventory_location_id: Opt[str] = None
+    new_cost: Opt[Money] = None
+    new_condition: Opt[str] = None

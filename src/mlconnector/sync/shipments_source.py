@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from mlconnector.shipstation import Fulfillment, Shipment
 from mlconnector.sync.cursor import CursorState
-from mlconnector.timezones import to_pacific_naive
+from mlconnector.timezones import parse_pacific, to_pacific_naive
 
 #: the three polls, in the order they run
 POLLS = ("created", "voided", "fulfillments")
@@ -85,6 +85,14 @@ class Shipped:
         return self.ship_date
 
 
+def ship_day_instant(value: datetime | date | None) -> datetime | None:
+    """A V1 ship date as an instant: a calendar date (ShipStation sends ``"2026-07-04"`` for a
+    shipment's ``shipDate``) is that day's midnight US Pacific, in UTC."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return parse_pacific(f"{value.isoformat()}T00:00:00")
+
+
 def from_shipment(shipment: Shipment) -> Shipped | None:
     """A V1 shipment as a :class:`Shipped` (``None`` without a shipmentId)."""
     if shipment.shipment_id is None:
@@ -107,7 +115,7 @@ def from_shipment(shipment: Shipment) -> Shipped | None:
         carrier=shipment.carrier_code,
         service=shipment.service_code,
         tracking_number=shipment.tracking_number,
-        ship_date=shipment.ship_date,
+        ship_date=ship_day_instant(shipment.ship_date),
         create_date=shipment.create_date,
         items=items if shipment.shipment_items is not None else None,
         void_date=shipment.void_date,
@@ -128,7 +136,7 @@ def from_fulfillment(fulfillment: Fulfillment) -> Shipped | None:
         carrier=fulfillment.carrier_code or fulfillment.fulfillment_provider_code,
         service=fulfillment.fulfillment_service_code,
         tracking_number=fulfillment.tracking_number,
-        ship_date=fulfillment.ship_date,
+        ship_date=ship_day_instant(fulfillment.ship_date),
         create_date=fulfillment.create_date,
         items=None,
         void_date=fulfillment.void_date,

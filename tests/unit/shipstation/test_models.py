@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -16,6 +16,7 @@ from mlconnector.shipstation import (
     Shipment,
     V1Webhook,
 )
+from mlconnector.sync.shipments_source import from_shipment
 from mlconnector.timezones import PACIFIC
 
 
@@ -97,15 +98,27 @@ def test_v2_timestamps_keep_offset_and_serialise_as_utc() -> None:
     )
     assert warehouse.created_at == datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
     assert warehouse.to_v2()["created_at"] == "2026-01-15T12:00:00Z"
-    with pytest.raises(ValidationError):
-        InventoryWarehouse.model_validate(
-            {"inventory_warehouse_id": "w1", "created_at": "2026-01-15T04:00:00"}
-        )
+    # an optional V2 time without its offset is never guessed: it reads as absent
+    naive = InventoryWarehouse.model_validate(
+        {"inventory_warehouse_id": "w1", "created_at": "2026-01-15T04:00:00"}
+    )
+    assert naive.created_at is None
 
 
-def test_date_only_v1_value_is_midnight_pacific() -> None:
-    shipment = Shipment.model_validate({"shipDate": "2026-07-04"})
-    assert shipment.ship_date == datetime(2026, 7, 4, 7, 0, tzinfo=UTC)
+def test_date_only_ship_date_stays_a_date_both_ways() -> None:
+    shipment = Shipment.model_validate({"shipmentId": 1, "shipDate": "2026-07-04"})
+    assert shipment.ship_date == date(2026, 7, 4)
+    assert not isinstance(shipment.ship_date, datetime)
+    assert shipment.to_v1()["shipDate"] == "2026-07-04"
+    # the instant written back to Plex: that day's midnight US Pacific (PDT, UTC-7), in UTC
+    shipped = from_shipment(shipment)
+    assert shipped is not None
+    assert shipped.ship_date == datetime(2026, 7, 4, 7, 0, tzinfo=UTC)
+
+
+def test_date_only_value_of_a_timestamp_field_is_midnight_pacific() -> None:
+    order = Order.model_validate({"orderDate": "2026-07-04"})
+    assert order.order_date == datetime(2026, 7, 4, 7, 0, tzinfo=UTC)
 
 
 @given(
