@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import uvicorn
     from starlette.types import ASGIApp
 
+    from mlconnector.observe import Observer
     from mlconnector.store import Store
     from mlconnector.sync.engine import Engine, EngineOptions
 
@@ -60,9 +61,11 @@ async def opened_engine(
     *,
     connections: list[str] | None = None,
     options: EngineOptions | None = None,
+    observer: Observer | None = None,
 ) -> AsyncIterator[tuple[Engine, Store]]:
     """The store (every configured connection has its row) and an engine over it; closed on
-    exit."""
+    exit. ``observer`` receives the engine's metrics events (default: none)."""
+    from mlconnector.observe import NULL_OBSERVER
     from mlconnector.sync.engine import Engine
 
     async with opened_store(config, state.env, state.clock) as store:
@@ -75,6 +78,7 @@ async def opened_engine(
             http_factory=http_factory(state),
             options=options,
             connections=connections,
+            observer=observer or NULL_OBSERVER,
         )
         try:
             yield engine, store

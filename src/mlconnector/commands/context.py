@@ -20,6 +20,14 @@ from mlconnector.commands.invocation import PROGRAM, as_invoked, invoked_as
 from mlconnector.config import Config, load_config, resolve_config_path
 from mlconnector.errors import ConnectorError
 
+#: exit statuses (docs/operations.md): a run's outcome decides it for the commands that run flows
+EXIT_OK = 0
+EXIT_FAILED = 1
+#: Typer/Click's own status for a wrong command line (unknown option, missing argument)
+EXIT_USAGE = 2
+EXIT_PARTIAL = 3
+OUTCOME_EXIT = {"ok": EXIT_OK, "partial": EXIT_PARTIAL, "failed": EXIT_FAILED}
+
 P = ParamSpec("P")
 R = TypeVar("R")
 

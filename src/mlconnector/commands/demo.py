@@ -31,6 +31,7 @@ from rich.table import Table
 
 from mlconnector.commands._engine import on_signals
 from mlconnector.commands.context import CliContext, get_context, reports_errors
+from mlconnector.commands.sync_cmd import styled
 
 if TYPE_CHECKING:
     from mlconnector.config import Config
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from mlconnector.sandbox.shipstation import ShipStationSandbox
     from mlconnector.store import Link, Store
     from mlconnector.sync.engine import Engine
+    from mlconnector.sync.runs import RunReport
 
 CONNECTION = "demo"
 PCN = 340884
@@ -57,7 +59,14 @@ class DemoSummary:
     on_hand_before: float = 0.0
     on_hand_after: float = 0.0
     checks: list[tuple[str, bool]] = field(default_factory=list)
+    #: every run of the story: (flow, outcome, summary)
+    runs: list[tuple[str, str, str]] = field(default_factory=list)
     ui_url: str = ""
+
+    def ran(self, report: RunReport) -> RunReport:
+        """Keep a run's outcome and summary for the runs table; return it."""
+        self.runs.append((report.flow, report.outcome, report.summary()))
+        return report
 
     def check(self, claim: str, held: bool) -> None:
         self.checks.append((claim, bool(held)))
@@ -213,6 +222,7 @@ async def _story(
     from mlconnector.store import CredentialKind
     from mlconnector.sync.engine import Engine, EngineOptions
     from mlconnector.web import create_web_app
+    from mlconnector.web.metrics import Metrics
 
     account = ShipStationAccount()
     await store.create_connection(CONNECTION, plex_pcn=str(PCN))
@@ -234,16 +244,18 @@ async def _story(
     async with serve(app) as web_url:
         (home / "mlconnector.toml").write_text(_config(home, plex_url, ss_url, web_url, locations))
         config: Config = load_config(None, env)
+        metrics = Metrics(env=env)
         engine = Engine(
             config,
             store,
             state.clock,
             flows=demo_flows(),
             options=EngineOptions(tick=0.5, intervals=KEEP_INTERVALS, lease_ttl=60),
+            observer=metrics,
         )
         engine_box.append(engine)
         holder["app"] = create_web_app(
-            store=store, config=config, clock=state.clock, on_webhook=engine.nudge
+            store=store, config=config, clock=state.clock, on_webhook=engine.nudge, metrics=metrics
         )
         summary.ui_url = web_url + "/"
         try:
@@ -269,7 +281,7 @@ async def _chapters(
     summary.check("webhooks registered (4 events)", len(rows) == 4)
 
     # 1. orders
-    first = await engine.run_once(CONNECTION, "orders")
+    first = summary.ran(await engine.run_once(CONNECTION, "orders"))
     links = [lk for lk in await store.list_links(CONNECTION) if lk.ss_order_id]
     orders = ss.all_orders()
     summary.counts["orders created in ShipStation"] = len(orders)
@@ -305,7 +317,7 @@ async def _chapters(
     summary.check("webhooks landed in the inbox", len(inbox) >= 1)
 
     # 3. shipments → Plex
-    shipped = await engine.run_once(CONNECTION, "shipments")
+    shipped = summary.ran(await engine.run_once(CONNECTION, "shipments"))
     summary.check("shipments flow ran without error", shipped.ok and _failed(shipped) == 0)
     written = {
         f"ss-shipment-{label.shipment_id}": _shippers(plex, f"ss-shipment-{label.shipment_id}")
@@ -329,15 +341,15 @@ async def _chapters(
     summary.check("the webhook inbox was processed", pending == [])
 
     # 4. inventory → ShipStation V2
-    inventory = await engine.run_once(CONNECTION, "inventory")
+    inventory = summary.ran(await engine.run_once(CONNECTION, "inventory"))
     adjusted = inventory.result.adjusted if inventory.result else 0
     summary.counts["inventory levels pushed to ShipStation V2"] = adjusted
     summary.check("inventory flow pushed on-hand", inventory.ok and adjusted > 0)
 
     # 5. order status, then a second orders pass sends nothing
-    status = await engine.run_once(CONNECTION, "order_status")
+    status = summary.ran(await engine.run_once(CONNECTION, "order_status"))
     summary.check("order-status flow ran without error", status.ok)
-    again = await engine.run_once(CONNECTION, "orders")
+    again = summary.ran(await engine.run_once(CONNECTION, "orders"))
     summary.check(
         "a second orders pass sent nothing",
         again.ok
@@ -403,6 +415,13 @@ def print_summary(state: CliContext, summary: DemoSummary) -> None:
         f"on-hand of part {escape(summary.part)} in Plex: "
         f"{summary.on_hand_before:g} → {summary.on_hand_after:g}"
     )
+    runs = Table(title="runs")
+    runs.add_column("flow")
+    runs.add_column("outcome")
+    runs.add_column("summary", overflow="fold")
+    for flow, outcome, line in summary.runs:
+        runs.add_row(escape(flow), styled(outcome), escape(line))
+    state.console.print(runs)
     checks = Table(title="checks")
     checks.add_column("claim", overflow="fold")
     checks.add_column("held")
@@ -423,5 +442,11 @@ def print_summary(state: CliContext, summary: DemoSummary) -> None:
 def summary_json(summary: DemoSummary) -> str:
     """The summary as JSON (tests, scripts)."""
     return json.dumps(
-        {"counts": summary.counts, "checks": summary.checks, "ok": summary.ok}, default=str
+        {
+            "counts": summary.counts,
+            "checks": summary.checks,
+            "runs": [{"flow": f, "outcome": o, "summary": line} for f, o, line in summary.runs],
+            "ok": summary.ok,
+        },
+        default=str,
     )

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from mlconnector.store import Store
     from mlconnector.sync.engine import Engine
     from mlconnector.sync.runtime import ConnectionRuntime
+    from mlconnector.web.metrics import Metrics
 
 #: the ShipStation V1 events the connector listens to
 WEBHOOK_EVENTS = ("SHIP_NOTIFY", "ITEM_SHIP_NOTIFY", "FULFILLMENT_SHIPPED", "FULFILLMENT_REJECTED")
@@ -62,10 +63,15 @@ def serve(ctx: typer.Context) -> None:
 
 
 async def _run(state: CliContext, config: Config, *, web: bool, engine: bool) -> None:
-    async with opened_engine(state, config) as (eng, store):
+    from mlconnector.web.metrics import Metrics
+
+    # one set of counters per process: the engine's events show on this process's /metrics
+    # (a worker's reach a separate `serve` only through PROMETHEUS_MULTIPROC_DIR)
+    metrics = Metrics(env=state.env)
+    async with opened_engine(state, config, observer=metrics) as (eng, store):
         server = None
         if web:
-            app = build_web_app(state, config, store, eng if engine else None)
+            app = build_web_app(state, config, store, eng if engine else None, metrics)
             server = web_server(app, config.web.host, config.web.port)
             state.console.print(f"web: http://{config.web.host}:{config.web.port}/")
 
@@ -93,7 +99,11 @@ async def _engine_then_stop(engine: Engine, stop: object) -> None:
 
 
 def build_web_app(
-    state: CliContext, config: Config, store: Store, engine: Engine | None
+    state: CliContext,
+    config: Config,
+    store: Store,
+    engine: Engine | None,
+    metrics: Metrics | None = None,
 ) -> Starlette:
     """The web app over ``store``; stored webhooks nudge ``engine`` when there is one."""
     from mlconnector.web import create_web_app
@@ -103,6 +113,7 @@ def build_web_app(
         config=config,
         clock=state.clock,
         on_webhook=engine.nudge if engine is not None else None,
+        metrics=metrics,
     )
 
 

@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mlconnector.commands._engine import opened_engine, pick_connections
-from mlconnector.commands.context import CliContext, get_context, reports_errors
+from mlconnector.commands.context import OUTCOME_EXIT, CliContext, get_context, reports_errors
 from mlconnector.commands.state import opened_store
 
 if TYPE_CHECKING:
@@ -51,6 +51,9 @@ def _make(cli_name: str, flow: str) -> None:
             bool, typer.Option("--dry-run", help="Print the plan; write nothing.")
         ] = False,
         connection: ConnectionOpt = None,
+        as_json: Annotated[
+            bool, typer.Option("--json", help="Print the run result as JSON (outcome, counts).")
+        ] = False,
     ) -> None:
         state = get_context(ctx)
         if not once:
@@ -60,13 +63,19 @@ def _make(cli_name: str, flow: str) -> None:
             )
         config = state.load_config()
         names = pick_connections(state, config, connection)
+        from mlconnector.sync.runs import worst
+
         reports = asyncio.run(_sync(state, names, flow, dry_run))
-        failed = False
-        for report in reports:
-            print_report(state, report)
-            failed = failed or not report.ok
-        if failed:
-            raise typer.Exit(1)
+        if as_json:
+            outcome = worst([r.outcome for r in reports])
+            body = {"outcome": outcome, "runs": [r.to_dict() for r in reports]}
+            typer.echo(json.dumps(body, indent=2, default=str))
+        else:
+            for report in reports:
+                print_report(state, report)
+        code = OUTCOME_EXIT[worst([r.outcome for r in reports])]
+        if code:
+            raise typer.Exit(code)
 
     command.__doc__ = f"Run the {cli_name} flow once (`--dry-run`: show the plan only)."
 
@@ -84,19 +93,37 @@ async def _sync(state: CliContext, names: list[str], flow: str, dry_run: bool) -
     return reports
 
 
+#: how each outcome (of a run or of one row) is shown
+OUTCOME_STYLE = {"ok": "green", "done": "green", "partial": "bold yellow", "planned": "cyan"}
+
+
+def styled(outcome: str) -> str:
+    """``outcome`` in its colour (failed, dead and the like in red)."""
+    style = OUTCOME_STYLE.get(outcome, "dim" if outcome == "skipped" else "bold red")
+    return f"[{style}]{escape(outcome)}[/]"
+
+
 def print_report(state: CliContext, report: RunReport) -> None:
-    """The run's summary and its plan as a table."""
-    style = "green" if report.ok else "bold red"
-    state.console.print(f"[{style}]{escape(report.summary())}[/]")
+    """The run's outcome and summary, then its plan as a table with each row's outcome."""
+    state.console.print(f"{styled(report.outcome)} {escape(report.summary())}")
     plan = report.result.plan if report.result is not None else []
     if not plan:
         return
-    title = "plan (dry run: nothing was written)" if report.dry_run else "what was done"
+    if report.dry_run:
+        title = "plan (dry run: nothing was written)"
+    else:
+        title = f"what was done (run outcome: {report.outcome})"
     table = Table(title=title)
-    for column in ("action", "entity", "key", "reason"):
+    for column in ("action", "entity", "key", "reason", "outcome"):
         table.add_column(column, overflow="fold")
     for item in plan:
-        table.add_row(item.action, item.entity, escape(item.key), escape(item.reason))
+        table.add_row(
+            item.action,
+            item.entity,
+            escape(item.key),
+            escape(item.reason),
+            styled(item.result(dry_run=report.dry_run)),
+        )
     state.console.print(table)
 
 

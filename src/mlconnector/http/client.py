@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +41,11 @@ REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-plex-connect-request-id",
 
 @dataclass(frozen=True)
 class RequestEvent:
-    """One finished HTTP exchange, for the audit trail and metrics (already redacted)."""
+    """One finished HTTP exchange, for the audit trail and metrics (already redacted).
+
+    ``endpoint`` is the path as a bounded template (ids replaced by ``{id}``: a metrics label,
+    never a record id); ``retry_in`` the seconds before this request is tried again (``None``:
+    it is not), ``rate_limited`` whether that wait is a 429 being waited out."""
 
     service: str
     method: str
@@ -50,6 +55,26 @@ class RequestEvent:
     attempt: int
     elapsed: float
     error: str | None = None
+    endpoint: str = ""
+    error_type: str | None = None
+    retry_in: float | None = None
+    rate_limited: bool = False
+
+
+_VERSION_SEGMENT = re.compile(r"^v\d+(\.\d+)?$", re.IGNORECASE)
+
+
+def endpoint_template(path: str) -> str:
+    """``/orders/123`` → ``/orders/{id}``: every segment holding a digit (but ``v1``, ``v2``)
+    or longer than 40 characters becomes ``{id}``, so the result is bounded by the API's
+    routes, not by its records."""
+    segments = []
+    for segment in path.split("/"):
+        is_id = len(segment) > 40 or (
+            any(c.isdigit() for c in segment) and not _VERSION_SEGMENT.match(segment)
+        )
+        segments.append("{id}" if is_id else segment)
+    return "/".join(segments) or "/"
 
 
 def origin(url: httpx.URL) -> tuple[str, str, int | None]:
@@ -294,19 +319,24 @@ class ApiClient:
                 if error is not None and error.record is None:
                     error.record = record
             status = response.status_code if response is not None else None
-            self._emit(method, url, response, status, tries, started, error)
+            elapsed = self.clock.monotonic() - started
+            exchange = (method, url, response, status, tries, elapsed, error)
             if error is None:
+                self._emit(*exchange)
                 assert response is not None
                 return response, body
             if isinstance(error, AuthenticationError) and not refreshed:
                 refreshed = True
                 if await self.refresh_auth():
+                    self._emit(*exchange, retry_in=0.0)
                     continue
             if not isinstance(error, RateLimitedError):
                 attempts += 1
             delay = self.retry.next_delay(
                 error, attempts=attempts, rate_limit_waits=rate_limit_waits
             )
+            rate_limited = isinstance(error, RateLimitedError)
+            self._emit(*exchange, retry_in=delay, rate_limited=rate_limited and delay is not None)
             if delay is None:
                 if isinstance(error, RateLimitedError | TransientError | InvalidResponseError):
                     raise RetryBudgetExhaustedError(
@@ -351,8 +381,11 @@ class ApiClient:
         response: httpx.Response | None,
         status: int | None,
         attempt: int,
-        started: float,
+        elapsed: float,
         error: ConnectorError | None,
+        *,
+        retry_in: float | None = None,
+        rate_limited: bool = False,
     ) -> None:
         if self.on_event is None:
             return
@@ -364,7 +397,11 @@ class ApiClient:
                 status=status,
                 request_id=self.request_id(response) if response is not None else None,
                 attempt=attempt,
-                elapsed=self.clock.monotonic() - started,
+                elapsed=elapsed,
                 error=self.redactor.text(str(error)) if error is not None else None,
+                endpoint=endpoint_template(url.path),
+                error_type=type(error).__name__ if error is not None else None,
+                retry_in=retry_in,
+                rate_limited=rate_limited,
             )
         )

@@ -15,7 +15,7 @@ read, write, skip, retry or failure, with idempotency key, remote ids, HTTP stat
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from mlconnector.errors import ConnectorError, SkipRecordError
@@ -40,7 +40,8 @@ class PlanItem:
 
     ``action`` is a verb (``create``, ``update``, ``cancel``, ``skip``, ``adjust``, ``write_back``,
     ``freeze`` ...), ``entity`` the kind of record (``order``, ``inventory``, ``shipment``),
-    ``key`` its identity (an ``orderKey``, a SKU@location, a shipment reference).
+    ``key`` its identity (an ``orderKey``, a SKU@location, a shipment reference). ``outcome`` is
+    set (by :meth:`FlowResult.settle`) when the write did not land: ``failed`` or ``dead``.
     """
 
     action: str
@@ -48,6 +49,16 @@ class PlanItem:
     key: str
     reason: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    outcome: str = ""
+
+    def result(self, *, dry_run: bool = False) -> str:
+        """What became of this decision, for the tables: ``planned`` in a dry run, the settled
+        outcome, ``skipped`` for a skip, else ``done``."""
+        if dry_run:
+            return "planned"
+        if self.outcome:
+            return self.outcome
+        return "skipped" if self.action in ("skip", "freeze") else "done"
 
 
 #: counters a FlowResult knows; ``count()`` refuses anything else so a typo cannot hide
@@ -103,6 +114,27 @@ class FlowResult:
         if counter is not None:
             self.count(counter)
         return item
+
+    def settle(
+        self, target: PlanItem | tuple[str, str], outcome: str, reason: str | None = None
+    ) -> PlanItem:
+        """Record that the write of ``target`` (a plan item, or its ``(entity, key)``) ended
+        ``outcome`` (``failed``, ``dead``, ``frozen``): the tables then show it as such, not as
+        done. Counters stay the caller's. The latest matching decision is settled."""
+
+        def matches(item: PlanItem) -> bool:
+            if isinstance(target, PlanItem):
+                return item is target
+            return (item.entity, item.key) == target and item.action not in ("skip", "freeze")
+
+        for index in range(len(self.plan) - 1, -1, -1):  # usually near the end: look from there
+            item = self.plan[index]
+            if matches(item):
+                settled = replace(item, outcome=outcome, reason=reason or item.reason)
+                self.plan[index] = settled
+                return settled
+        entity, key = (target.entity, target.key) if isinstance(target, PlanItem) else target
+        return self.add(PlanItem("write", entity, key, reason or "", outcome=outcome))
 
     def counts(self) -> dict[str, int]:
         """Every counter, for the CLI, the UI and metrics."""

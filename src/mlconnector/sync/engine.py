@@ -35,6 +35,7 @@ from mlconnector.clock import Clock
 from mlconnector.config import Config
 from mlconnector.errors import ConnectorError, FatalError
 from mlconnector.http import RateLimiterRegistry, RetryPolicy
+from mlconnector.observe import NULL_OBSERVER, Observer
 from mlconnector.store import Lease, Store, StoreError
 from mlconnector.sync.alerts import Alert, AlertSink
 from mlconnector.sync.base import Flow
@@ -78,6 +79,7 @@ class Engine:
         alerts: AlertSink | None = None,
         options: EngineOptions | None = None,
         connections: Sequence[str] | None = None,
+        observer: Observer = NULL_OBSERVER,
     ) -> None:
         self.config = config
         self.store = store
@@ -88,6 +90,8 @@ class Engine:
         self.alerts = alerts
         self.options = options or EngineOptions()
         self.owner = self.options.owner or default_owner()
+        #: metrics hooks: HTTP exchanges, outbox changes, finished runs
+        self.observer = observer
         self._only = list(connections) if connections is not None else None
         self._slots: dict[Key, Slot] = {}
         self._runtimes: dict[str, ConnectionRuntime] = {}
@@ -133,6 +137,7 @@ class Engine:
                     self.http_factory,
                     self.limiters,
                     alerts=self.alerts,
+                    observer=self.observer,
                 )
                 self._runtimes[connection] = rt
             return rt
@@ -330,12 +335,13 @@ class Engine:
         """Schedule the next run; count failures and alert once per failing streak."""
         now = self.clock.now()
         interval = self.interval(*key)
-        if report.ok:
+        if report.outcome != "failed":
+            # ok or partial: the run went through (record failures are the outbox's to retry);
+            # its summary line was logged by record_run
             slot.failures, slot.alerted = 0, False
             if mode == "run":
                 # measured from the start, as the store's last run is: the schedule does not drift
                 slot.next_due = (slot.started or now) + timedelta(seconds=interval)
-            log.info("%s", report.summary())
             return
         slot.failures += 1
         budget = self.config.connection(key[0]).retry
@@ -345,7 +351,7 @@ class Engine:
             max_delay=budget.max_delay_seconds,
         )
         slot.next_due = now + timedelta(seconds=min(interval, policy.backoff(slot.failures)))
-        log.warning("%s (failure %d in a row)", report.summary(), slot.failures)
+        log.warning("%s/%s: run failed %d time(s) in a row", *key, slot.failures)
         if not slot.alerted and (report.fatal or slot.failures >= budget.max_attempts):
             slot.alerted = True
             await self._alert(key, report, slot.failures, rt)
@@ -403,7 +409,14 @@ class Engine:
                 if mode == "run" and not cancelled:
                     # recorded before the lease is released: whoever takes it next sees this run
                     seconds = self.clock.monotonic() - started
-                    await record_run(self.store, report, at=at, seconds=seconds, owner=self.owner)
+                    await record_run(
+                        self.store,
+                        report,
+                        at=at,
+                        seconds=seconds,
+                        owner=self.owner,
+                        observer=self.observer,
+                    )
             finally:
                 if not lost.is_set():
                     await self.store.release_lease(rt.name, flow.name, self.owner)

@@ -233,6 +233,7 @@ class InventoryFlow:
             result.count("adjusted")
         elif done.last_error:
             result.count("failed")
+            result.settle(plan, done.state.value, done.last_error)
             result.errors.append(f"{level.label()}: {done.last_error}")
 
     async def _enqueue(self, rt: ConnectionRuntime, box: Outbox, level: Level) -> Operation:

@@ -409,10 +409,11 @@ class OrdersFlow:
             )
         except (RetryableError, FatalError) as exc:
             for decision, op in sent:
-                await box.fail(
+                failed = await box.fail(
                     op, exc, action=decision.action, raise_fatal=False, **refs_of(decision)
                 )
                 result.count("failed")
+                result.settle(("order", decision.order_key), failed.state.value, str(exc))
             if isinstance(exc, FatalError):
                 raise
             result.errors.append(str(exc))
@@ -439,13 +440,16 @@ class OrdersFlow:
                 error = FrozenRecordError(message, record=decision.order_key, request_id=request_id)
                 await freeze_link(rt, op.payload, message)
                 result.count("frozen")
+                result.settle(("order", decision.order_key), "frozen", message)
             else:
                 error = RemoteValidationError(
                     message, record=decision.order_key, request_id=request_id
                 )
                 result.count("failed")
                 result.errors.append(f"{decision.order_key}: {message}")
-            await box.fail(op, error, action=decision.action, **refs)
+            failed = await box.fail(op, error, action=decision.action, **refs)
+            if not outcome.frozen:
+                result.settle(("order", decision.order_key), failed.state.value, message)
 
     # --- one operation (retries, replays) and crash recovery -----------------------------------
     async def execute(self, rt: ConnectionRuntime, op: Operation) -> str | None:

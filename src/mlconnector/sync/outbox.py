@@ -79,10 +79,18 @@ class Outbox:
         fields.setdefault("direction", self.direction)
         return await audit(self.rt, flow=self.flow, action=action, outcome=outcome, **fields)
 
+    def changed(self, op: Operation) -> Operation:
+        """Tell the observer (metrics) that ``op`` entered its state; return it."""
+        self.rt.observer.operation_changed(self.rt.name, self.flow, op.state.value)
+        return op
+
     # --- the steps -----------------------------------------------------------------------------
     async def enqueue(self, kind: str, key: str, payload: Mapping[str, Any]) -> Enqueued:
         """Record the write before it is sent (insert-or-get by ``key``)."""
-        return await self.rt.store.enqueue(self.rt.name, self.flow, kind, key, payload)
+        enqueued = await self.rt.store.enqueue(self.rt.name, self.flow, kind, key, payload)
+        if enqueued.created:
+            self.changed(enqueued.operation)
+        return enqueued
 
     def ready(self, op: Operation) -> bool:
         """Whether ``op`` should be sent now: ``pending``, or ``failed`` and due. A ``sent`` op
@@ -106,13 +114,13 @@ class Outbox:
 
     async def mark_sent(self, op: Operation) -> Operation:
         """Call just before the request leaves."""
-        return await self.rt.store.mark_sent(op.id)
+        return self.changed(await self.rt.store.mark_sent(op.id))
 
     async def confirm(
         self, op: Operation, remote_ref: str | None, *, action: str = "write", **refs: Any
     ) -> Operation:
         """The write landed: ``confirmed`` with the remote reference, audited."""
-        confirmed = await self.rt.store.confirm(op.id, remote_ref=remote_ref)
+        confirmed = self.changed(await self.rt.store.confirm(op.id, remote_ref=remote_ref))
         refs.setdefault("from_last_request", True)
         await self.record(action, "ok", op=confirmed, **refs)
         return confirmed
@@ -135,7 +143,9 @@ class Outbox:
         if isinstance(error, OperationFatalError):
             return await self.needs_operator(op, error, action=action, **refs)
         if isinstance(error, StaleOperationError | FrozenRecordError):
-            failed = await store.fail(op.id, reason, next_attempt_at=now, max_attempts=1)
+            failed = self.changed(
+                await store.fail(op.id, reason, next_attempt_at=now, max_attempts=1)
+            )
             outcome = "superseded" if isinstance(error, StaleOperationError) else "frozen"
             await self.record(action, outcome, op=failed, error=error, **refs)
             return failed
@@ -145,11 +155,13 @@ class Outbox:
             delay = policy.backoff(op.attempts + 1)
             if error.retry_after is not None:
                 delay = max(delay, error.retry_after)
-        failed = await store.fail(
-            op.id,
-            reason,
-            next_attempt_at=now + timedelta(seconds=delay),
-            max_attempts=policy.max_attempts,
+        failed = self.changed(
+            await store.fail(
+                op.id,
+                reason,
+                next_attempt_at=now + timedelta(seconds=delay),
+                max_attempts=policy.max_attempts,
+            )
         )
         outcome = "dead" if failed.state is _S.DEAD else "failed"
         await self.record(action, outcome, op=failed, error=error, **refs)
@@ -164,8 +176,10 @@ class Outbox:
     ) -> Operation:
         """Retrying cannot help: ``dead`` at once, audited (``needs_operator``, with the hint and
         the operator task), one alert. Never re-raised: the pass goes on."""
-        dead = await self.rt.store.fail(
-            op.id, str(error), next_attempt_at=self.rt.clock.now(), max_attempts=1
+        dead = self.changed(
+            await self.rt.store.fail(
+                op.id, str(error), next_attempt_at=self.rt.clock.now(), max_attempts=1
+            )
         )
         details = {"hint": error.hint, **error.task, **refs.pop("details", {})}
         await self.record(action, "needs_operator", op=dead, error=error, details=details, **refs)

@@ -1,21 +1,52 @@
 """What the engine remembers about each run: :class:`RunReport` (one run) and :class:`LastRun`
 (the last full run of a flow, stored for the UI, the CLI and the other workers).
 
+**One outcome per run, derived here only** (:func:`outcome_of`): ``ok``; ``partial`` when the
+run finished but some records did not make it (a counter named in :data:`PARTIAL_COUNTERS` is
+non-zero: failed, dead, quarantined, needs-operator); ``failed`` when the run itself errored (a
+connection-level failure: credentials, a missing grant, an unreachable host, a bug). The CLI exit
+status, the tables, the dashboard, ``/healthz``, ``/metrics`` and the run's log line all read it.
+
 The last run of flow ``F`` of connection ``C`` is stored as the cursor ``(C, "F.last_run")``: a
-small JSON value (when, by whom, how long, ok or the error, the counters). The cursors table is
-shared by every worker on the database, so each worker sees when any worker last ran a flow and
-the interval holds across a scaled-out deployment; the operator UI lists it next to the flow's
-own cursor. Every run is also one ``run`` event in the audit trail.
+small JSON value (when, by whom, how long, the outcome and the error, the counters). The cursors
+table is shared by every worker on the database, so each worker sees when any worker last ran a
+flow and the interval holds across a scaled-out deployment; the operator UI lists it next to the
+flow's own cursor. Every run is also one ``run`` event in the audit trail.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal, cast
 
+from mlconnector.observe import NULL_OBSERVER, Observer
 from mlconnector.store import AuditEvent, Store
 from mlconnector.sync.base import FlowResult
+
+log = logging.getLogger("mlconnector.runs")
+
+Outcome = Literal["ok", "partial", "failed"]
+#: every outcome, best first
+OUTCOMES: tuple[Outcome, ...] = ("ok", "partial", "failed")
+#: FlowResult counters that make a finished run ``partial`` (``-`` and ``_`` are the same)
+PARTIAL_COUNTERS = frozenset({"failed", "dead", "quarantined", "needs_operator"})
+
+
+def partial_count(counts: dict[str, int]) -> int:
+    """How many records of ``counts`` did not make it (the sum of :data:`PARTIAL_COUNTERS`)."""
+    return sum(v for k, v in counts.items() if k.replace("-", "_") in PARTIAL_COUNTERS)
+
+
+def worst(outcomes: list[Outcome] | tuple[Outcome, ...]) -> Outcome:
+    """The worst of several outcomes (``ok`` for none): what a command of many runs reports."""
+    return max(outcomes, key=OUTCOMES.index, default="ok")
+
+
+#: the level of a run's summary line: every run logs one, at INFO or above
+RUN_LOG_LEVEL = {"ok": logging.INFO, "partial": logging.WARNING, "failed": logging.ERROR}
 
 #: cursor name suffix of a flow's last run (``orders.last_run``)
 LAST_RUN_SUFFIX = ".last_run"
@@ -28,7 +59,10 @@ def last_run_cursor(flow: str) -> str:
 
 @dataclass(frozen=True)
 class LastRun:
-    """The last full run of one flow of one connection."""
+    """The last full run of one flow of one connection.
+
+    ``outcome`` is the truth; ``ok`` is ``outcome == "ok"``. Built from an ``ok`` alone (values
+    stored before outcomes existed), the outcome is ``ok`` or ``failed``."""
 
     flow: str
     at: datetime
@@ -38,12 +72,24 @@ class LastRun:
     summary: str = ""
     counts: dict[str, int] = field(default_factory=dict)
     error: str | None = None
+    outcome: Outcome | None = None
+
+    def __post_init__(self) -> None:
+        if self.outcome is None:
+            object.__setattr__(self, "outcome", "ok" if self.ok else "failed")
+        object.__setattr__(self, "ok", self.outcome == "ok")
+
+    @property
+    def result(self) -> Outcome:
+        """The outcome (never ``None`` once built)."""
+        return self.outcome or ("ok" if self.ok else "failed")
 
     def to_json(self) -> str:
         return json.dumps(
             {
                 "at": self.at.isoformat(),
                 "ok": self.ok,
+                "outcome": self.result,
                 "seconds": round(self.seconds, 3),
                 "owner": self.owner,
                 "summary": self.summary,
@@ -58,6 +104,9 @@ class LastRun:
         """Parse a stored value; ``None`` for anything unreadable (treated as never run)."""
         try:
             raw = json.loads(text)
+            outcome = raw.get("outcome")
+            if outcome not in OUTCOMES:
+                outcome = None  # stored before outcomes existed: derived from ``ok``
             return cls(
                 flow=flow,
                 at=datetime.fromisoformat(raw["at"]),
@@ -67,6 +116,7 @@ class LastRun:
                 summary=str(raw.get("summary", "")),
                 counts={str(k): int(v) for k, v in dict(raw.get("counts", {})).items()},
                 error=raw.get("error"),
+                outcome=cast("Outcome | None", outcome),
             )
         except (ValueError, KeyError, TypeError):
             return None
@@ -107,8 +157,57 @@ class RunReport:
     crashed: bool = False
 
     @property
+    def outcome(self) -> Outcome:
+        """``ok``, ``partial`` or ``failed`` (see the module doc)."""
+        return outcome_of(self)
+
+    @property
     def ok(self) -> bool:
-        return self.error is None
+        """The outcome is ``ok`` (neither partial nor failed)."""
+        return self.outcome == "ok"
+
+    def counts(self) -> dict[str, int]:
+        """The counters of the whole run: the pass, plus failures of recovery and retries."""
+        counts = dict(self.result.counts()) if self.result is not None else {}
+        for step in (self.recovered, self.retried):
+            if step is not None:
+                for name, value in step.counts().items():
+                    if name.replace("-", "_") in PARTIAL_COUNTERS and value:
+                        counts[name] = counts.get(name, 0) + value
+        return counts
+
+    def errors(self) -> list[str]:
+        """The run's error, then every record error of its steps."""
+        found = [self.error] if self.error else []
+        for step in (self.recovered, self.retried, self.result):
+            if step is not None:
+                found.extend(step.errors)
+        return found
+
+    def to_dict(self) -> dict[str, object]:
+        """The run as JSON-ready data (``sync --json``)."""
+        plan = self.result.plan if self.result is not None else []
+        return {
+            "connection": self.connection,
+            "flow": self.flow,
+            "dry_run": self.dry_run,
+            "outcome": self.outcome,
+            "summary": self.summary(),
+            "counts": {k: v for k, v in self.counts().items() if v},
+            "error": self.error,
+            "fatal": self.fatal,
+            "errors": self.errors(),
+            "plan": [
+                {
+                    "action": item.action,
+                    "entity": item.entity,
+                    "key": item.key,
+                    "reason": item.reason,
+                    "result": item.result(dry_run=self.dry_run),
+                }
+                for item in plan
+            ],
+        }
 
     def summary(self) -> str:
         """One line for logs and the CLI."""
@@ -125,16 +224,32 @@ class RunReport:
         return f"{self.flow}@{self.connection}: " + ("; ".join(parts) or "nothing to do")
 
 
+def outcome_of(report: RunReport) -> Outcome:
+    """The one place a run's outcome is decided: ``failed`` when the run errored, ``partial``
+    when some record failed, went dead, was quarantined or needs an operator, else ``ok``."""
+    if report.error is not None:
+        return "failed"
+    return "partial" if partial_count(report.counts()) else "ok"
+
+
 async def record_run(
-    store: Store, report: RunReport, *, at: datetime, seconds: float, owner: str
+    store: Store,
+    report: RunReport,
+    *,
+    at: datetime,
+    seconds: float,
+    owner: str,
+    observer: Observer = NULL_OBSERVER,
 ) -> LastRun:
-    """Store the last run of a full (not dry) run (``at`` is when it started), add it to the run
-    history and append its ``run`` audit event."""
-    counts = report.result.counts() if report.result is not None else {}
+    """Finish a full (not dry) run (``at`` is when it started): store it as the flow's last run,
+    add it to the run history, append its ``run`` audit event, log its one summary line and tell
+    the observer (metrics)."""
+    counts = report.counts()
     run = LastRun(
         flow=report.flow,
         at=at,
         ok=report.ok,
+        outcome=report.outcome,
         seconds=seconds,
         owner=owner,
         summary=report.summary(),
@@ -147,10 +262,19 @@ async def record_run(
         report.flow,
         started_at=at,
         finished_at=at + timedelta(seconds=max(0.0, seconds)),
-        outcome=str(getattr(report, "outcome", None) or ("ok" if report.ok else "failed")),
+        outcome=report.outcome,
         counts=counts,
         error=report.error,
         owner=owner,
+    )
+    observer.run_finished(report.connection, report.flow, report.outcome, seconds)
+    log.log(
+        RUN_LOG_LEVEL[report.outcome],
+        "run %s in %.1fs: %s",
+        report.outcome,
+        seconds,
+        report.summary(),
+        extra={"outcome": report.outcome, "counts": {k: v for k, v in counts.items() if v}},
     )
     await store.append_audit(
         AuditEvent(
@@ -159,7 +283,7 @@ async def record_run(
             direction="internal",
             entity="flow",
             action="run",
-            outcome="ok" if report.ok else "failed",
+            outcome=report.outcome,
             details={
                 "owner": owner,
                 "seconds": round(seconds, 3),

@@ -25,6 +25,7 @@ from mlconnector.config import Config, ConnectionConfig
 from mlconnector.errors import ConfigError
 from mlconnector.http import RateLimiterRegistry, Redactor, RequestEvent, RetryPolicy
 from mlconnector.http.retry import no_jitter
+from mlconnector.observe import NULL_OBSERVER, Observer
 from mlconnector.plex import (
     DataSourceStrategy,
     PlexClient,
@@ -86,6 +87,7 @@ class ConnectionRuntime:
         jitter: Callable[[float], float] = no_jitter,
         stats: RuntimeStats | None = None,
         owned_http: list[httpx.AsyncClient] | None = None,
+        observer: Observer = NULL_OBSERVER,
     ) -> None:
         self.name = name
         self.config = config
@@ -100,6 +102,8 @@ class ConnectionRuntime:
         self.alerts = alerts
         self.jitter = jitter
         self.stats = stats or RuntimeStats()
+        #: metrics hooks (HTTP exchanges here, operation changes in the outbox)
+        self.observer = observer
         self._owned_http = owned_http or []
 
     @property
@@ -137,6 +141,7 @@ class ConnectionRuntime:
         self.stats.seconds[service] = self.stats.seconds.get(service, 0.0) + event.elapsed
         if event.error:
             self.stats.errors[service] += 1
+        self.observer.http_exchange(event)
         log.debug(
             "%s %s %s -> %s (attempt %s, %.3fs)",
             self.name,
@@ -211,6 +216,7 @@ async def build_runtime(
     alerts: AlertSink | None = None,
     jitter: Callable[[float], float] = no_jitter,
     retry: RetryPolicy | None = None,
+    observer: Observer = NULL_OBSERVER,
 ) -> ConnectionRuntime:
     """Build the runtime of ``connection_name``; a missing credential is a :class:`ConfigError`
     naming the connection and the ``mlconnector credentials set`` command.
@@ -319,6 +325,7 @@ async def build_runtime(
         alerts=alerts,
         jitter=jitter,
         owned_http=owned,
+        observer=observer,
     )
     runtime_ref.append(runtime)
     return runtime

@@ -121,6 +121,13 @@ def _refs(rec: Shipped, link: Link | None = None) -> dict[str, Any]:
     return refs
 
 
+def _planned(op: Operation) -> tuple[str, str]:
+    """The plan entry (entity, key) of a write-back or reversal operation."""
+    if op.kind == KIND_REVERSE:
+        return ("void", str(op.payload.get("void_id")))
+    return ("shipment", str(op.payload.get("reference")))
+
+
 class ShipmentsFlow:
     """ShipStation → Plex shipments. Stateless between runs (state lives in the store)."""
 
@@ -548,6 +555,7 @@ class ShipmentsFlow:
                 result.count("skipped")
             else:
                 result.count("failed")
+                result.settle(_planned(op), failed.state.value, str(exc))
                 result.errors.append(f"{op.idempotency_key}: {exc} ({failed.state.value})")
             return
         await box.confirm(sent, ref, action=action, remote_ids={"plex": ref}, **refs)

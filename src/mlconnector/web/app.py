@@ -1,4 +1,4 @@
-"""The web app factory: webhook receiver, operator UI, ``/healthz`` and ``/metrics``.
+"""The web app factory: webhook receiver, operator UI, ``/healthz``, ``/livez`` and ``/metrics``.
 
 Nothing is registered on globals: :func:`create_web_app` takes every dependency and returns a new
 Starlette app. It binds wherever it is served; ``[web] host`` defaults to ``127.0.0.1`` because
@@ -24,7 +24,13 @@ from mlconnector.clock import Clock
 from mlconnector.config import Config, WebSettings
 from mlconnector.store import Store
 from mlconnector.sync.outbox import replay as outbox_replay
-from mlconnector.web.metrics import health_endpoint, metrics_endpoint
+from mlconnector.web.metrics import (
+    Metrics,
+    counting_deliveries,
+    health_endpoint,
+    livez,
+    metrics_endpoint,
+)
 from mlconnector.web.receiver import HttpFactory, OnWebhook, ReceiverOptions, WebhookReceiver
 from mlconnector.web.ui import OperatorUI, ReplayFn
 
@@ -86,6 +92,7 @@ def create_web_app(
     replay: ReplayFn = outbox_replay,
     on_webhook: OnWebhook | None = None,
     debug: bool = False,
+    metrics: Metrics | None = None,
 ) -> Starlette:
     """Build the web app.
 
@@ -93,8 +100,10 @@ def create_web_app(
     the HTTP client used to fetch V2 webhook signing keys (default: a plain client); it is opened on
     first use and closed by the app's lifespan (or :func:`close_web_app` when served without one).
     ``replay`` is the outbox replay behind the UI's Replay buttons; ``on_webhook(connection)`` is
-    called after a new delivery is stored, to nudge the engine.
+    called after a new delivery is stored, to nudge the engine. ``metrics`` is the process's
+    (shared with its engine, so one ``/metrics`` shows both); by default the app makes its own.
     """
+    metrics = metrics or Metrics()
     receiver = WebhookReceiver(
         store=store,
         config=config,
@@ -107,12 +116,13 @@ def create_web_app(
     routes: Sequence[BaseRoute] = [
         Route(
             "/webhooks/shipstation/{connection}/{token}",
-            receiver.handle,
+            counting_deliveries(receiver.handle, metrics, lambda n: n in config.connections),
             methods=["POST"],
             name="shipstation_webhook",
         ),
         Route("/healthz", health_endpoint(store, clock), methods=["GET"]),
-        Route("/metrics", metrics_endpoint(store), methods=["GET"]),
+        Route("/livez", livez, methods=["GET"]),
+        Route("/metrics", metrics_endpoint(store, metrics), methods=["GET"]),
         *ui.routes(),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
@@ -132,6 +142,7 @@ def create_web_app(
     )
     app.state.receiver = receiver
     app.state.ui = ui
+    app.state.metrics = metrics
     return app
 
 
