@@ -108,6 +108,16 @@ class PlexDatasources(_Section):
     inventory_adjustment: int | None = Field(default=None, gt=0)
 
 
+class ContainerSplit(_Section):
+    """The Data Source that splits a container (no published id: nothing is split unless
+    ``datasource_id`` is set; see docs/plex-client.md, "Unconfirmed facts")."""
+
+    datasource_id: int | None = Field(default=None, gt=0)
+    serial_input: str = Field(default="Serial_No", min_length=1)
+    quantity_input: str = Field(default="Split_Quantity", min_length=1)
+    new_serial_output: str = Field(default="New_Serial_No", min_length=1)
+
+
 class PlexSettings(_Section):
     """How to reach one Plex tenant.
 
@@ -132,6 +142,7 @@ class PlexSettings(_Section):
     #: the web-service user (HTTP Basic) of the Data Source API and SOAP; its password is vaulted
     web_service_user: str | None = None
     datasources: PlexDatasources = PlexDatasources()
+    container_split: ContainerSplit = ContainerSplit()
     read_window_hours: float = Field(default=24.0, gt=0, le=24 * 31)
     #: the app's REST budget; Plex documents about 200 calls/minute and sends no rate headers
     requests_per_minute: int = Field(default=200, ge=1, le=10_000)
@@ -291,6 +302,9 @@ class ConnectionConfig(_Section):
     grouping: Literal["ship_date", "order"] = "ship_date"
     order_key_template: str = "plex-{pcn}-{order_id}-{group}"
     write_back: Literal["shipper", "datasource"] = "shipper"
+    #: a partial quantity that whole containers cannot match and no split can make: record the
+    #: tracking in Plex and raise the inventory move as an operator task, or only the task
+    partial_without_split: Literal["tracking_and_task", "task_only"] = "tracking_and_task"
     retry: RetryBudget = RetryBudget()
 
     @field_validator("order_key_template")

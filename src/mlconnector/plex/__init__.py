@@ -32,7 +32,14 @@ from mlconnector.plex.models import (
     ShipperLine,
     WriteResult,
 )
-from mlconnector.plex.settings import PlexAuth, PlexDataSourceIds, PlexEndpoints, PlexSettings
+from mlconnector.plex.partial import ContainerSplitter, NeedsOperatorError
+from mlconnector.plex.settings import (
+    PlexAuth,
+    PlexContainerSplit,
+    PlexDataSourceIds,
+    PlexEndpoints,
+    PlexSettings,
+)
 from mlconnector.plex.windows import FilterIgnoredError
 from mlconnector.plex.writeback import (
     DataSourceStrategy,
@@ -46,6 +53,7 @@ __all__ = [
     "AccessToken",
     "Address",
     "Container",
+    "ContainerSplitter",
     "Customer",
     "DataSourceError",
     "DataSourceResult",
@@ -54,12 +62,14 @@ __all__ = [
     "FilterIgnoredError",
     "InventoryShipment",
     "Location",
+    "NeedsOperatorError",
     "OnHand",
     "OrderLine",
     "Part",
     "PlexApis",
     "PlexAuth",
     "PlexClient",
+    "PlexContainerSplit",
     "PlexCredentials",
     "PlexDataSourceClient",
     "PlexDataSourceIds",

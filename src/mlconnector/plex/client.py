@@ -56,6 +56,8 @@ UnreadableSink = Callable[[Unreadable], None]
 REF_KEYS = ("orderId", "orderLineId", "partId", "locationId", "customerId")
 
 #: fields of the shipper update body (PUT shipping/v1-beta1/customer-shippers/{id})
+#: release fields sent back on a release update (``quantityShipped`` never: Plex's ship owns it)
+RELEASE_UPDATE_FIELDS = frozenset({"quantity", "shipDate", "dueDate", "status", "note"})
 SHIPPER_UPDATE_FIELDS = frozenset(
     {
         "carrierId",
@@ -350,6 +352,15 @@ class PlexClient(ApiClient):
     async def get_release(self, release_id: str) -> Release:
         """One release."""
         return await self.get_one(f"sales/v1/releases/{release_id}", Release)
+
+    async def update_release(self, release_id: str, changes: dict[str, Any]) -> Release:
+        """Read, merge, PUT the release's writable fields back (``PUT sales/v1/releases/{id}``;
+        Plex does not document whether omitted fields are kept, so they are all sent)."""
+        current = await self.get_release(release_id)
+        dumped = current.model_dump(by_alias=True, mode="json")
+        body = {k: v for k, v in dumped.items() if k in RELEASE_UPDATE_FIELDS and v is not None}
+        body.update(changes)
+        return await self.send("PUT", f"sales/v1/releases/{release_id}", Release, body)
 
     async def _by_ids(
         self,

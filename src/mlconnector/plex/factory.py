@@ -18,7 +18,14 @@ from mlconnector.errors import ConfigError
 from mlconnector.http import RateLimiterRegistry, Redactor, RequestEvent, RetryPolicy
 from mlconnector.plex.client import PlexClient, secrets_of
 from mlconnector.plex.datasources import PlexDataSourceClient, PlexSoapClient
-from mlconnector.plex.settings import PlexAuth, PlexDataSourceIds, PlexEndpoints, PlexSettings
+from mlconnector.plex.partial import ContainerSplitter, WithoutSplit
+from mlconnector.plex.settings import (
+    PlexAuth,
+    PlexContainerSplit,
+    PlexDataSourceIds,
+    PlexEndpoints,
+    PlexSettings,
+)
 from mlconnector.plex.writeback import DataSourceStrategy, ShipperStrategy, WriteStrategy
 
 
@@ -64,6 +71,7 @@ def settings_from_config(
         datasources=PlexDataSourceIds(
             shipper_tracking_update=section.datasources.update_shipper_tracking
         ),
+        container_split=PlexContainerSplit(**section.container_split.model_dump()),
         window=timedelta(hours=section.read_window_hours),
         requests_per_minute=section.requests_per_minute,
         shippable_statuses=tuple(section.shippable_container_statuses),
@@ -83,16 +91,34 @@ class PlexApis:
     datasources: PlexDataSourceClient | None
     soap: PlexSoapClient | None
 
-    def writer(self, mode: Literal["shipper", "datasource"]) -> WriteStrategy:
-        """The write-back strategy named in the configuration (``write_back``)."""
+    def writer(
+        self,
+        mode: Literal["shipper", "datasource"],
+        *,
+        without_split: WithoutSplit = "tracking_and_task",
+    ) -> WriteStrategy:
+        """The write-back strategy named in the configuration (``write_back``), splitting
+        containers when ``plex.container_split`` names a datasource."""
+        split = self.rest.settings.container_split
+        splitter = None
+        if split.datasource_id is not None:
+            if self.datasources is None:
+                raise ConfigError(
+                    "plex.container_split.datasource_id needs plex.web_service_user and its "
+                    "password",
+                    hint="set connections.<name>.plex.web_service_user and store ws_password",
+                )
+            splitter = ContainerSplitter(self.datasources, split)
         if mode == "shipper":
-            return ShipperStrategy(self.rest)
+            return ShipperStrategy(self.rest, splitter=splitter, without_split=without_split)
         if self.datasources is None:
             raise ConfigError(
                 "write_back = 'datasource' needs plex.web_service_user and its password",
                 hint="set connections.<name>.plex.web_service_user and store ws_password",
             )
-        return DataSourceStrategy(self.rest, self.datasources)
+        return DataSourceStrategy(
+            self.rest, self.datasources, splitter=splitter, without_split=without_split
+        )
 
 
 def create_plex_apis(

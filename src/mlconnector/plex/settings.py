@@ -84,6 +84,22 @@ class PlexDataSourceIds(BaseModel):
     shipper_key_column: str = "Shipper_Key"
 
 
+class PlexContainerSplit(BaseModel):
+    """A Data Source that splits a container: ``quantity`` off ``serial`` into a new serial.
+
+    Plex publishes no id for it (reference §3b): nothing is split unless ``datasource_id`` is
+    set, after the customer found the procedure on the Data Sources screen and granted it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    datasource_id: int | None = None
+    serial_input: str = "Serial_No"
+    quantity_input: str = "Split_Quantity"
+    #: output parameter (or result column) carrying the serial of the split-off container
+    new_serial_output: str = "New_Serial_No"
+
+
 class PlexSettings(BaseModel):
     """Everything the Plex client needs to know, besides the injected clock and transport."""
 
@@ -92,6 +108,7 @@ class PlexSettings(BaseModel):
     endpoints: PlexEndpoints = Field(default_factory=PlexEndpoints)
     auth: PlexAuth
     datasources: PlexDataSourceIds = Field(default_factory=PlexDataSourceIds)
+    container_split: PlexContainerSplit = Field(default_factory=PlexContainerSplit)
     #: size of the date windows every modified-date read is cut into (lists are unpaginated)
     window: timedelta = timedelta(days=1)
     #: REST budget; Plex documents 200 calls/minute per app

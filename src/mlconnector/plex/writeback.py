@@ -25,6 +25,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 from mlconnector.errors import (
     ConfigError,
@@ -42,6 +43,19 @@ from mlconnector.plex.models import (
     Shipper,
     ShipperLine,
     WriteResult,
+)
+from mlconnector.plex.partial import (
+    Blocked,
+    ContainerSplitter,
+    Pick,
+    SplitRefusedError,
+    WithoutSplit,
+    describe_stock,
+    fifo,
+    needs_operator,
+    plan_pick,
+    short_stock,
+    whole_containers,
 )
 from mlconnector.plex.windows import FilterIgnoredError, windows
 from mlconnector.timezones import format_utc_z
@@ -72,45 +86,31 @@ def shipper_is_shipped(shipper: Shipper) -> bool:
     return (shipper.status or "").lower() in SHIPPED_SHIPPER
 
 
-#: containers searched for an exact combination when oldest-first greedy picking misses
-EXACT_SEARCH_LIMIT = 40
-
-
 def pick_whole_containers(
     containers: list[Container], quantity: float, part_id: str, ref: str
 ) -> list[str]:
-    """Serials of whole containers summing exactly to ``quantity``, oldest first (or skip).
-
-    Plex inventory shipments and ``load-container`` move whole containers; the public API has
-    no container split, so a quantity that no set of whole containers matches is refused.
-    Oldest-first greedy picking is tried first; if it misses, the oldest containers are
-    searched for an exact combination.
-    """
-    fifo = [
-        c
-        for c in sorted(
-            containers, key=lambda c: (c.add_date_time is None, c.add_date_time, c.serial_no)
-        )
-        if c.quantity > 0
-    ]
-    remaining = quantity
-    picked: list[str] = []
-    for container in fifo:
-        if container.quantity <= remaining:
-            picked.append(container.serial_no)
-            remaining -= container.quantity
-        if remaining == 0:
-            return picked
-    exact = _exact_subset(fifo[:EXACT_SEARCH_LIMIT], quantity)
-    if exact is not None:
-        return exact
+    """Serials of whole containers summing exactly to ``quantity``, oldest first (or skip)."""
+    serials = whole_containers(containers, quantity)
+    if serials is not None:
+        return serials
+    stock = fifo(containers)
     raise SkipRecordError(
         f"cannot move exactly {quantity:g} of part {part_id} for {ref} with whole "
-        f"containers (on hand in shippable containers: {sum(c.quantity for c in fifo):g}; "
-        f"{describe_stock(fifo)})",
+        f"containers (on hand in shippable containers: {sum(c.quantity for c in stock):g}; "
+        f"{describe_stock(stock)})",
         record=ref,
         hint="split a container in Plex to the shipped quantity, then replay the operation",
     )
+
+
+@dataclass(frozen=True)
+class Need:
+    """A quantity of one part to move: per release (shipper) or per part (inventory shipment)."""
+
+    key: str
+    part_id: str
+    quantity: float
+    label: str
 
 
 async def releases_by_id(
@@ -126,37 +126,16 @@ async def releases_by_id(
     return found
 
 
-def describe_stock(containers: list[Container]) -> str:
-    """``shippable on hand: 12 (FG-01: 8, FG-02: 4)`` — by Plex location, for messages."""
-    by_location: dict[str, float] = {}
-    for c in containers:
-        where = c.location or c.location_id or "no location"
-        by_location[where] = by_location.get(where, 0) + c.quantity
-    if not by_location:
-        return "no shippable stock in any Plex location"
-    places = ", ".join(f"{where}: {qty:g}" for where, qty in sorted(by_location.items()))
-    return f"shippable on hand: {sum(by_location.values()):g} ({places})"
+@dataclass(frozen=True)
+class _ShipperPlan:
+    """What a shipper write will do, decided before anything is written."""
 
-
-def _exact_subset(containers: list[Container], quantity: float) -> list[str] | None:
-    """A combination of ``containers`` summing to ``quantity``, preferring older ones."""
-    dead: set[tuple[int, float]] = set()
-
-    def search(index: int, remaining: float) -> list[str] | None:
-        if remaining == 0:
-            return []
-        if index == len(containers) or remaining < 0 or (index, remaining) in dead:
-            return None
-        container = containers[index]
-        rest = search(index + 1, remaining - container.quantity)
-        if rest is not None:
-            return [container.serial_no, *rest]
-        rest = search(index + 1, remaining)
-        if rest is None:
-            dead.add((index, remaining))
-        return rest
-
-    return search(0, quantity)
+    #: per release: ``fifo`` (all that is open ships) or ``containers`` (picked below)
+    modes: dict[str, str]
+    releases: dict[str, Release]
+    picks: dict[str, Pick]
+    #: partial quantities no whole containers match and no split can serve
+    blocked: list[Blocked]
 
 
 class WriteStrategy:
@@ -164,11 +143,99 @@ class WriteStrategy:
 
     name = "base"
 
-    def __init__(self, plex: PlexClient) -> None:
+    def __init__(
+        self,
+        plex: PlexClient,
+        *,
+        splitter: ContainerSplitter | None = None,
+        without_split: WithoutSplit = "tracking_and_task",
+    ) -> None:
         self.plex = plex
         # Writes are sent once: a lost answer may hide a write Plex did apply, so the retry is
         # the whole write_shipment again, which looks (find_existing) before it re-sends.
         self.writes = plex.single_shot()
+        #: splits a container when whole ones cannot match a partial quantity (configured)
+        self.splitter = splitter
+        #: what happens when no split is possible (``partial_without_split``)
+        self.without_split: WithoutSplit = without_split
+
+    # --- exact partial quantities (see mlconnector.plex.partial) --------------------------------
+    async def plan_picks(
+        self, reference: str, needs: Sequence[Need]
+    ) -> tuple[dict[str, Pick], list[Blocked]]:
+        """The containers each need takes, from one read of each part's containers, before
+        anything is written; the needs no whole containers match and no split can serve.
+        Short stock raises (:func:`short_stock`)."""
+        stock: dict[str, list[Container]] = {}
+        taken: set[str] = set()
+        picks: dict[str, Pick] = {}
+        blocked: list[Blocked] = []
+        for need in needs:
+            if need.part_id not in stock:
+                read = await self.plex.list_containers(part_id=need.part_id)
+                stock[need.part_id] = [c for c in read if self.plex.shippable(c)]
+            free = [c for c in stock[need.part_id] if c.serial_no not in taken]
+            part = next((c.part_no for c in free if c.part_no), None) or need.part_id
+            short_stock(free, need.quantity, part, reference)
+            pick = plan_pick(free, need.part_id, need.quantity, can_split=self.splitter is not None)
+            if pick is None:
+                reason = "no container split is configured (plex.container_split.datasource_id)"
+                blocked.append(Blocked(need.label, part, need.quantity, free, reason))
+                continue
+            pick.label, pick.part, pick.stock = need.label, part, free
+            taken.update(pick.serials)
+            if pick.split is not None:
+                taken.add(pick.split.serial_no)
+            picks[need.key] = pick
+        return picks, blocked
+
+    async def run_splits(self, reference: str, picks: dict[str, Pick]) -> list[Blocked]:
+        """Split what the picks need split (each pick's ``split_serial`` is set); a split Plex
+        refuses becomes a blocked need, for the no-split setting."""
+        blocked: list[Blocked] = []
+        for pick in picks.values():
+            if pick.split is None or pick.split_serial is not None:
+                continue
+            assert self.splitter is not None  # plan_picks plans splits only with a splitter
+            try:
+                pick.split_serial = await self.splitter.split(pick.split, reference=reference)
+            except SplitRefusedError as exc:
+                blocked.append(
+                    Blocked(pick.label, pick.part, pick.split.quantity, pick.stock, exc.message)
+                )
+        return blocked
+
+    async def record_tracking(
+        self, shipment: ShipmentWrite, releases: dict[str, Release]
+    ) -> str | None:
+        """Tracking, carrier, service and ship date into Plex without an inventory move; where
+        they went (for the operator task). Default: each shipped release's note."""
+        names: list[str] = []
+        for release_id in sorted(shipment.quantities()):
+            release = releases[release_id]
+            if shipment.reference not in (release.note or ""):
+                note = f"{release.note or ''}\n{shipment.note()}".strip()
+                await self.writes.update_release(release.id, {"note": note})
+            names.append(release.release_number or release.id)
+        return f"note of release {', '.join(names)}"
+
+    async def no_split(
+        self,
+        shipment: ShipmentWrite,
+        blocked: list[Blocked],
+        releases: dict[str, Release],
+    ) -> NoReturn:
+        """No split possible: by ``without_split``, record the tracking first (or not), then
+        raise the operator task (once; the outbox makes the operation dead at once)."""
+        tracking = None
+        if self.without_split == "tracking_and_task":
+            tracking = await self.record_tracking(shipment, releases)
+        raise needs_operator(
+            shipment.reference,
+            blocked,
+            tracking=tracking,
+            operation_hint="mlconnector replay OPERATION_ID, or Replay in the web UI",
+        )
 
     def check_reference(self, reference: str) -> None:
         limit = self.plex.settings.max_reference_length
@@ -293,13 +360,23 @@ class ShipperStrategy(WriteStrategy):
             return WriteResult(
                 shipment.reference, self.name, shipper_id=existing.shipper.id, already_done=True
             )
-        plan, by_id = await self._plan(shipment, releases)
+        lines: list[ShipperLine] = []
+        destination: tuple[str, str] | None = None
         if existing.shipper is not None:
-            await self._schedule_and_load(existing.shipper.id, shipment, plan, by_id, fresh=False)
+            lines = await self.plex.list_shipper_lines(existing.shipper.id)
+        else:
+            destination = await self._destination(shipment)
+        plan = await self._plan(shipment, releases, lines)
+        blocked = plan.blocked or await self.run_splits(shipment.reference, plan.picks)
+        if blocked:
+            await self.no_split(shipment, blocked, plan.releases)
+        if existing.shipper is not None:
+            await self._schedule_and_load(existing.shipper.id, shipment, plan, lines, fresh=False)
             shipper = existing.shipper
         else:
-            shipper = await self._create(shipment)
-            await self._schedule_and_load(shipper.id, shipment, plan, by_id, fresh=True)
+            assert destination is not None
+            shipper = await self._create(shipment, destination)
+            await self._schedule_and_load(shipper.id, shipment, plan, [], fresh=True)
         resumed = existing.shipper is not None
         shipped = await self.writes.ship_shipper(shipper.id)
         if (shipped.tracking_number or None) != shipment.tracking_number or not shipped.mentions(
@@ -308,8 +385,8 @@ class ShipperStrategy(WriteStrategy):
             await self.writes.update_shipper(shipper.id, self._tracking(shipment, shipped))
         return WriteResult(shipment.reference, self.name, shipper_id=shipper.id, resumed=resumed)
 
-    async def _create(self, shipment: ShipmentWrite) -> Shipper:
-        customer_id, address_id = await self._destination(shipment)
+    async def _create(self, shipment: ShipmentWrite, destination: tuple[str, str]) -> Shipper:
+        customer_id, address_id = destination
         body: dict[str, object] = {
             "customerId": customer_id,
             "customerAddressId": address_id,
@@ -337,13 +414,17 @@ class ShipperStrategy(WriteStrategy):
         )
 
     async def _plan(
-        self, shipment: ShipmentWrite, known: Sequence[Release] | None
-    ) -> tuple[dict[str, str], dict[str, Release]]:
-        """Per release: ``fifo`` (all that is open ships) or ``containers`` (a partial shipment),
-        and the releases by id.
+        self,
+        shipment: ShipmentWrite,
+        known: Sequence[Release] | None,
+        lines: Sequence[ShipperLine] = (),
+    ) -> _ShipperPlan:
+        """Per release: ``fifo`` (all that is open ships) or ``containers`` (a partial shipment:
+        whole containers, or one split), and the releases by id.
 
         Checked before anything is written, so an impossible shipment leaves nothing behind.
-        ``known``: releases the caller read just now (any missing one is read here).
+        ``known``: releases the caller read just now (any missing one is read here); ``lines``:
+        the lines of the shipper an earlier attempt created (only the rest is picked).
         """
         wanted = shipment.quantities()
         releases = await releases_by_id(self.plex, wanted, known)
@@ -378,22 +459,35 @@ class ShipperStrategy(WriteStrategy):
                     hint="raise the release quantity in Plex, then replay the operation",
                 )
             plan[release_id] = "fifo" if quantity == release.open_quantity else "containers"
-        return plan, releases
+        loaded: dict[str, float] = {}
+        for line in lines:
+            key = (line.release_id or "").lower()
+            loaded[key] = loaded.get(key, 0) + line.quantity
+        needs = [
+            Need(
+                release_id,
+                shipment.part_of(release_id),
+                quantity - loaded.get(release_id, 0),
+                releases[release_id].release_number or release_id,
+            )
+            for release_id, quantity in wanted.items()
+            if plan[release_id] == "containers" and quantity - loaded.get(release_id, 0) > 0
+        ]
+        picks, blocked = await self.plan_picks(shipment.reference, needs)
+        return _ShipperPlan(plan, releases, picks, blocked)
 
     async def _schedule_and_load(
         self,
         shipper_id: str,
         shipment: ShipmentWrite,
-        plan: dict[str, str],
-        releases: dict[str, Release],
+        plan: _ShipperPlan,
+        lines: Sequence[ShipperLine],
         *,
         fresh: bool,
     ) -> None:
         """Put each release on the shipper and load it; ``fresh``: the shipper was created by
-        this call, so it has no lines yet (nothing to read)."""
-        lines = [] if fresh else await self.plex.list_shipper_lines(shipper_id)
+        this call, so it has no lines yet; else ``lines`` are its lines as read."""
         on_shipper = {(ln.release_id or "").lower(): ln for ln in lines if ln.release_id}
-        taken: set[str] = set()
         #: the line as ``load-fifo`` answered it, per release loaded by this call
         answered: dict[str, ShipperLine] = {}
         for release_id, quantity in shipment.quantities().items():
@@ -403,7 +497,7 @@ class ShipperStrategy(WriteStrategy):
                 continue  # loaded by an earlier (crashed) attempt; verified below
             # A line an earlier attempt loaded in part (a crash, or a load refused for want of
             # stock after taking what there was) is topped up: load-fifo loads what is still
-            # open on the line; containers are picked for the remainder only.
+            # open on the line; containers were picked for the remainder only.
             if line is None:
                 scheduled = await self.writes.schedule_release(shipper_id, release_id)
                 line_id = next(
@@ -412,19 +506,16 @@ class ShipperStrategy(WriteStrategy):
                 )
             else:
                 line_id = line.id
-            part_id = shipment.part_of(release_id)
-            if plan[release_id] == "fifo":
+            if plan.modes[release_id] == "fifo":
                 answered[release_id] = await self._load_fifo(
-                    shipper_id, line_id, shipment, releases[release_id], part_id
+                    shipper_id,
+                    line_id,
+                    shipment,
+                    plan.releases[release_id],
+                    shipment.part_of(release_id),
                 )
                 continue
-            containers = [
-                c
-                for c in await self.plex.list_containers(part_id=part_id)
-                if self.plex.shippable(c) and c.serial_no not in taken
-            ]
-            for serial in pick_whole_containers(containers, remaining, part_id, shipment.reference):
-                taken.add(serial)
+            for serial in plan.picks[release_id].all_serials():
                 await self.writes.load_container(shipper_id, line_id, serial)
         await self._verify_loaded(shipper_id, shipment, answered if fresh else None)
 
@@ -541,8 +632,15 @@ class DataSourceStrategy(WriteStrategy):
 
     name = "datasource"
 
-    def __init__(self, plex: PlexClient, datasources: PlexDataSourceClient) -> None:
-        super().__init__(plex)
+    def __init__(
+        self,
+        plex: PlexClient,
+        datasources: PlexDataSourceClient,
+        *,
+        splitter: ContainerSplitter | None = None,
+        without_split: WithoutSplit = "tracking_and_task",
+    ) -> None:
+        super().__init__(plex, splitter=splitter, without_split=without_split)
         self.datasources = datasources
 
     async def find_existing(
@@ -577,10 +675,19 @@ class DataSourceStrategy(WriteStrategy):
                 already_done=True,
             )
         details: dict[str, object] = {}
+        picks: dict[str, Pick] = {}
+        if found is None or not found.containers:
+            # every container chosen (and split) before the inventory shipment is created:
+            # an impossible move leaves no open inventory shipment behind
+            picks, blocked = await self.plan_picks(shipment.reference, self._needs(shipment))
+            blocked = blocked or await self.run_splits(shipment.reference, picks)
+            if blocked:
+                by_id = await releases_by_id(self.plex, shipment.quantities(), releases)
+                await self.no_split(shipment, blocked, by_id)
         shipper_id = await self._update_shipper(shipment, details, releases)
         inventory = found or await self.writes.create_inventory_shipment(shipment.reference)
         if not inventory.containers:
-            serials = await self._pick_containers(shipment)
+            serials = [serial for pick in picks.values() for serial in pick.all_serials()]
             inventory = await self.writes.inventory_shipment_action(inventory.id, "stage", serials)
             details["serial_nos"] = serials
         await self.writes.inventory_shipment_action(inventory.id, "ship")
@@ -592,6 +699,16 @@ class DataSourceStrategy(WriteStrategy):
             resumed=found is not None,
             details=details,
         )
+
+    async def record_tracking(
+        self, shipment: ShipmentWrite, releases: dict[str, Release]
+    ) -> str | None:
+        """The holding shipper's tracking number and note (Data Source update), or the
+        releases' notes when no Plex shipper holds them."""
+        shipper_id = await self._update_shipper(shipment, {}, list(releases.values()))
+        if shipper_id is None:
+            return await super().record_tracking(shipment, releases)
+        return f"tracking number and note of Plex shipper {shipper_id}"
 
     async def locate_shipper(
         self, shipment: ShipmentWrite, known: Sequence[Release] | None = None
@@ -650,20 +767,15 @@ class DataSourceStrategy(WriteStrategy):
         )
         return shipper.id
 
-    async def _pick_containers(self, shipment: ShipmentWrite) -> list[str]:
-        """Whole shippable containers, oldest first, summing exactly to each part's quantity."""
+    @staticmethod
+    def _needs(shipment: ShipmentWrite) -> list[Need]:
+        """Per part, the quantity the inventory shipment must stage (whole containers)."""
         needed: dict[str, float] = {}
+        labels: dict[str, list[str]] = {}
         for line in shipment.lines:
             needed[line.part_id] = needed.get(line.part_id, 0) + line.quantity
-        serials: list[str] = []
-        for part_id, quantity in needed.items():
-            containers = [
-                c
-                for c in await self.plex.list_containers(part_id=part_id)
-                if self.plex.shippable(c)
-            ]
-            serials.extend(pick_whole_containers(containers, quantity, part_id, shipment.reference))
-        return serials
+            labels.setdefault(line.part_id, []).append(line.release_id)
+        return [Need(p, p, q, ", ".join(labels[p])) for p, q in needed.items()]
 
     async def reverse(self, reference: str) -> WriteResult:
         """A voided label: un-ship the inventory shipment (beta endpoint), restoring on-hand."""

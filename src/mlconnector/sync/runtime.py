@@ -27,6 +27,7 @@ from mlconnector.http import RateLimiterRegistry, Redactor, RequestEvent, RetryP
 from mlconnector.http.retry import no_jitter
 from mlconnector.observe import NULL_OBSERVER, Observer
 from mlconnector.plex import (
+    ContainerSplitter,
     DataSourceStrategy,
     PlexClient,
     PlexDataSourceClient,
@@ -255,11 +256,18 @@ async def build_runtime(
         on_event=on_event,
     )
     writer: WriteStrategy
-    if conn.write_back == "datasource":
+    split = settings.container_split
+    datasources: PlexDataSourceClient | None = None
+    if conn.write_back == "datasource" or split.datasource_id is not None:
+        needs = (
+            "write_back = 'datasource'"
+            if conn.write_back == "datasource"
+            else "plex.container_split.datasource_id"
+        )
         if not settings.auth.ws_username:
             raise ConfigError(
-                f"connection {connection_name!r}: write_back = 'datasource' needs "
-                "plex.web_service_user",
+                f"connection {connection_name!r}: {needs} needs plex.web_service_user "
+                "(datasources run as a Plex web-service user)",
                 hint=f"set connections.{connection_name}.plex.web_service_user",
             )
         if settings.auth.ws_password is None:
@@ -273,9 +281,19 @@ async def build_runtime(
             redactor=redactor,
             on_event=on_event,
         )
-        writer = DataSourceStrategy(plex, datasources)
+    splitter = (
+        ContainerSplitter(datasources, split)
+        if datasources is not None and split.datasource_id is not None
+        else None
+    )
+    without_split = conn.partial_without_split
+    if conn.write_back == "datasource":
+        assert datasources is not None
+        writer = DataSourceStrategy(
+            plex, datasources, splitter=splitter, without_split=without_split
+        )
     else:
-        writer = ShipperStrategy(plex)
+        writer = ShipperStrategy(plex, splitter=splitter, without_split=without_split)
     ss = conn.shipstation
     ss_v1 = ShipStationV1Client(
         http("shipstation-v1", ss.v1_base_url),

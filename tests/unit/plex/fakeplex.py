@@ -94,6 +94,11 @@ class FakePlex:
         if path == "sales/v1/releases":
             ids = q.get_list("id")
             return [r for r in self.releases.values() if not ids or r["id"] in ids]
+        if parts[:3] == ["sales", "v1", "releases"] and len(parts) == 4:
+            release = self.releases[parts[3]]
+            if method == "PUT":
+                release.update(body)
+            return release
         if path == f"sales/v1/orders/{ORDER}":
             return {"id": ORDER, "customerId": CUSTOMER, "shipToAddressId": ADDRESS}
         if path == "shipping/v1/customer-shippers":

@@ -10,6 +10,7 @@ from mlconnector.errors import ConfigError, RetryBudgetExhaustedError, SkipRecor
 from mlconnector.plex import (
     Container,
     DataSourceStrategy,
+    NeedsOperatorError,
     ReversalNotSupportedError,
     ShipmentLine,
     ShipmentWrite,
@@ -182,11 +183,22 @@ async def test_datasource_crash_before_ship_resumes_the_same_shipment(plex, ds_s
     assert next(iter(plex.shipments.values()))["shipmentStatus"] == "Shipped"
 
 
-async def test_datasource_refuses_a_partial_container(plex, ds_strategy) -> None:
-    with pytest.raises(SkipRecordError, match="whole containers"):
+async def test_datasource_partial_without_split_records_tracking_and_one_task(
+    plex, ds_strategy
+) -> None:
+    with pytest.raises(NeedsOperatorError, match="no whole containers match") as raised:
         await ds_strategy.write_shipment(shipment(quantity=3))
     assert plex.on_hand() == 15
     assert plex.count("POST", "/stage") == 0
+    assert plex.shipments == {}  # no inventory shipment left open
+    # no shipper holds the release: the tracking goes into the release's note
+    assert "ss-shipment-501" in plex.releases["r1"]["note"]
+    assert "tracking 1Z999" in plex.releases["r1"]["note"]
+    lines = raised.value.task["lines"]
+    assert isinstance(lines, list)
+    assert lines[0]["container"] == "S1"
+    assert lines[0]["quantity"] == 3
+    assert "split 3 off container S1" in (raised.value.hint or "")
 
 
 async def test_datasource_without_shipper_still_reduces_on_hand(plex, ds_strategy) -> None:
@@ -219,11 +231,46 @@ async def test_partial_shipment_loads_exact_whole_containers(plex, shipper_strat
     assert plex.shippers[result.shipper_id]["status"] == "Shipped"
 
 
-async def test_impossible_partial_leaves_nothing_behind(plex, shipper_strategy) -> None:
-    with pytest.raises(SkipRecordError, match="whole containers"):
+async def test_impossible_partial_leaves_no_shipper_and_records_the_tracking(
+    plex, shipper_strategy
+) -> None:
+    with pytest.raises(NeedsOperatorError, match="tracking, carrier, service and ship date"):
         await shipper_strategy.write_shipment(shipment(quantity=3))
     assert plex.on_hand() == 15
-    assert plex.count("POST", "/ship") == 0
+    assert plex.shippers == {}
+    note = plex.releases["r1"]["note"]
+    assert "ss-shipment-501" in note
+    assert "ups ups_ground" in note
+    # a replay before the operator split the container: the same task, the note not doubled
+    with pytest.raises(NeedsOperatorError):
+        await shipper_strategy.write_shipment(shipment(quantity=3))
+    assert plex.releases["r1"]["note"] == note
+    assert plex.count("PUT", "/releases/r1") == 1
+
+
+async def test_impossible_partial_task_only_writes_nothing(
+    plex, http_factory, settings, fake_clock
+):
+    strategy = ShipperStrategy(
+        plex_client(http_factory(plex), settings, fake_clock), without_split="task_only"
+    )
+    with pytest.raises(NeedsOperatorError, match="nothing was written to Plex"):
+        await strategy.write_shipment(shipment(quantity=3))
+    assert [r.method for r in plex.requests if r.method != "GET"] == []
+
+
+async def test_partial_is_loaded_exactly_once_the_operator_split_the_container(
+    plex, shipper_strategy
+) -> None:
+    with pytest.raises(NeedsOperatorError):
+        await shipper_strategy.write_shipment(shipment(quantity=3))
+    s1 = next(c for c in plex.containers if c["serialNo"] == "S1")
+    s1["quantity"] = 1  # what the operator's split leaves: S1 keeps 1, S9 holds the 3
+    plex.containers.append({**s1, "serialNo": "S9", "quantity": 3})
+    result = await shipper_strategy.write_shipment(shipment(quantity=3))
+    assert plex.shippers[result.shipper_id]["status"] == "Shipped"
+    assert plex.on_hand() == 12
+    assert plex.releases["r1"]["quantityShipped"] == 3
 
 
 async def test_shipping_more_than_open_is_refused_before_any_write(plex, shipper_strategy):

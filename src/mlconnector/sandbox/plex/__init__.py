@@ -46,6 +46,7 @@ What a client meets (each point is tested in ``tests/unit/sandbox_plex``):
 """
 
 from mlconnector.sandbox.plex.datasources import (
+    CONTAINER_SPLIT_ID,
     RELEASE_HISTORY_ID,
     SHIPPERS_GET_ID,
     TRACKING_UPDATE_ID,
@@ -63,6 +64,7 @@ from mlconnector.sandbox.plex.sandbox import (
 from mlconnector.sandbox.plex.seed import DEFAULT_TENANTS, TenantSpec
 
 __all__ = [
+    "CONTAINER_SPLIT_ID",
     "DEFAULT_CONSUMER_KEY",
     "DEFAULT_CONSUMER_SECRET",
     "DEFAULT_TENANTS",

@@ -17,6 +17,13 @@ Implemented datasources (ids are configuration in the client; only 230447 is a p
   inclusive), optional ``Customer_Code``: sales order / release history for a backfill. Read row
   limit 1000.
 
+* **990001** ``Container_Split`` (a **sandbox id**: Plex publishes no container-split
+  datasource; the connector reads its id and input/output names from ``plex.container_split``) —
+  inputs ``Serial_No`` (required), ``Split_Quantity`` (required, decimal): the quantity moves into
+  a new container; outputs ``Result_Error``/``Result_Message`` and ``New_Serial_No``. A refused
+  split (unknown or empty container, a quantity that leaves no remainder, stock loaded or
+  staged) is ``Result_Error = true`` with the reason.
+
 Row limits are per datasource (:attr:`DataSource.row_limit`, changeable per test).
 """
 
@@ -28,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from mlconnector.sandbox.plex.errors import PlexApiError
 from mlconnector.sandbox.plex.model import ts
 from mlconnector.sandbox.plex.state import PlexState, TenantData
 from mlconnector.timezones import parse_utc_z
@@ -37,6 +45,7 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?Z$")
 TRACKING_UPDATE_ID = 230447
 SHIPPERS_GET_ID = 9278
 RELEASE_HISTORY_ID = 18120
+CONTAINER_SPLIT_ID = 990001
 
 
 class DataSourceError(Exception):
@@ -52,7 +61,7 @@ class DataSourceError(Exception):
 @dataclass(frozen=True)
 class Input:
     name: str
-    type: str  # int32 | string | datetime | bool
+    type: str  # int32 | decimal | string | datetime | bool
     required: bool = False
 
 
@@ -110,6 +119,16 @@ def _convert(spec: Input, value: Any) -> Any:
             return int(str(value).strip())
         except ValueError:
             raise mismatch from None
+    if spec.type == "decimal":
+        if isinstance(value, bool):
+            raise mismatch
+        try:
+            number = float(str(value).strip())
+        except ValueError:
+            raise mismatch from None
+        if number != number or number in (float("inf"), float("-inf")):
+            raise mismatch
+        return number
     if spec.type == "bool":
         text = str(value).strip().lower()
         if text in ("true", "1"):
@@ -141,7 +160,8 @@ class DataSourceService:
         self.state = state
         self.users: dict[str, WebServiceUser] = {}
         self.datasources: dict[int, DataSource] = {
-            ds.id: ds for ds in (_tracking_update(), _shippers_get(), _release_history())
+            ds.id: ds
+            for ds in (_tracking_update(), _shippers_get(), _release_history(), _container_split())
         }
         self._transactions = 7_000_000
 
@@ -243,6 +263,38 @@ def _tracking_update() -> DataSource:
             Input("Shipper_Note", "string"),
         ),
         outputs=("Result_Error", "Result_Message"),
+        columns=(),
+        run=run,
+        row_limit=None,
+    )
+
+
+def _container_split() -> DataSource:
+    def run(data: TenantData, inputs: dict[str, Any]) -> Result:
+        serial = inputs["Serial_No"].strip()
+        try:
+            if not serial:
+                raise PlexApiError(400, "VALIDATION", "Serial_No must not be empty.")
+            split = data.split_container(serial, inputs["Split_Quantity"])
+        except PlexApiError as exc:
+            reason = "; ".join(e.get("message", "") for e in exc.errors) or exc.message
+            return Result({"Result_Error": True, "Result_Message": reason, "New_Serial_No": None})
+        return Result(
+            {
+                "Result_Error": False,
+                "Result_Message": f"{split.quantity:g} split off {serial}.",
+                "New_Serial_No": split.serial_no,
+            }
+        )
+
+    return DataSource(
+        id=CONTAINER_SPLIT_ID,
+        name="Container_Split",
+        inputs=(
+            Input("Serial_No", "string", required=True),
+            Input("Split_Quantity", "decimal", required=True),
+        ),
+        outputs=("Result_Error", "Result_Message", "New_Serial_No"),
         columns=(),
         run=run,
         row_limit=None,

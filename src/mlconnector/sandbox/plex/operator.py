@@ -132,6 +132,16 @@ def operator_routes(sandbox: PlexSandbox) -> list[Route]:
         )
         return {"serialNo": container.serial_no, "quantity": container.quantity}
 
+    async def split_container(request: Request) -> Any:
+        body = await json_object(request)
+        quantity = body.get("quantity")
+        if isinstance(quantity, bool) or not isinstance(quantity, int | float):
+            raise validation_failed("quantity must be a number")
+        split = sandbox.split_container(
+            request.path_params["serialNo"], float(quantity), tenant=tenant(request)
+        )
+        return {"serialNo": split.serial_no, "quantity": split.quantity}
+
     async def on_hand(request: Request) -> Any:
         data = sandbox.tenant(tenant(request))
         part_id = request.query_params.get("partId")
@@ -191,6 +201,7 @@ def operator_routes(sandbox: PlexSandbox) -> list[Route]:
         ("/_operator/orders/{id}/status", order_status, ["POST"]),
         ("/_operator/containers", add_container, ["POST"]),
         ("/_operator/containers/{serialNo}", adjust_container, ["POST"]),
+        ("/_operator/containers/{serialNo}/split", split_container, ["POST"]),
         ("/_operator/on-hand", on_hand, ["GET"]),
         ("/_operator/shippers", shippers, ["GET"]),
         ("/_operator/faults", faults, ["GET", "POST"]),

@@ -334,6 +334,12 @@ class PlexSandbox:
     ) -> Container:
         return self.tenant(tenant).add_container(part_id, location_id, quantity)
 
+    def split_container(
+        self, serial_no: str, quantity: float, *, tenant: TenantRef = None
+    ) -> Container:
+        """What an operator does on Plex's container screen: ``quantity`` into a new serial."""
+        return self.tenant(tenant).split_container(serial_no, quantity)
+
     # -- inspection --------------------------------------------------------------------------
 
     def on_hand(

@@ -7,7 +7,11 @@ Rules kept here (not in the routes) so the REST, Data Source and operator surfac
   location; containers emptied by a shipment leave the active list;
 * shipping a customer shipper removes its loaded quantity from the containers and adds the line
   quantity to each release's ``quantityShipped`` (a fully shipped release becomes ``Shipped``);
-* shipping an inventory shipment empties the staged containers.
+* shipping an inventory shipment empties the staged containers;
+* splitting a container moves part of its quantity into a **new** container (new serial, same
+  part, location, status and type); the remainder keeps its serial with its quantity reduced.
+  A split must leave a remainder, and may not take what is loaded on an unshipped shipper or
+  staged on an unshipped inventory shipment.
 """
 
 from __future__ import annotations
@@ -241,6 +245,36 @@ class TenantData:
         )
         self.containers[container.serial_no] = container
         return container
+
+    def split_container(self, serial_no: str, quantity: float) -> Container:
+        """Split ``quantity`` off container ``serial_no`` into a new container; the new one."""
+        source = self.containers.get(serial_no)
+        if source is None or source.quantity <= 0:
+            raise validation_failed(f"container '{serial_no}' is not active")
+        if quantity <= 0:
+            raise validation_failed("the split quantity must be positive")
+        if quantity >= source.quantity:
+            raise validation_failed(
+                f"container '{serial_no}' holds {source.quantity:g}: a split must leave a remainder"
+            )
+        staged = any(
+            c.serial_no == serial_no
+            for s in self.inventory_shipments.values()
+            if s.status != "Shipped"
+            for c in s.containers
+        )
+        free = source.quantity - self.reserved_quantity(serial_no)
+        if staged or quantity > free:
+            raise validation_failed(
+                f"container '{serial_no}' is loaded on an open shipper or staged; unload it first"
+            )
+        split = self.add_container(
+            source.part_id, source.location_id, quantity, status=source.status
+        )
+        split.container_type = source.container_type
+        source.quantity -= quantity
+        source.updated = split.updated
+        return split
 
     # -- customer shippers -------------------------------------------------------------------
 
