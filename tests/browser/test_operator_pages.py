@@ -168,15 +168,16 @@ async def test_dashboard_shows_each_connection_its_flows_counts_and_backlog(
     await expect(page.locator("section.card h2 a")).to_have_text(["acme", "beta"])
 
     acme, beta = card(page, "acme"), card(page, "beta")
-    # operation counts per state (pending, sent, confirmed, failed, dead) and the inbox backlog
+    # operation counts per state (pending, sent, confirmed, failed, dead, dismissed) and the
+    # inbox backlog
     await expect(acme.locator("table.counts thead th")).to_have_text(
-        ["pending", "sent", "confirmed", "failed", "dead", "inbox backlog"]
+        ["pending", "sent", "confirmed", "failed", "dead", "dismissed", "inbox backlog"]
     )
     await expect(acme.locator("table.counts tbody td")).to_have_text(
-        ["1", "0", "1", "1", "2", re.compile(r"^2 \(oldest 2026-01-15 12:00:00 UTC\)$")]
+        ["1", "0", "1", "1", "2", "0", re.compile(r"^2 \(oldest 2026-01-15 12:00:00 UTC\)$")]
     )
     await expect(beta.locator("table.counts tbody td")).to_have_text(
-        ["1", "0", "1", "1", "1", re.compile(r"^1 \(oldest 2026-01-15 12:00:00 UTC\)$")]
+        ["1", "0", "1", "1", "1", "0", re.compile(r"^1 \(oldest 2026-01-15 12:00:00 UTC\)$")]
     )
 
     # acme: orders ran fine, with its cursor and live lease; shipments failed, error as text
@@ -187,7 +188,7 @@ async def test_dashboard_shows_each_connection_its_flows_counts_and_backlog(
     await expect(orders.locator("td.last-run .outcome-ok")).to_have_text("ok")
     await expect(orders.locator("td.last-run")).to_contain_text("(1.2 s, worker-1@host)")
     await expect(orders.locator("td.last-run")).to_contain_text("orders@acme: created=2")
-    await expect(orders.locator("td").nth(2)).to_have_text("2026-01-15T11:00:00Z")
+    await expect(orders.locator("td.cursor .summary")).to_have_text("2026-01-15T11:00:00Z")
     await expect(orders.locator("td").nth(4)).to_have_text("worker-1@host")
     await expect(orders.locator("td").nth(5)).to_have_text("2026-01-15 12:05:00 UTC")
     shipments = flow_row(acme, "shipments")
@@ -206,7 +207,7 @@ async def test_dashboard_shows_each_connection_its_flows_counts_and_backlog(
     await expect(beta_orders.locator("td.last-run div.error")).to_have_text(
         "ShipStation 401 for beta"
     )
-    await expect(beta_orders.locator("td").nth(2)).to_have_text("2026-01-14T08:30:00Z")
+    await expect(beta_orders.locator("td.cursor .summary")).to_have_text("2026-01-14T08:30:00Z")
     await expect(flow_row(beta, "shipments").locator("td.last-run")).to_contain_text(
         "shipments@beta: written=3"
     )
@@ -243,7 +244,7 @@ async def test_operations_filters_and_replay_all_dead(
     # by connection
     await page.get_by_label("Connection").select_option("beta")
     await page.get_by_role("button", name="Filter").click()
-    await page.wait_for_url("**/operations?connection=beta&state=")
+    await page.wait_for_url("**/operations?connection=beta&state=&*")
     await expect(rows).to_have_count(4)
     await expect(rows.locator("td:nth-child(2)")).to_have_text(["beta"] * 4)
     await expect(page.get_by_role("button", name="Replay all dead of beta")).to_be_visible()
@@ -252,21 +253,21 @@ async def test_operations_filters_and_replay_all_dead(
     await page.get_by_label("Connection").select_option("")
     await page.get_by_label("State").select_option("dead")
     await page.get_by_role("button", name="Filter").click()
-    await page.wait_for_url("**/operations?connection=&state=dead")
+    await page.wait_for_url("**/operations?connection=&state=dead&*")
     await expect(rows).to_have_count(3)
     await expect(rows.locator("td.state")).to_have_text(["dead"] * 3)
 
     # both: acme's two dead operations
     await page.get_by_label("Connection").select_option("acme")
     await page.get_by_role("button", name="Filter").click()
-    await page.wait_for_url("**/operations?connection=acme&state=dead")
+    await page.wait_for_url("**/operations?connection=acme&state=dead&*")
     ids = {site.acme.dead_id, site.acme_extra_dead}
     await expect(rows).to_have_count(2)
     assert {int(t) for t in await rows.locator("td:first-child").all_inner_texts()} == ids
 
     await page.get_by_role("button", name="Replay all dead of acme").click()
     await expect(page.locator("p.flash")).to_have_text("Replayed 2 dead operation(s) of acme.")
-    assert page.url.endswith("/operations?connection=acme&state=dead")  # back where it was
+    assert "/operations?connection=acme&state=dead&" in page.url  # back where it was
     await expect(page.get_by_text("No operations match.")).to_be_visible()
     for op_id in ids:
         assert await state_of(store, op_id) is OperationState.PENDING
@@ -276,7 +277,7 @@ async def test_operations_filters_and_replay_all_dead(
     # every connection: only beta's dead one is left
     await page.get_by_label("Connection").select_option("")
     await page.get_by_role("button", name="Filter").click()
-    await page.wait_for_url("**/operations?connection=&state=dead")
+    await page.wait_for_url("**/operations?connection=&state=dead&*")
     await expect(rows).to_have_count(1)
     await page.get_by_role("button", name="Replay all dead", exact=True).click()
     await expect(page.locator("p.flash")).to_have_text("Replayed 1 dead operation(s).")
@@ -287,7 +288,7 @@ async def test_operations_filters_and_replay_all_dead(
     # the flash is shown once; the replayed operations are listed as pending
     await page.get_by_label("State").select_option("pending")
     await page.get_by_role("button", name="Filter").click()
-    await page.wait_for_url("**/operations?connection=&state=pending")
+    await page.wait_for_url("**/operations?connection=&state=pending&*")
     await expect(page.locator("p.flash")).to_have_count(0)
     await expect(rows).to_have_count(5)  # 2 seeded pending + 3 replayed
     for op_id in (*ids, site.beta.dead_id):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from sqlalchemy import Select, and_, distinct, func, insert, or_, select, update
+from sqlalchemy import Select, and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mlconnector.store.records import (
@@ -193,8 +193,8 @@ class ConsoleQueries:
     async def operation_facets(self) -> dict[str, list[str]]:
         """The flows and kinds that occur in the outbox (for the filter menus)."""
         async with self._reader.connect() as conn:
-            flows = (await conn.execute(select(distinct(operations.c.flow)))).scalars().all()
-            kinds = (await conn.execute(select(distinct(operations.c.kind)))).scalars().all()
+            flows = (await conn.execute(select(operations.c.flow).distinct())).scalars().all()
+            kinds = (await conn.execute(select(operations.c.kind).distinct())).scalars().all()
         return {"flows": sorted(flows), "kinds": sorted(kinds)}
 
     def _group_scope(self, f: OperationFilter) -> OperationFilter:

@@ -1,13 +1,12 @@
 """The operator UI: server-rendered pages that work without JavaScript.
 
-Pages: ``/`` (dashboard), ``/operations`` (filter, Replay), ``/audit`` (search),
-``/connections/{name}`` (settings, masked credentials, links). Every value goes through Jinja's
-autoescaping. State-changing requests are ``POST`` forms guarded by a same-origin check (the
-``Origin`` header, or ``Referer`` when a browser sends no ``Origin``, must name this host): the UI
-keeps no session, so a stateless check keeps several web nodes interchangeable. The outcome of an
-action comes back as a one-shot flash cookie after a redirect (post/redirect/get).
-
-There is no login: the app binds to 127.0.0.1 by default; see :mod:`mlconnector.web.app`.
+Pages: ``/`` (dashboard), ``/operations`` (keyset pages, filters, errors grouped by cause,
+Replay and Dismiss, one by one or per group), ``/runs`` (run history: chart and table),
+``/audit`` (search), ``/connections/{name}`` (settings, masked credentials, links). Every value
+goes through Jinja's autoescaping. State-changing requests are ``POST`` forms guarded by a
+same-origin check (the ``Origin`` header, or ``Referer`` when a browser sends no ``Origin``,
+must name this host); every form also carries ``csrf_input()`` for the login layer. The outcome
+of an action comes back as a one-shot flash cookie after a redirect (post/redirect/get).
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from starlette.datastructures import URL
+from starlette.datastructures import URL, QueryParams
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -29,14 +28,44 @@ from starlette.templating import Jinja2Templates
 
 from mlconnector.clock import Clock
 from mlconnector.config import Config
-from mlconnector.store import AuditQuery, InboxItem, Operation, OperationState, Store
+from mlconnector.store import (
+    AuditEvent,
+    AuditQuery,
+    InboxItem,
+    Operation,
+    OperationState,
+    Store,
+)
 from mlconnector.sync.runs import LAST_RUN_SUFFIX, LastRun, last_runs
+from mlconnector.web.charts import changed, runs_chart
+from mlconnector.web.console import (
+    OperationQuery,
+    audit_key,
+    cursor_summary,
+    day_param,
+    day_range,
+    details_items,
+    event_label,
+    int_param,
+    kind_label,
+    page_links,
+    parse_audit_key,
+    pretty_json,
+    record_reference,
+    text_param,
+    trail_query,
+)
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 FLASH_COOKIE = "mlc_flash"
-PAGE_SIZE = 200
+PAGE_SIZE = 50
+LINKS_SHOWN = 200
 RECENT_WEBHOOKS = 25
+MAX_GROUPS = 20
+CHART_RUNS = 100
 MAX_FORM_BYTES = 4096
+#: where the login layer (``web.auth``) keeps the request's session in the ASGI scope
+SESSION_SCOPE_KEY = "mlconnector.session"
 #: the audit search fields offered by the form (AuditQuery attribute → label)
 AUDIT_FIELDS = {
     "connection": "Connection",
@@ -45,7 +74,13 @@ AUDIT_FIELDS = {
     "ss_order_number": "ShipStation order number",
     "ss_order_id": "ShipStation orderId",
     "shipment_id": "Shipment id",
+    "sku": "SKU",
+    "idempotency_key": "Idempotency key",
+    "flow": "Flow",
+    "outcome": "Outcome",
 }
+#: outcomes offered by the audit form's list (any other can be typed in the URL)
+AUDIT_OUTCOMES = ("ok", "failed", "dead", "skipped", "frozen", "superseded", "rejected")
 
 #: the outbox replay behind the Replay buttons: ``replay(store, ids, connection=..., states=...)``
 ReplayFn = Callable[..., Awaitable[list[Operation]]]
@@ -61,6 +96,8 @@ def templates() -> Jinja2Templates:
     # readable JSON for audit details; autoescaping then makes any markup in it inert text
     # (Jinja's ``tojson`` is meant for <script> blocks and shows \u003c escapes instead)
     env.filters["json"] = lambda value: json.dumps(value, ensure_ascii=False, default=str)
+    # forms call {{ csrf_input() }}; the login layer installs the real one over this fallback
+    env.globals.setdefault("csrf_input", lambda: "")
     return Jinja2Templates(env=env)
 
 
@@ -77,14 +114,6 @@ def same_origin(request: Request) -> bool:
     return bool(parsed.scheme in ("http", "https") and parsed.netloc and parsed.netloc == host)
 
 
-def _text(value: Any, limit: int = 120) -> str | None:
-    """A trimmed query parameter, ``None`` when empty."""
-    if not isinstance(value, str):
-        return None
-    value = value.strip()
-    return value[:limit] or None
-
-
 def _state(value: str | None) -> OperationState | None:
     try:
         return OperationState(value) if value else None
@@ -98,6 +127,8 @@ class FlowRow:
 
     flow: str
     cursor: str | None
+    cursor_summary: str
+    cursor_json: str | None
     cursor_updated: str | None
     lease_owner: str | None
     lease_expires: str | None
@@ -152,6 +183,8 @@ async def flow_rows(store: Store, connection: str, now: datetime) -> list[FlowRo
             FlowRow(
                 flow=flow,
                 cursor=cursor.value if cursor else None,
+                cursor_summary=cursor_summary(cursor.value) if cursor else "—",
+                cursor_json=pretty_json(cursor.value) if cursor else None,
                 cursor_updated=_when(cursor.updated_at) if cursor else None,
                 lease_owner=lease.owner if lease else None,
                 lease_expires=_when(lease.expires_at) if lease else None,
@@ -178,11 +211,30 @@ class OperatorUI:
             Route("/operations", self.operations, methods=["GET"], name="operations"),
             Route("/operations/replay", self.replay_many, methods=["POST"], name="replay_many"),
             Route(
+                "/operations/replay-group",
+                self.replay_group,
+                methods=["POST"],
+                name="replay_group",
+            ),
+            Route(
+                "/operations/dismiss-group",
+                self.dismiss_group,
+                methods=["POST"],
+                name="dismiss_group",
+            ),
+            Route(
                 "/operations/{op_id:int}/replay",
                 self.replay_one,
                 methods=["POST"],
                 name="replay_one",
             ),
+            Route(
+                "/operations/{op_id:int}/dismiss",
+                self.dismiss_one,
+                methods=["POST"],
+                name="dismiss_one",
+            ),
+            Route("/runs", self.runs, methods=["GET"], name="runs"),
             Route("/audit", self.audit, methods=["GET"], name="audit"),
             Route("/connections/{name}", self.connection, methods=["GET"], name="connection"),
         ]
@@ -234,51 +286,113 @@ class OperatorUI:
         )
 
     async def operations(self, request: Request) -> Response:
-        """Operations, newest change first, filtered by connection and state."""
-        connection = _text(request.query_params.get("connection"))
-        state = _state(_text(request.query_params.get("state")))
-        ops = await self.store.list_operations(
-            connection=connection, states=[state] if state else None, limit=PAGE_SIZE
+        """Operations newest first, a keyset page at a time, filtered; their errors grouped."""
+        query = OperationQuery.of(request.query_params)
+        params = request.query_params
+        page = await self.store.operations_page(
+            query.filter,
+            before=int_param(params.get("before")),
+            after=int_param(params.get("after")),
+            limit=PAGE_SIZE,
         )
-        names = [c.name for c in await self.store.list_connections()]
-        dead = (await self.store.count_operations(connection=connection))[OperationState.DEAD]
+        newer, older = page_links(request.url.path, params, page, lambda op: str(op.id))
+        groups = await self.store.error_groups(query.filter)
+        counts = await self.store.count_operations(connection=query.filter.connection)
         return self.render(
             request,
             "operations.html",
             title="Operations",
-            ops=ops,
-            connection=connection,
-            state=state.value if state else None,
+            page=page,
+            ops=page.items,
+            newer=newer,
+            older=older,
+            query=query,
+            form=query.form,
+            connection=query.filter.connection,
+            state=query.form["state"] or None,
             states=list(OperationState),
-            names=names,
+            names=[c.name for c in await self.store.list_connections()],
+            facets=await self.store.operation_facets(),
+            groups=groups[:MAX_GROUPS],
+            more_groups=max(0, len(groups) - MAX_GROUPS),
             replayable={OperationState.FAILED, OperationState.DEAD},
-            dead=dead,
+            dead=counts[OperationState.DEAD],
+            kind_label=kind_label,
+            trail_query=trail_query,
+            record_reference=record_reference,
             page_size=PAGE_SIZE,
         )
 
-    async def audit(self, request: Request) -> Response:
-        """Audit events matching every filled field, newest first."""
-        filters = {name: _text(request.query_params.get(name)) for name in AUDIT_FIELDS}
-        searched = any(filters.values())
-        events = await self.store.search_audit(
-            AuditQuery(
-                connection=filters["connection"],
-                plex_order_id=filters["plex_order_id"],
-                order_key=filters["order_key"],
-                ss_order_number=filters["ss_order_number"],
-                ss_order_id=filters["ss_order_id"],
-                shipment_id=filters["shipment_id"],
+    async def runs(self, request: Request) -> Response:
+        """The run history of one flow of one connection: a chart of the latest runs and a
+        keyset-paged table."""
+        params = request.query_params
+        pairs = await self.store.run_flows()
+        connection, flow = text_param(params.get("connection")), text_param(params.get("flow"))
+        if (connection, flow) not in pairs and pairs:
+            connection, flow = next(((c, f) for c, f in pairs if c == connection), pairs[0])
+        chart, page, newer, older = None, None, None, None
+        if connection and flow:
+            latest = await self.store.runs_page(connection, flow, limit=CHART_RUNS)
+            chart = runs_chart(latest.items)
+            page = await self.store.runs_page(
+                connection,
+                flow,
+                before=int_param(params.get("before")),
+                after=int_param(params.get("after")),
                 limit=PAGE_SIZE,
             )
+            keep = QueryParams(
+                {
+                    "connection": connection,
+                    "flow": flow,
+                    **{k: v for k, v in params.items() if k in ("before", "after")},
+                }
+            )
+            newer, older = page_links(request.url.path, keep, page, lambda r: str(r.id))
+        return self.render(
+            request,
+            "runs.html",
+            title="Run history",
+            pairs=pairs,
+            connection=connection,
+            flow=flow,
+            chart=chart,
+            chart_runs=CHART_RUNS,
+            page=page,
+            newer=newer,
+            older=older,
+            changed=changed,
         )
+
+    async def audit(self, request: Request) -> Response:
+        """Audit events matching every filled field, newest first, a keyset page at a time."""
+        params = request.query_params
+        filters = {name: text_param(params.get(name)) for name in AUDIT_FIELDS}
+        start, end = day_param(params.get("from")), day_param(params.get("to"))
+        since, until = day_range(start, end)
+        searched = any(filters.values()) or bool(start or end)
+        page = await self.store.audit_page(
+            AuditQuery(**filters, since=since, until=until, limit=PAGE_SIZE),
+            before=parse_audit_key(params.get("before")),
+            after=parse_audit_key(params.get("after")),
+        )
+        newer, older = page_links(request.url.path, params, page, audit_key)
         return self.render(
             request,
             "audit.html",
             title="Audit",
-            events=events,
+            events=page.items,
+            newer=newer,
+            older=older,
             filters=filters,
+            day_from=start.isoformat() if start else "",
+            day_to=end.isoformat() if end else "",
             fields=AUDIT_FIELDS,
+            outcomes=AUDIT_OUTCOMES,
             searched=searched,
+            event_label=event_label,
+            details_items=details_items,
             page_size=PAGE_SIZE,
         )
 
@@ -301,14 +415,14 @@ class OperatorUI:
             conn=conn,
             settings=settings,
             credentials=await self.store.list_credentials_masked(name),
-            links=await self.store.list_links(name, limit=PAGE_SIZE),
+            links=await self.store.list_links(name, limit=LINKS_SHOWN),
             counts=await self.store.count_operations(connection=name),
             webhooks=[
                 WebhookRow.of(item)
                 for item in await self.store.list_webhooks(connection=name, limit=RECENT_WEBHOOKS)
             ],
             webhook_url=webhook_url,
-            page_size=PAGE_SIZE,
+            page_size=LINKS_SHOWN,
         )
 
     # --- actions -------------------------------------------------------------------------------
@@ -332,8 +446,8 @@ class OperatorUI:
             return _forbidden()
         form = await read_form(request)
         back = _back(request, form.get("back"))
-        connection = _text(form.get("connection"))
-        state = _state(_text(form.get("state"))) or OperationState.DEAD
+        connection = text_param(form.get("connection"))
+        state = _state(text_param(form.get("state"))) or OperationState.DEAD
         if state not in (OperationState.DEAD, OperationState.FAILED):
             return self.redirect(back, "Only failed or dead operations can be replayed.")
         ids = None
@@ -343,6 +457,91 @@ class OperatorUI:
         replayed = await self.replay(self.store, ids, connection=connection, states=[state])
         scope = f" of {connection}" if connection else ""
         return self.redirect(back, f"Replayed {len(replayed)} {state.value} operation(s){scope}.")
+
+    async def replay_group(self, request: Request) -> Response:
+        """Replay the failed and dead operations of one error group (under the page's filter)."""
+        if not same_origin(request):
+            return _forbidden()
+        form = await read_form(request)
+        back = _back(request, form.get("back"))
+        cause = text_param(form.get("cause"), 300)
+        if cause is None:
+            return self.redirect(back, "No error group was named; nothing was replayed.")
+        query = OperationQuery.of(form)
+        ids = await self.store.operations_in_group(query.filter, cause)
+        replayed = await self.replay(self.store, ids) if ids else []
+        await self._audit_bulk(request, "replay_group", cause, replayed, {})
+        return self.redirect(back, f"Replayed {len(replayed)} operation(s) failing with: {cause}")
+
+    async def dismiss_one(self, request: Request) -> Response:
+        """Dismiss one dead operation, with the reason typed next to the button."""
+        if not same_origin(request):
+            return _forbidden()
+        op_id = int(request.path_params["op_id"])
+        form = await read_form(request)
+        back = _back(request, form.get("back"))
+        reason = text_param(form.get("reason"), 500)
+        if reason is None:
+            return self.redirect(back, f"Operation {op_id} was not dismissed: give a reason.")
+        done = await self.store.dismiss([op_id], reason=reason, actor=actor(request))
+        if done:
+            return self.redirect(back, f"Operation {op_id} dismissed: it will not be sent.")
+        return self.redirect(
+            back, f"Operation {op_id} was not dismissed: only dead operations can be."
+        )
+
+    async def dismiss_group(self, request: Request) -> Response:
+        """Dismiss the dead operations of one error group (under the page's filter)."""
+        if not same_origin(request):
+            return _forbidden()
+        form = await read_form(request)
+        back = _back(request, form.get("back"))
+        cause, reason = text_param(form.get("cause"), 300), text_param(form.get("reason"), 500)
+        if cause is None or reason is None:
+            return self.redirect(back, "Nothing was dismissed: name the group and give a reason.")
+        query = OperationQuery.of({**form, "state": OperationState.DEAD.value})
+        ids = await self.store.operations_in_group(query.filter, cause)
+        done = await self.store.dismiss(ids, reason=reason, actor=actor(request))
+        await self._audit_bulk(request, "dismiss_group", cause, done, {"reason": reason})
+        return self.redirect(back, f"Dismissed {len(done)} dead operation(s) failing with: {cause}")
+
+    async def _audit_bulk(
+        self,
+        request: Request,
+        action: str,
+        cause: str,
+        ops: list[Operation],
+        extra: dict[str, Any],
+    ) -> None:
+        """One event per connection for a bulk action (each operation has its own too)."""
+        by_connection: dict[str, list[int]] = {}
+        for op in ops:
+            by_connection.setdefault(op.connection, []).append(op.id)
+        for connection, members in sorted(by_connection.items()):
+            await self.store.append_audit(
+                AuditEvent(
+                    connection=connection,
+                    flow="operator",
+                    direction="internal",
+                    entity="operation",
+                    action=action,
+                    outcome="ok",
+                    details={
+                        "cause": cause,
+                        "count": len(members),
+                        "operation_ids": members[:200],
+                        "by": actor(request),
+                        **extra,
+                    },
+                )
+            )
+
+
+def actor(request: Request) -> str:
+    """Who sent a form: the logged-in account when the login layer put one in the scope."""
+    session = request.scope.get(SESSION_SCOPE_KEY)
+    name = getattr(getattr(session, "user", None), "name", None)
+    return str(name) if name else "web"
 
 
 async def read_form(request: Request) -> dict[str, str]:
