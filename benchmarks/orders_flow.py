@@ -1,90 +1,105 @@
-"""What one orders sync costs: requests per remote system, virtual and wall time.
+"""Engine CPU per order of an orders pass on SQLite, with the store's transactions and
+statements per order (and, with ``--profile``, where the CPU goes).
 
-Serves both simulators on loopback (real HTTP), seeds the default Plex tenant (or one with N
-orders), and runs :class:`~mlconnector.sync.orders.OrdersFlow` three times on a FakeClock:
+Both simulators in-process on a :class:`FakeClock` (``_sync_env``; their own CPU is measured apart
+and subtracted). The ~40-order seed is synced first (not measured), then N new Plex orders (one
+release each, so one ShipStation order each) are synced by one ``OrdersFlow.run``. Printed:
 
-1. the first run (60 days of history, every open release becomes a ShipStation order);
-2. a run with no change (should send nothing to ShipStation);
-3. a run after one release quantity changed in Plex (one order updated).
+* engine CPU per order = (process CPU − CPU inside the simulators) / orders created;
+* database transactions (commits) and SQL statements per order, counted on the engine;
+* a no-change pass and a one-release edit (what a scheduled poll costs).
 
-Prints, per run: the flow summary, requests by service, virtual seconds (rate-limit waits) and
-wall seconds.
-
-Run: ``uv run python benchmarks/orders_flow.py [orders]``
+Run: ``uv run python benchmarks/orders_flow.py [--profile] [orders]`` (default 1000)
 """
 
 from __future__ import annotations
 
 import asyncio
+import cProfile
+import io
+import pstats
 import sys
-import tempfile
 import time
-from datetime import UTC, datetime
-from pathlib import Path
+from typing import Any
 
-from mlconnector.clock import FakeClock
-from mlconnector.config import Config, ConnectionConfig, PlexSettings, ShipStationSettings
-from mlconnector.sandbox.plex import DEFAULT_CONSUMER_KEY, TenantSpec, create_plex_sandbox
-from mlconnector.sandbox.server import serve
-from mlconnector.sandbox.shipstation import ShipStationAccount, create_shipstation_sandbox
-from mlconnector.store import CredentialKind, Vault, generate_key, open_store
-from mlconnector.sync import ConnectionRuntime, build_runtime
+from _sync_env import Bench, make_bench
+from sqlalchemy import event
+
+from mlconnector.sync import ConnectionRuntime
 from mlconnector.sync.orders import OrdersFlow
 
-PCN = 340884
+
+class DbCounter:
+    """Commits and statements executed on the store's engine."""
+
+    def __init__(self, bench: Bench) -> None:
+        self.commits = 0
+        self.statements = 0
+        engine = bench.store.engine.sync_engine
+        event.listen(engine, "commit", self._commit)
+        event.listen(engine, "before_cursor_execute", self._statement)
+
+    def _commit(self, *_: Any) -> None:
+        self.commits += 1
+
+    def _statement(self, *_: Any) -> None:
+        self.statements += 1
 
 
-async def timed(label: str, rt: ConnectionRuntime, flow: OrdersFlow, clock: FakeClock) -> None:
-    before = dict(rt.stats.requests)
-    virtual, wall = clock.now(), time.perf_counter()
+async def measured(
+    label: str, bench: Bench, rt: ConnectionRuntime, db: DbCounter, profile: bool
+) -> None:
+    flow = OrdersFlow()
+    commits, statements = db.commits, db.statements
+    cpu0, sim0 = time.process_time(), bench.plex_app.cpu + bench.ss_app.cpu
+    wall0 = time.perf_counter()
+    profiler = cProfile.Profile() if profile else None
+    if profiler is not None:
+        profiler.enable()
     result = await flow.run(rt)
-    requests = {k: v - before.get(k, 0) for k, v in rt.stats.requests.items()}
+    if profiler is not None:
+        profiler.disable()
+    engine = time.process_time() - cpu0 - (bench.plex_app.cpu + bench.ss_app.cpu - sim0)
+    orders = result.created + result.updated + result.cancelled
+    per = max(orders, 1)
     print(
-        f"{label:<28} {result.summary():<60} requests={requests} "
-        f"virtual={(clock.now() - virtual).total_seconds():.0f}s "
-        f"wall={time.perf_counter() - wall:.2f}s"
+        f"{label:<20} {result.counts_text()}\n"
+        f"  engine CPU {engine:.2f} s = {engine * 1000 / per:.2f} ms/order; "
+        f"{(db.commits - commits) / per:.2f} transactions and "
+        f"{(db.statements - statements) / per:.2f} statements per order "
+        f"({db.commits - commits} / {db.statements - statements}); "
+        f"wall {time.perf_counter() - wall0:.1f} s"
     )
+    if profiler is not None:
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
+        print(out.getvalue())
 
 
-async def main(orders: int) -> None:
-    clock = FakeClock(datetime(2026, 1, 15, 12, tzinfo=UTC))
-    spec = TenantSpec(pcn=PCN, code="mlauto", name="Midland", orders=orders)
-    plex = create_plex_sandbox(clock, tenants=[spec])
-    ss = create_shipstation_sandbox(clock)
-    account = ShipStationAccount()
-    home = Path(tempfile.mkdtemp(prefix="mlc-bench-"))
-    vault = Vault([generate_key()], source="benchmark")
-    store = await open_store(f"sqlite+aiosqlite:///{home / 'mlc.db'}", clock=clock, vault=vault)
-    await store.create_connection("bench", plex_pcn=str(PCN))
-    secrets = {
-        CredentialKind.PLEX_API_KEY: DEFAULT_CONSUMER_KEY,
-        CredentialKind.SS_V1_KEY: account.api_key,
-        CredentialKind.SS_V1_SECRET: account.api_secret,
-    }
-    for kind, value in secrets.items():
-        await store.set_credential("bench", kind, value)
-    async with serve(plex.app) as plex_url, serve(ss.app) as ss_url:
-        conn = ConnectionConfig(
-            plex=PlexSettings(pcn=str(PCN), rest_base_url=plex_url),
-            shipstation=ShipStationSettings(v1_base_url=ss_url),
-        )
-        config = Config(home=home, connections={"bench": conn})
-        rt = await build_runtime(config, "bench", store, clock)
-        flow = OrdersFlow()
-        try:
-            await timed("first run", rt, flow, clock)
-            clock.advance(600)
-            await timed("no change", rt, flow, clock)
-            data = plex.tenant(PCN)
-            release = next(r for r in data.releases.values() if r.status == "Open")
-            plex.edit_release(release.id, quantity=release.quantity + 1, tenant=PCN)
-            clock.advance(600)
-            await timed("one release edited", rt, flow, clock)
-            print(f"ShipStation orders: {len(ss.all_orders())}")
-        finally:
-            await rt.aclose()
-            await store.close()
+async def main(orders: int, profile: bool) -> None:
+    bench = await make_bench()
+    try:
+        rt = await bench.runtime()
+        await OrdersFlow().run(rt)  # the seed, not measured
+        bench.clock.advance(600)
+        bench.add_orders(orders)
+        bench.clock.advance(600)
+        db = DbCounter(bench)
+        print(f"orders pass on SQLite, {orders} new orders")
+        await measured("first pass", bench, rt, db, profile)
+        bench.clock.advance(600)
+        await measured("no change", bench, rt, db, False)
+        data = bench.plex.tenant(bench_pcn := 340884)
+        release = next(r for r in data.releases.values() if r.status == "Open")
+        bench.plex.edit_release(release.id, quantity=release.quantity + 1, tenant=bench_pcn)
+        bench.clock.advance(600)
+        await measured("one release edited", bench, rt, db, False)
+    finally:
+        await bench.close()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 40))
+    args = sys.argv[1:]
+    prof = "--profile" in args
+    sizes = [int(a) for a in args if a != "--profile"]
+    asyncio.run(main(sizes[0] if sizes else 1000, prof))

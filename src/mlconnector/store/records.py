@@ -127,10 +127,12 @@ class Operation:
 
 @dataclass(frozen=True, slots=True)
 class Enqueued:
-    """The result of ``Store.enqueue``: the operation, and whether this call created it."""
+    """The result of ``Store.enqueue``: the operation, whether this call created it, and
+    (``Store.enqueue_many(claim=True)``) whether this call marked it ``sent``."""
 
     operation: Operation
     created: bool
+    claimed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,6 @@
 """``Store``: the one interface to the connector's state. All SQL lives in this module (and, for
-the web UI's accounts and sessions, in ``accounts.py``, whose methods the store inherits).
+the web UI's accounts and sessions, in ``accounts.py``, and for the flows' many-row batches, in
+``batch.py``, whose methods the store inherits).
 
 Every method is a coroutine running one short transaction, so a caller never holds a database
 transaction across a network call. Times come from the injected clock unless a method takes an
@@ -31,6 +32,7 @@ from mlconnector.errors import VaultError
 from mlconnector.http.ratelimit import BudgetState
 from mlconnector.http.redact import Redactor
 from mlconnector.store.accounts import AccountsRepository
+from mlconnector.store.batch import BatchRepository
 from mlconnector.store.exceptions import OperationStateError, StoreError, UnknownConnectionError
 from mlconnector.store.queries import ConsoleQueries
 from mlconnector.store.records import (
@@ -107,7 +109,7 @@ class _Writers:
         return lock
 
 
-class Store(AccountsRepository, ConsoleQueries):
+class Store(AccountsRepository, ConsoleQueries, BatchRepository):
     """The connector's state: connections, credentials, cursors, links, the idempotent outbox,
     the audit trail, the webhook inbox, leases, the inventory snapshot, shipment write-backs, and
     the web UI's operator accounts and sessions.
@@ -816,7 +818,16 @@ class Store(AccountsRepository, ConsoleQueries):
     async def append_audit(self, event: AuditEvent) -> AuditEvent:
         """Append one event (``at`` defaults to the clock). Details are redacted. There is no
         update or delete: the database refuses both."""
-        values = {
+        values = self._audit_values(event)
+        async with self._write() as conn:
+            row = (
+                await conn.execute(audit_events.insert().values(values).returning(audit_events))
+            ).one()
+        return to_audit(row)
+
+    def _audit_values(self, event: AuditEvent) -> dict[str, Any]:
+        """The row of an audit event: ``at`` from the clock if unset, details redacted."""
+        return {
             "at": self._now(event.at),
             "connection": event.connection,
             "flow": event.flow,
@@ -837,11 +848,6 @@ class Store(AccountsRepository, ConsoleQueries):
             "details": self._redact_json(event.details),
             "sku": event.sku or _sku_of(event.details),
         }
-        async with self._write() as conn:
-            row = (
-                await conn.execute(audit_events.insert().values(values).returning(audit_events))
-            ).one()
-        return to_audit(row)
 
     async def search_audit(self, query: AuditQuery) -> list[AuditEvent]:
         """Events matching every filter set in ``query``, newest first, at most ``query.limit``."""

@@ -18,6 +18,7 @@ from mlconnector.sync.base import (
     Resolution,
     StaleOperationError,
     audit,
+    audit_event,
 )
 from mlconnector.sync.outbox import Outbox, recover, replay, retry_due
 from mlconnector.sync.runtime import (
@@ -47,6 +48,7 @@ __all__ = [
     "StaleOperationError",
     "WebhookAlertSink",
     "audit",
+    "audit_event",
     "build_runtime",
     "default_http_factory",
     "missing_credential",

@@ -202,7 +202,7 @@ class BatchResolveFlow(Flow, Protocol):
         ...
 
 
-async def audit(
+def audit_event(
     rt: ConnectionRuntime,
     *,
     flow: str,
@@ -225,7 +225,8 @@ async def audit(
     details: dict[str, Any] | None = None,
     from_last_request: bool = False,
 ) -> AuditEvent:
-    """Append one audit event for connection ``rt.name``.
+    """One audit event for connection ``rt.name`` (not stored: :func:`audit` appends one,
+    ``Store.settle_batch``/``append_audits`` many at once).
 
     ``op`` fills the idempotency key and operation id; a :class:`ConnectorError` ``error`` fills
     the HTTP status, request id and error details. With ``from_last_request`` (right after the
@@ -248,24 +249,31 @@ async def audit(
         last = rt.last_request
         if last is not None:
             http_status, request_id = last.status, last.request_id
+    return AuditEvent(
+        connection=rt.name,
+        flow=flow,
+        direction=direction,
+        entity=entity,
+        action=action,
+        outcome=outcome,
+        plex_order_id=plex_order_id,
+        order_key=order_key,
+        ss_order_id=None if ss_order_id is None else str(ss_order_id),
+        ss_order_number=ss_order_number,
+        shipment_id=None if shipment_id is None else str(shipment_id),
+        entity_ids=dict(entity_ids or {}),
+        remote_ids=dict(remote_ids or {}),
+        http_status=http_status,
+        request_id=request_id,
+        idempotency_key=idempotency_key,
+        details=info,
+    )
+
+
+async def audit(
+    rt: ConnectionRuntime, *, flow: str, action: str, outcome: str, **fields: Any
+) -> AuditEvent:
+    """Append one audit event for connection ``rt.name`` (fields: see :func:`audit_event`)."""
     return await rt.store.append_audit(
-        AuditEvent(
-            connection=rt.name,
-            flow=flow,
-            direction=direction,
-            entity=entity,
-            action=action,
-            outcome=outcome,
-            plex_order_id=plex_order_id,
-            order_key=order_key,
-            ss_order_id=None if ss_order_id is None else str(ss_order_id),
-            ss_order_number=ss_order_number,
-            shipment_id=None if shipment_id is None else str(shipment_id),
-            entity_ids=dict(entity_ids or {}),
-            remote_ids=dict(remote_ids or {}),
-            http_status=http_status,
-            request_id=request_id,
-            idempotency_key=idempotency_key,
-            details=info,
-        )
+        audit_event(rt, flow=flow, action=action, outcome=outcome, **fields)
     )

@@ -91,6 +91,14 @@ async def save_link(
     rt: ConnectionRuntime, payload: dict[str, Any], ss_order_id: str | None, status: str | None
 ) -> Link:
     """Record that ShipStation holds this content for this group."""
+    return await rt.store.save_link(link_of(rt, payload, ss_order_id, status))
+
+
+def link_of(
+    rt: ConnectionRuntime, payload: dict[str, Any], ss_order_id: str | None, status: str | None
+) -> Link:
+    """The link saying ShipStation holds this content for this group (saved by
+    :func:`save_link`, or many at once with a batch's confirms)."""
     frozen = None
     if status in FROZEN_STATUSES:
         frozen = f"ShipStation order is {status}" + (
@@ -98,18 +106,16 @@ async def save_link(
             if payload.get("action") == "cancel"
             else ""
         )
-    return await rt.store.save_link(
-        Link(
-            connection=rt.name,
-            order_key=payload["order_key"],
-            plex_order_id=payload["plex_order_id"],
-            group_key=payload["group_key"],
-            ss_order_id=ss_order_id,
-            content_hash=payload["hash"],
-            ss_status=status,
-            frozen_reason=frozen,
-            release_ids=list(payload.get("release_ids") or []),
-        )
+    return Link(
+        connection=rt.name,
+        order_key=payload["order_key"],
+        plex_order_id=payload["plex_order_id"],
+        group_key=payload["group_key"],
+        ss_order_id=ss_order_id,
+        content_hash=payload["hash"],
+        ss_status=status,
+        frozen_reason=frozen,
+        release_ids=list(payload.get("release_ids") or []),
     )
 
 
@@ -152,8 +158,12 @@ async def precheck(rt: ConnectionRuntime, op: Operation) -> str | None:
     """Before a queued order is (re)sent: the ShipStation order id when this content is already
     there (confirm without sending), ``None`` to send; raises when it must never be sent
     (frozen order, or a newer version was sent after it was queued)."""
+    return check_link(op, await rt.store.get_link(rt.name, op.payload["order_key"]))
+
+
+def check_link(op: Operation, link: Link | None) -> str | None:
+    """:func:`precheck` given the operation's link (read beforehand, many at once)."""
     payload = op.payload
-    link = await rt.store.get_link(rt.name, payload["order_key"])
     if link is None:
         return None
     if link.content_hash == payload["hash"] and link.ss_order_id:

@@ -53,9 +53,11 @@ from mlconnector.sync.mapping import (
 )
 from mlconnector.sync.order_links import (
     Decision,
+    check_link,
     decision_of,
     freeze_link,
     is_frozen,
+    link_of,
     link_version,
     precheck,
     refs_of,
@@ -217,6 +219,8 @@ class OrdersFlow:
             except SkipRecordError as exc:
                 unreadable[order_id] = exc
         bundles = await load_bundles(rt.plex, list(fetched.values()))
+        # the links of the whole chunk in one read (was one read per order)
+        links_by_order = await rt.store.links_of_orders(rt.name, list(fetched))
         decisions: list[Decision] = []
         for order_id in order_ids:
             answer = unreadable.get(order_id) or bundles[fetched[order_id].id.lower()]
@@ -224,7 +228,8 @@ class OrdersFlow:
                 item = PlanItem("skip", "order", order_id, f"cannot read the Plex order: {answer}")
                 await self._note(rt, result, item, "skipped", dry_run, plex_order_id=order_id)
                 continue
-            decisions += await self._decide_bundle(rt, order_id, answer, result, dry_run)
+            links = {x.order_key: x for x in links_by_order.get(order_id, [])}
+            decisions += await self._decide_bundle(rt, order_id, answer, links, result, dry_run)
             loaded_lines.update(line.id.lower() for line in answer.lines)
         return decisions
 
@@ -233,13 +238,10 @@ class OrdersFlow:
         rt: ConnectionRuntime,
         order_id: str,
         bundle: OrderBundle,
+        links: dict[str, Link],
         result: FlowResult,
         dry_run: bool,
     ) -> list[Decision]:
-        links = {
-            link.order_key: link
-            for link in await rt.store.find_links(rt.name, plex_order_id=order_id)
-        }
         partly = {r.id.lower() for r in bundle.releases if r.quantity_shipped > 0}
         open_ids = [
             x.ss_order_id
@@ -399,10 +401,11 @@ class OrdersFlow:
         self,
         rt: ConnectionRuntime,
         box: Outbox,
-        batch: Sequence[tuple[Decision, Operation]],
+        sent: Sequence[tuple[Decision, Operation]],
         result: FlowResult,
     ) -> None:
-        sent = [(d, await box.mark_sent(op)) for d, op in batch]
+        """Send one ``createorders`` batch of operations already marked ``sent``; the orders
+        that landed are confirmed, linked and audited in one transaction."""
         try:
             outcomes = await rt.ss_v1.create_orders(
                 [Order.model_validate(op.payload["order"]) for _, op in sent]
@@ -418,25 +421,31 @@ class OrdersFlow:
                 raise
             result.errors.append(str(exc))
             return
+        landed: list[tuple[Operation, str | None, dict[str, Any]]] = []
+        links: list[Link] = []
+        refused: list[tuple[Decision, Operation, str, bool]] = []
         for (decision, op), outcome in zip(sent, outcomes, strict=True):
-            refs = refs_of(decision)
             if outcome.success and outcome.order_id is not None:
-                await box.confirm(
-                    op,
-                    str(outcome.order_id),
-                    action=decision.action,
-                    ss_order_id=outcome.order_id,
-                    ss_order_number=outcome.order_number,
-                    **refs,
-                )
-                await save_link(rt, op.payload, str(outcome.order_id), decision.order.order_status)
+                ref = str(outcome.order_id)
+                refs = {
+                    "action": decision.action,
+                    "ss_order_id": outcome.order_id,
+                    "ss_order_number": outcome.order_number,
+                    **refs_of(decision),
+                }
+                landed.append((op, ref, refs))
+                links.append(link_of(rt, op.payload, ref, decision.order.order_status))
                 result.count(would(decision))
                 continue
             message = outcome.error_message or "ShipStation did not accept the order"
-            # the batch answered HTTP 200; its request id still finds the exchange
-            request_id = rt.last_request.request_id if rt.last_request else None
+            refused.append((decision, op, message, outcome.frozen))
+        if landed:
+            await box.confirm_many(landed, links=links)
+        # the batch answered HTTP 200; its request id still finds the exchange
+        request_id = rt.last_request.request_id if rt.last_request else None
+        for decision, op, message, frozen in refused:
             error: ConnectorError
-            if outcome.frozen:
+            if frozen:
                 error = FrozenRecordError(message, record=decision.order_key, request_id=request_id)
                 await freeze_link(rt, op.payload, message)
                 result.count("frozen")
@@ -447,8 +456,8 @@ class OrdersFlow:
                 )
                 result.count("failed")
                 result.errors.append(f"{decision.order_key}: {message}")
-            failed = await box.fail(op, error, action=decision.action, **refs)
-            if not outcome.frozen:
+            failed = await box.fail(op, error, action=decision.action, **refs_of(decision))
+            if not frozen:
                 result.settle(("order", decision.order_key), failed.state.value, message)
 
     # --- one operation (retries, replays) and crash recovery -----------------------------------
@@ -472,11 +481,12 @@ class OrdersFlow:
         request instead of one): the same checks as :meth:`execute`, then per-order results."""
         result = FlowResult(FLOW, rt.name)
         box = Outbox(rt, FLOW)
+        known = await rt.store.get_links(rt.name, [op.payload["order_key"] for op in ops])
         ready: list[tuple[Decision, Operation]] = []
         for op in ops:
             decision = decision_of(op)
             try:
-                done = await precheck(rt, op)
+                done = check_link(op, known.get(decision.order_key))
             except (FrozenRecordError, StaleOperationError) as exc:
                 await box.fail(op, exc, action=decision.action, **refs_of(decision))
                 stale = isinstance(exc, StaleOperationError)
@@ -493,7 +503,11 @@ class OrdersFlow:
                 continue
             ready.append((decision, op))
         for start in range(0, len(ready), self.batch_size):
-            await self._send_batch(rt, box, ready[start : start + self.batch_size], result)
+            batch = ready[start : start + self.batch_size]
+            sent = {op.id: op for op in await box.mark_sent_many([op for _, op in batch])}
+            await self._send_batch(
+                rt, box, [(d, sent[op.id]) for d, op in batch if op.id in sent], result
+            )
         return result
 
     async def resolve(self, rt: ConnectionRuntime, op: Operation) -> Resolution:
@@ -547,41 +561,55 @@ async def _landed(rt: ConnectionRuntime, payload: dict[str, Any], remote: Order)
 
 
 class _Sender:
-    """Queues decisions as they are made and sends them in full ``createorders`` batches, so a
-    run never holds more than one batch (plus one chunk of decisions) of unsent orders."""
+    """Collects decisions as they are made and sends them in full ``createorders`` batches, so a
+    run never holds more than one batch (plus one chunk of decisions) of unsent orders.
+
+    A batch costs two transactions: its operations are enqueued (keys fixed) and the ready ones
+    marked ``sent`` together, just before the request leaves; the orders that landed are then
+    confirmed, linked and audited together. Decisions waiting for a full batch are not in the
+    outbox yet: if the run dies, the cursor has not moved and the next run decides them again.
+    """
 
     def __init__(self, flow: OrdersFlow, rt: ConnectionRuntime, result: FlowResult) -> None:
         self.flow = flow
         self.rt = rt
         self.result = result
         self.box = Outbox(rt, FLOW)
-        self.ready: list[tuple[Decision, Operation]] = []
+        self.waiting: list[Decision] = []
 
     async def add(self, decisions: Sequence[Decision]) -> None:
-        """Enqueue each decision (operation key fixed now); send every full batch."""
-        rt, box = self.rt, self.box
-        for decision in decisions:
-            op = (
-                await box.enqueue(KIND_UPSERT, decision.idempotency_key, decision.payload())
-            ).operation
-            if op.state is OperationState.CONFIRMED:
-                await save_link(
-                    rt, op.payload, op.remote_ref, op.payload["order"].get("orderStatus")
-                )
-                continue
-            if not box.ready(op):
-                reason = box.why_not_ready(op)
-                self.result.add(PlanItem("skip", "order", decision.order_key, reason), "skipped")
-                continue
-            self.ready.append((decision, op))
+        """Queue decisions; send every full batch."""
+        self.waiting.extend(decisions)
         size = self.flow.batch_size
-        while len(self.ready) >= size:
-            batch, self.ready = self.ready[:size], self.ready[size:]
-            await self.flow._send_batch(rt, box, batch, self.result)
+        while len(self.waiting) >= size:
+            batch, self.waiting = self.waiting[:size], self.waiting[size:]
+            await self._send(batch)
 
     async def flush(self) -> None:
         """Send what is left (the last, partial batch)."""
-        size = self.flow.batch_size
-        while self.ready:
-            batch, self.ready = self.ready[:size], self.ready[size:]
-            await self.flow._send_batch(self.rt, self.box, batch, self.result)
+        batch, self.waiting = self.waiting, []
+        if batch:
+            await self._send(batch)
+
+    async def _send(self, decisions: Sequence[Decision]) -> None:
+        rt, box = self.rt, self.box
+        items = [(KIND_UPSERT, d.idempotency_key, d.payload()) for d in decisions]
+        queued = await box.enqueue_many(items, claim=True)
+        relinked: list[Link] = []
+        batch: list[tuple[Decision, Operation]] = []
+        claimed: set[int] = set()
+        for decision, enqueued in zip(decisions, queued, strict=True):
+            op = enqueued.operation
+            if op.state is OperationState.CONFIRMED:
+                status = op.payload["order"].get("orderStatus")
+                relinked.append(link_of(rt, op.payload, op.remote_ref, status))
+            elif enqueued.claimed and op.id not in claimed:
+                claimed.add(op.id)
+                batch.append((decision, op))
+            elif not enqueued.claimed:
+                reason = box.why_not_ready(op)
+                self.result.add(PlanItem("skip", "order", decision.order_key, reason), "skipped")
+        if relinked:
+            await rt.store.settle_batch(links=relinked)
+        if batch:
+            await self.flow._send_batch(rt, box, batch, self.result)

@@ -35,7 +35,7 @@ from mlconnector.errors import (
     RetryableError,
     SkipRecordError,
 )
-from mlconnector.store import Enqueued, Operation, OperationState, Store
+from mlconnector.store import Enqueued, Link, Operation, OperationState, Store
 from mlconnector.store.records import AuditEvent
 from mlconnector.sync.alerts import Alert
 from mlconnector.sync.base import (
@@ -47,6 +47,7 @@ from mlconnector.sync.base import (
     Resolution,
     StaleOperationError,
     audit,
+    audit_event,
 )
 from mlconnector.sync.runtime import ConnectionRuntime
 
@@ -115,6 +116,57 @@ class Outbox:
     async def mark_sent(self, op: Operation) -> Operation:
         """Call just before the request leaves."""
         return self.changed(await self.rt.store.mark_sent(op.id))
+
+    # --- many operations at once (a batch request) ---------------------------------------------
+    async def enqueue_many(
+        self, items: Sequence[tuple[str, str, Mapping[str, Any]]], *, claim: bool = False
+    ) -> list[Enqueued]:
+        """:meth:`enqueue` for many ``(kind, key, payload)`` in one transaction; with ``claim``
+        the ready ones are marked ``sent`` in it too (``Enqueued.claimed``)."""
+        queued = await self.rt.store.enqueue_many(self.rt.name, self.flow, items, claim=claim)
+        observer = self.rt.observer
+        for enqueued in queued:
+            if enqueued.created:  # entered pending (and maybe sent, in the same transaction)
+                observer.operation_changed(self.rt.name, self.flow, _S.PENDING.value)
+            if enqueued.claimed:
+                self.changed(enqueued.operation)
+        return queued
+
+    async def mark_sent_many(self, ops: Sequence[Operation]) -> list[Operation]:
+        """:meth:`mark_sent` for a batch, in one statement (those that can be sent, by id)."""
+        return [
+            self.changed(op) for op in await self.rt.store.mark_sent_many([op.id for op in ops])
+        ]
+
+    def event(self, action: str, outcome: str, **fields: Any) -> AuditEvent:
+        """The audit event :meth:`record` would append (for a batch appended at once)."""
+        fields.setdefault("entity", self.entity)
+        fields.setdefault("direction", self.direction)
+        return audit_event(self.rt, flow=self.flow, action=action, outcome=outcome, **fields)
+
+    async def confirm_many(
+        self,
+        confirms: Sequence[tuple[Operation, str | None, Mapping[str, Any]]],
+        *,
+        links: Sequence[Link] = (),
+        action: str = "write",
+    ) -> list[Operation]:
+        """:meth:`confirm` for a batch: every ``(op, remote_ref, refs)`` confirmed, audited, and
+        ``links`` saved, in one transaction."""
+        events = [
+            self.event(
+                str(refs.get("action", action)),
+                "ok",
+                op=op,
+                from_last_request=True,
+                **{k: v for k, v in refs.items() if k != "action"},
+            )
+            for op, _, refs in confirms
+        ]
+        confirmed = await self.rt.store.settle_batch(
+            confirms=[(op.id, ref) for op, ref, _ in confirms], links=links, events=events
+        )
+        return [self.changed(op) for op in confirmed]
 
     async def confirm(
         self, op: Operation, remote_ref: str | None, *, action: str = "write", **refs: Any

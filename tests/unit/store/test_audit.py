@@ -119,4 +119,10 @@ async def test_database_refuses_update_and_delete(store: Store, statement: str) 
 
 def test_store_has_no_audit_mutators() -> None:
     names = [n for n in dir(Store) if "audit" in n and not n.startswith("_")]
-    assert sorted(names) == ["append_audit", "audit_page", "count_audit_events", "search_audit"]
+    assert sorted(names) == [
+        "append_audit",
+        "append_audits",
+        "audit_page",
+        "count_audit_events",
+        "search_audit",
+    ]
