@@ -137,6 +137,7 @@ async def test_without_a_split_the_tracking_lands_and_one_task_is_raised_then_re
     assert op.state is OperationState.DEAD
     tasks = await env.store.search_audit(AuditQuery(outcome="needs_operator"))
     assert len(tasks) == 1
+    assert tasks[0].details["replay"] == f"mlconnector replay {op.id}"
     line = tasks[0].details["lines"][0]
     assert line["container"] == container.serial_no
     assert line["quantity"] == SHIPPED

@@ -234,7 +234,7 @@ class WriteStrategy:
             shipment.reference,
             blocked,
             tracking=tracking,
-            operation_hint="mlconnector replay OPERATION_ID, or Replay in the web UI",
+            operation_hint="`mlconnector replay` with its operation id, or Replay in the web UI",
         )
 
     def check_reference(self, reference: str) -> None:
@@ -609,6 +609,11 @@ class ShipperStrategy(WriteStrategy):
         shipper = await self.find_shipper(reference)
         if shipper is None:
             return WriteResult(reference, self.name, details={"nothing_to_reverse": True})
+        if not shipper_is_shipped(shipper):
+            # a person un-shipped it in Plex (what the hint below asks), then replayed: done
+            return WriteResult(
+                reference, self.name, shipper_id=shipper.id, details={"unshipped_in_plex": True}
+            )
         mark = f"VOIDED in ShipStation: {reference}"
         if mark not in (shipper.shipper_note or ""):
             note = f"{shipper.shipper_note or ''}\n{mark}".strip()

@@ -233,7 +233,12 @@ class Outbox:
                 op.id, str(error), next_attempt_at=self.rt.clock.now(), max_attempts=1
             )
         )
-        details = {"hint": error.hint, **error.task, **refs.pop("details", {})}
+        details = {
+            "hint": error.hint,
+            "replay": f"mlconnector replay {op.id}",
+            **error.task,
+            **refs.pop("details", {}),
+        }
         await self.record(action, "needs_operator", op=dead, error=error, details=details, **refs)
         await self.alert(dead, error)
         return dead

@@ -113,6 +113,16 @@ async def test_shipper_reverse_marks_void_and_asks_for_a_person(plex, shipper_st
     assert shipper["trackingNumber"] == ""
 
 
+async def test_a_replayed_reverse_after_the_un_ship_in_plex_completes(plex, shipper_strategy):
+    result = await shipper_strategy.write_shipment(shipment())
+    with pytest.raises(ReversalNotSupportedError):
+        await shipper_strategy.reverse("ss-shipment-501")
+    plex.shippers[result.shipper_id]["status"] = "Open"  # a person un-shipped it in Plex
+    done = await shipper_strategy.reverse("ss-shipment-501")
+    assert done.details == {"unshipped_in_plex": True}
+    assert done.shipper_id == result.shipper_id
+
+
 async def test_reference_length_is_checked(shipper_strategy) -> None:
     with pytest.raises(ConfigError, match=r"1\.\.50"):
         await shipper_strategy.find_existing("x" * 51)
