@@ -28,6 +28,7 @@ from mlconnector.errors import (
     FatalError,
     InvalidResponseError,
     NotFoundError,
+    OperationFatalError,
     PermissionDeniedError,
     RemoteValidationError,
     TransientError,
@@ -69,6 +70,11 @@ class RowLimitExceededError(FatalError):
 
 class DataSourceError(FatalError):
     """A datasource (JSON or SOAP) reported an error in its answer body."""
+
+
+class DataSourceResultError(DataSourceError, OperationFatalError):
+    """The procedure ran and refused these inputs (``Result_Error = true``): about this one
+    record (an unknown Shipper_Key, say), so its operation goes dead once, the pass goes on."""
 
 
 @dataclass
@@ -122,7 +128,7 @@ def check_result_outputs(result: DataSourceResult) -> None:
     outputs = {name.lstrip("@"): value for name, value in result.outputs.items()}
     flag = outputs.get("Result_Error")
     if flag in (True, 1) or str(flag).strip().lower() in {"1", "true"}:
-        raise DataSourceError(
+        raise DataSourceResultError(
             f"Plex datasource {result.datasource_id} reported an error: "
             f"{outputs.get('Result_Message') or 'no message'}",
             record=f"datasource {result.datasource_id}",

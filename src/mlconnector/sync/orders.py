@@ -31,6 +31,7 @@ from mlconnector.errors import (
     RemoteValidationError,
     RetryableError,
     SkipRecordError,
+    stops_pass,
 )
 from mlconnector.plex import SalesOrder
 from mlconnector.shipstation import Order
@@ -417,7 +418,7 @@ class OrdersFlow:
                 )
                 result.count("failed")
                 result.settle(("order", decision.order_key), failed.state.value, str(exc))
-            if isinstance(exc, FatalError):
+            if stops_pass(exc):  # a connection-level fatal error; one operation's goes dead
                 raise
             result.errors.append(str(exc))
             return
