@@ -17,6 +17,7 @@ from mlconnector.plex import WriteResult
 from mlconnector.store import AuditQuery, Link, OperationState
 from mlconnector.sync import ConnectionRuntime, recover, replay, retry_due
 from mlconnector.sync.alerts import Alert
+from mlconnector.sync.engine import Engine
 from mlconnector.sync.shipments import ShipmentsFlow, op_key
 from tests.conftest import FAKE_START
 from tests.e2e.shipping_env import CONNECTION, PCN, ShipEnv, ship_env
@@ -174,3 +175,35 @@ async def test_replayed_unreversible_void_is_dead_again_once_without_stopping_th
     assert result.written_back == 1, result.errors
     assert len(env.shippers_for(f"ss-shipment-{label.shipment_id}")) == 1
     assert env.plex.tenant(PCN).shippers  # Plex was reached throughout
+
+
+async def test_engine_run_after_an_interrupted_void_completes_with_one_dead_operation(
+    env: ShipEnv,
+) -> None:
+    rt, alerts, flow, shipment_id = await _written_back(env)
+    reverse = rt.writer.reverse  # type: ignore[attr-defined]
+
+    async def killed(reference: str) -> WriteResult:
+        raise Crash
+
+    rt.writer.reverse = killed  # type: ignore[attr-defined]
+    with pytest.raises(Crash):
+        await flow.run(rt)
+    rt.writer.reverse = reverse  # type: ignore[attr-defined]
+    links = await env.store.list_links(CONNECTION)
+    other = _other_link(env, links, int(links[0].ss_order_id or 0))
+    label = env.ss.create_label(int(other.ss_order_id or 0), tracking_number="1ZENGINE")
+    env.step()
+    # a restarted process: the engine recovers, retries the due operations, then runs the pass
+    engine = Engine(env.config(), env.store, env.clock, alerts=alerts)
+    report = await engine.run_once(CONNECTION, "shipments")
+    await engine.aclose()
+    assert report.error is None, report.error
+    assert not report.fatal
+    assert report.result is not None
+    assert report.result.written_back == 1
+    assert report.outcome == "partial"  # one operation needs a person; the pass went through
+    assert len(env.shippers_for(f"ss-shipment-{label.shipment_id}")) == 1
+    assert await _void_op(env, shipment_id) is OperationState.DEAD
+    assert len(alerts.sent) == 1
+    assert await _needs_operator(env) == 1
