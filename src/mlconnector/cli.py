@@ -20,6 +20,7 @@ from mlconnector.commands import (
     connections,
     credentials,
     demo,
+    lookup_cmd,
     ping,
     reconcile_cmd,
     service,
@@ -82,6 +83,7 @@ app.add_typer(credentials.app, name="credentials")
 app.add_typer(setup.keys_app, name="keys")
 app.add_typer(users.app, name="users")
 app.command("ping")(ping.ping)
+app.command("lookup")(lookup_cmd.lookup)
 # operating commands (engine, web, sandbox)
 app.add_typer(sync_cmd.app, name="sync")
 app.command("audit")(sync_cmd.audit)

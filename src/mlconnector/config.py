@@ -281,6 +281,9 @@ class Mappings(_Section):
     stores: StoreMapping = StoreMapping()
     #: Plex carrier → ShipStation carrier/service
     carriers: dict[str, CarrierMapping] = Field(default_factory=dict)
+    #: refuse to send an order whose Plex building has no warehouse (it is counted failed and
+    #: the run is partial); off: it is sent with ``warehouseId`` null and a warning
+    required: bool = False
 
 
 class RetryBudget(_Section):

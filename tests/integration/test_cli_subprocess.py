@@ -66,6 +66,13 @@ async def test_first_steps_as_a_subprocess(tmp_path: Path) -> None:
             "--shipstation-v1-url", ss_url, "--shipstation-v2-url", ss_url,
         )  # fmt: skip
         assert code == 0, err
+        # the next: hint is written the way this process was started
+        assert "python -m mlconnector.cli credentials set plex --connection acme" in out
+        with (home / "mlconnector.toml").open("a", encoding="utf-8") as handle:
+            handle.write(
+                "[connections.acme.mappings]\n"
+                'warehouses = { "DET" = 200, "TOL" = 201, "LON" = 200 }\n'
+            )
         code, out, err = await mlconnector(
             env,
             "credentials", "set", "plex", "--connection", "acme", "--stdin",
@@ -84,7 +91,7 @@ async def test_first_steps_as_a_subprocess(tmp_path: Path) -> None:
 
         code, pinged, err = await mlconnector(env, "ping")
         assert code == 0, pinged + err
-        assert "7 checks, 0 failed" in pinged
+        assert "11 checks, 0 failed" in pinged
 
         # Break the V1 secret: ping now fails with exit status 1 and says what to do.
         broken = secrets_env | {"MLCONNECTOR_SHIPSTATION_V1_SECRET": "definitely-wrong-secret"}

@@ -30,7 +30,9 @@ def ping(
         typer.Option("--connection", help="Only this connection (default: every enabled one)."),
     ] = None,
 ) -> None:
-    """Check each connection: Plex auth, tenant, read and write access; ShipStation V1 and V2.
+    """Check each connection: Plex auth, tenant, read and write access; ShipStation V1 and V2;
+    then its mappings (mapped warehouses, stores and inventory locations exist in ShipStation,
+    and the Plex buildings of open releases are mapped).
 
     Nothing is created or changed remotely (see docs/configuration.md for exactly what is sent).
     Exits 1 if any check fails, with a hint per failure.
@@ -47,36 +49,76 @@ def ping(
             "no enabled connection to ping", hint="add one with `mlconnector connections add`"
         )
     results = asyncio.run(ping_connections(state, config, names))
-    _print(state, results)
+    print_checks(state, results)
     failed = [r for r in results if not r.ok]
     state.console.print(f"{len(results)} checks, {len(failed)} failed")
     if failed:
         raise typer.Exit(1)
 
 
-async def ping_connections(
-    state: CliContext, config: Config, names: list[str]
+async def remote_mapping_checks(
+    state: CliContext, config: Config, names: list[str], *, days: int
 ) -> list[CheckResult]:
-    """Every check of the named connections, in order."""
-    # the clients are imported here, not at start-up: `--help` should not pay for them
-    from mlconnector.commands.checks import check_connection
+    """Only the mapping checks of the named connections (``config check --remote``)."""
+    from mlconnector.commands.checks import _missing
+    from mlconnector.commands.credentials import System
+    from mlconnector.commands.mappings import mapping_checks
 
+    secrets = await _secrets(state, config, names)
+    results: list[CheckResult] = []
+    async with state.http() as http:
+        for name in names:
+            conn = config.connections[name]
+            missing = [
+                m
+                for system in (System.PLEX, System.SHIPSTATION)
+                if (m := _missing(name, system, conn, secrets[name])) is not None
+            ]
+            if missing:
+                results += missing
+                continue
+            results += await mapping_checks(name, conn, secrets[name], http, state.clock, days=days)
+    return results
+
+
+async def _secrets(
+    state: CliContext, config: Config, names: list[str]
+) -> dict[str, dict[str, str]]:
     secrets: dict[str, dict[str, str]] = {}
     async with opened_store(config, state.env, state.clock) as store:
         for name in names:
             values = {f.kind: await store.get_credential(name, f.kind) for f in FIELDS}
             secrets[name] = {kind: v for kind, v in values.items() if v}
+    return secrets
+
+
+async def ping_connections(
+    state: CliContext, config: Config, names: list[str], *, mappings: bool = True
+) -> list[CheckResult]:
+    """Every check of the named connections, in order; with ``mappings``, once a connection's
+    credentials work, its mappings are checked against both systems too."""
+    # the clients are imported here, not at start-up: `--help` should not pay for them
+    from mlconnector.commands.checks import check_connection
+    from mlconnector.commands.mappings import mapping_checks
+
+    secrets = await _secrets(state, config, names)
     results: list[CheckResult] = []
     async with state.http() as http:
         for name in names:
-            results += await check_connection(
+            found = await check_connection(
                 name, config.connections[name], secrets[name], http, state.clock
             )
+            results += found
+            if mappings and all(r.ok for r in found):
+                results += await mapping_checks(
+                    name, config.connections[name], secrets[name], http, state.clock
+                )
     return results
 
 
-def _print(state: CliContext, results: list[CheckResult]) -> None:
-    table = Table(title="ping")
+def print_checks(state: CliContext, results: list[CheckResult], title: str = "ping") -> None:
+    """The checks as a table, with what to do for each failure."""
+    table = Table(title=title)
     for column in ("connection", "system", "check", "result", "detail", "what to do"):
         table.add_column(column, overflow="fold")
     for r in results:

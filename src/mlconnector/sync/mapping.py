@@ -20,7 +20,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -85,6 +85,8 @@ class MappedOrder:
     order: Order
     content_hash: str
     release_ids: tuple[str, ...]
+    #: what an operator should know before it is sent (e.g. no warehouse mapped)
+    warnings: tuple[str, ...] = ()
 
     @property
     def status(self) -> str:
@@ -100,6 +102,8 @@ class MappingSkip:
     plex_order_id: str
     reason: str
     release_ids: tuple[str, ...] = ()
+    #: the FlowResult counter: ``skipped``, or ``failed`` when a setting refuses the order
+    counter: str = "skipped"
 
 
 def is_open(release: Release) -> bool:
@@ -188,14 +192,30 @@ def _address(address: Address | None, customer: Customer | None) -> SSAddress | 
 
 def _building(bundle: OrderBundle, config: ConnectionConfig, parts: Sequence[Part]) -> int | None:
     """Warehouse by the order's building (id or code), else the first part's building code."""
+    return warehouse_of(bundle, config, parts)[0]
+
+
+def warehouse_of(
+    bundle: OrderBundle, config: ConnectionConfig, parts: Sequence[Part]
+) -> tuple[int | None, str | None]:
+    """``(warehouseId, building)``: the first building candidate that is mapped, else
+    ``(None, the building Plex names)`` (a code rather than an id, when it sends both)."""
     mapping = config.mappings.warehouses
     order = bundle.order
-    candidates = [order.building_id, (order.model_extra or {}).get("buildingCode")]
-    candidates += [p.building_code for p in parts]
+    code = (order.model_extra or {}).get("buildingCode")
+    candidates = [order.building_id, code, *(p.building_code for p in parts)]
     for candidate in candidates:
         if candidate and str(candidate) in mapping:
-            return mapping[str(candidate)]
-    return None
+            return mapping[str(candidate)], str(candidate)
+    named = [str(c) for c in (code, *(p.building_code for p in parts), order.building_id) if c]
+    return None, (named[0] if named else None)
+
+
+def unmapped_warehouse(building: str | None) -> str:
+    """Why an order has no warehouse, naming the building (or its absence)."""
+    if building is None:
+        return "the Plex order names no building, so no ShipStation warehouse is mapped"
+    return f"Plex building {building!r} has no ShipStation warehouse in mappings.warehouses"
 
 
 def _store(bundle: OrderBundle, config: ConnectionConfig) -> int | None:
@@ -276,8 +296,22 @@ def map_group(
     bill_to = bundle.addresses.get((order.bill_to_address_id or "").lower()) or ship_to
     customer = bundle.customer
     carrier = config.mappings.carriers.get(order.carrier or "")
+    warehouse, building = warehouse_of(bundle, config, parts)
+    warnings: tuple[str, ...] = ()
+    if warehouse is None:
+        why = unmapped_warehouse(building)
+        if config.mappings.required:
+            refused = skip(
+                f"not sent: {why}, and mappings.required is true; map the building in "
+                "mappings.warehouses (`mlconnector lookup` lists the ids) and run again"
+            )
+            return replace(refused, counter="failed")
+        warnings = (
+            f"sent without a warehouse (warehouseId null): {why}; map it, or set "
+            "mappings.required = true to refuse such orders",
+        )
     advanced: dict[str, Any] = {
-        "warehouse_id": _building(bundle, config, parts),
+        "warehouse_id": warehouse,
         "store_id": _store(bundle, config),
         "custom_field1": order.po_number,
         "custom_field2": order.order_number,
@@ -309,6 +343,7 @@ def map_group(
         order=ss_order,
         content_hash=content_hash(ss_order),
         release_ids=release_ids,
+        warnings=warnings,
     )
 
 

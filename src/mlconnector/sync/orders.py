@@ -277,7 +277,7 @@ class OrdersFlow:
         refs = {"order_key": mapped.order_key, "plex_order_id": mapped.plex_order_id}
         if isinstance(mapped, MappingSkip):
             item = PlanItem("skip", "order", mapped.order_key, mapped.reason)
-            await self._note(rt, result, item, "skipped", dry_run, **refs)
+            await self._note(rt, result, item, mapped.counter, dry_run, **refs)
             return None
         if link is not None and is_frozen(link):
             reason = link.frozen_reason or f"ShipStation order is {link.ss_status}"
@@ -305,7 +305,14 @@ class OrdersFlow:
             mapped.order,
             link_version(link),
         )
-        result.add(self._plan(decision), would(decision) if dry_run else None)
+        plan = self._plan(decision)
+        if mapped.warnings:
+            # shown in the plan (dry run) and the "what was done" table
+            reason = "; ".join((plan.reason, *mapped.warnings))
+            plan = replace(
+                plan, reason=reason, details={**plan.details, "warnings": mapped.warnings}
+            )
+        result.add(plan, would(decision) if dry_run else None)
         return decision
 
     async def _disappeared(

@@ -15,6 +15,9 @@ from tests.unit.cli.conftest import (
     sandbox_section,
 )
 
+#: the Plex sandbox's buildings, mapped to the ShipStation sandbox's two warehouses
+MAPPED = '[connections.acme.mappings]\nwarehouses = { "DET" = 200, "TOL" = 201, "LON" = 200 }\n'
+
 
 def setup_connection(
     cli: Cli,
@@ -22,7 +25,7 @@ def setup_connection(
     *,
     plex_secrets: str = f"consumer_key={PLEX_KEY}\n",
     v1_secret: str = SS_V1_SECRET,
-    extra: str = "",
+    extra: str = MAPPED,
     **plex: str,
 ) -> None:
     assert cli("init").exit_code == 0
@@ -72,10 +75,15 @@ def test_ping_passes_against_both_simulators(cli: Cli, served: Served) -> None:
         "write access (customer shippers)",
         "V1 auth (GET /warehouses)",
         "V2 auth (GET /v2/inventory_warehouses)",
+        "mapped warehouses exist (V1)",
+        "mapped stores exist (V1)",
+        "mapped inventory locations exist (V2)",
+        "Plex buildings of open releases mapped (last 7 d)",
     }
     assert all(row[2] == "ok" for row in table.values())
     assert "answered 404; nothing changed" in table["write access (customer shippers)"][3]
-    assert "7 checks, 0 failed" in result.output
+    assert "3 mapped, all exist" in table["mapped warehouses exist (V1)"][3]
+    assert "11 checks, 0 failed" in result.output
     # nothing was written on either side
     assert {k: dict(v) for k, v in vars(tenant).items() if isinstance(v, dict)} == before
     assert served.shipstation.state.orders == ss_orders
@@ -143,7 +151,7 @@ def test_datasource_write_back_checks_the_web_service_user(cli: Cli, served: Ser
         served,
         plex_secrets=f"consumer_key={PLEX_KEY}\nws_password={DEFAULT_WS_PASSWORD}\n",
         web_service_user=served.plex.ws_username(340884),
-        extra='[connections.acme]\nwrite_back = "datasource"\n',
+        extra='[connections.acme]\nwrite_back = "datasource"\n' + MAPPED,
     )
     result = cli("ping")
     assert result.exit_code == 0, result.output
