@@ -10,20 +10,30 @@ costs a handful of statements and one hand-off to the database per statement.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import String, bindparam, func, select, update
+from sqlalchemy import String, and_, bindparam, func, or_, select, update
 
-from mlconnector.store.records import AuditEvent, Enqueued, Link, Operation, OperationState
-from mlconnector.store.rows import to_link, to_operation
-from mlconnector.store.schema import audit_events, operations
+from mlconnector.store.records import (
+    AuditEvent,
+    Enqueued,
+    Link,
+    Operation,
+    OperationState,
+    Received,
+)
+from mlconnector.store.rows import to_inbox, to_link, to_operation
+from mlconnector.store.schema import audit_events, operations, webhook_inbox
 from mlconnector.store.schema import links as links_table
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+    from mlconnector.http.redact import Redactor
 
 _S = OperationState
 #: rows per ``IN (…)`` list (far below SQLite's 32,766 bound variables)
@@ -67,6 +77,7 @@ class BatchRepository:
 
     if TYPE_CHECKING:
         _reader: AsyncEngine
+        _redactor: Redactor
 
         def _now(self, now: datetime | None) -> datetime: ...
 
@@ -233,6 +244,60 @@ class BatchRepository:
         rows = [self._audit_values(e) for e in events]
         async with self._write() as conn:
             await conn.execute(audit_events.insert(), rows)
+
+    # --- webhook inbox -------------------------------------------------------------------------
+    async def receive_webhooks(
+        self, deliveries: Sequence[tuple[str, bytes, Mapping[str, str]]]
+    ) -> list[Received]:
+        """:meth:`receive_webhook` for many ``(connection, body, headers)`` in **one**
+        transaction (the receiver's group commit), in the order given: each is durable when this
+        returns. A body already stored for its connection (or given twice) is not stored again
+        (``created=False``, same item)."""
+        if not deliveries:
+            return []
+        now = self._now(None)
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        keys: list[tuple[str, str]] = []
+        for connection, body, headers in deliveries:
+            key = (connection, hashlib.sha256(body).hexdigest())
+            keys.append(key)
+            rows.setdefault(
+                key,
+                {
+                    "connection": connection,
+                    "body": body,
+                    "headers": self._redactor.headers(headers),
+                    "dedupe_key": key[1],
+                    "received_at": now,
+                    "attempts": 0,
+                },
+            )
+        insert = (
+            self._insert(webhook_inbox)
+            .on_conflict_do_nothing(index_elements=["connection", "dedupe_key"])
+            .returning(webhook_inbox)
+        )
+        inbox = webhook_inbox.c
+        async with self._tx(deliveries[0][0] if len(rows) == 1 else None) as conn:
+            created = {
+                (r.connection, r.dedupe_key): to_inbox(r)
+                for r in await conn.execute(insert, list(rows.values()))
+            }
+            found = dict(created)
+            missing = [k for k in rows if k not in found]
+            for part in _chunks(missing):
+                query = select(webhook_inbox).where(
+                    or_(*(and_(inbox.connection == c, inbox.dedupe_key == d) for c, d in part))
+                )
+                found.update(
+                    ((r.connection, r.dedupe_key), to_inbox(r)) for r in await conn.execute(query)
+                )
+        first: set[tuple[str, str]] = set()
+        received: list[Received] = []
+        for key in keys:
+            received.append(Received(found[key], created=key in created and key not in first))
+            first.add(key)
+        return received
 
     # --- links ---------------------------------------------------------------------------------
     async def links_of_orders(

@@ -17,7 +17,11 @@ A delivery goes through these steps, in this order, and stops at the first that 
    verified with :class:`~mlconnector.shipstation.SignatureVerifier` → missing headers **404**
    (ShipStation's advice), bad signature or stale timestamp **400**;
 7. the delivery is persisted to the inbox (de-duplicated on the body) and only then answered
-   **200**; ``on_webhook(connection)`` nudges the engine to process the inbox soon.
+   **200**; ``on_webhook(connection)`` nudges the engine to process the inbox soon. Concurrent
+   deliveries share one transaction (:mod:`.group_commit`); a delivery that could not be stored
+   is answered **503** with ``Retry-After`` (ShipStation delivers it again) and nudges nothing.
+
+The token of step 2 is read through a short-lived cache (:mod:`.tokens`, ``token_ttl``, 5 s).
 
 The token is part of the URL path: never log the path, and run uvicorn with ``access_log=False``.
 Only the headers in :data:`KEPT_HEADERS` are stored, so a custom header carrying a secret (V2
@@ -55,6 +59,8 @@ from mlconnector.shipstation import (
     parse_delivery,
 )
 from mlconnector.store import AuditEvent, CredentialKind, Store
+from mlconnector.web.group_commit import DEFAULT_MAX_BATCH, DEFAULT_WINDOW, GroupCommit
+from mlconnector.web.tokens import DEFAULT_TTL, TokenCache
 
 log = logging.getLogger("mlconnector.web.receiver")
 
@@ -97,6 +103,12 @@ class ReceiverOptions:
     #: where V2 signing keys come from; ``None`` fetches them through the V2 client of the
     #: connection (its ``ss_v2_key`` credential and configured ``v2_base_url``)
     key_source: KeySource | None = None
+    #: seconds a connection's webhook token is remembered (a changed token applies within it)
+    token_ttl: float = DEFAULT_TTL
+    #: group commit: seconds a delivery waits for others to share its transaction, and how many
+    #: deliveries one transaction holds at most
+    group_commit_window: float = DEFAULT_WINDOW
+    group_commit_max: int = DEFAULT_MAX_BATCH
 
 
 def _not_found() -> Response:
@@ -153,6 +165,8 @@ class WebhookReceiver:
     _verifiers: dict[str, SignatureVerifier] = field(default_factory=dict)
     _http: dict[str, httpx.AsyncClient] = field(default_factory=dict)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _token_cache: TokenCache | None = None
+    _group_commit: GroupCommit | None = None
 
     # --- the endpoint --------------------------------------------------------------------------
     async def handle(self, request: Request) -> Response:
@@ -185,7 +199,13 @@ class WebhookReceiver:
             refusal = await self._verify_v2(name, delivery, request.headers, body)
             if refusal is not None:
                 return refusal
-        received = await self.store.receive_webhook(name, body, kept_headers(request.headers))
+        try:
+            received = await self._inbox().receive(name, body, kept_headers(request.headers))
+        except Exception:  # not stored, so not acknowledged: ShipStation delivers it again
+            log.exception("webhook for %r not stored; answered 503", name)
+            return PlainTextResponse(
+                "Service Unavailable", status_code=503, headers={"Retry-After": "5"}
+            )
         if received.created:
             await self._nudge(name)
         return JSONResponse(
@@ -196,13 +216,26 @@ class WebhookReceiver:
     async def _authorised(self, name: str, token: str) -> bool:
         """Known connection and the right token. A wrong token and an unknown connection take the
         same path through ``compare_digest`` so neither is cheaper to probe."""
-        expected: str | None = None
-        if await self.store.get_connection(name) is not None:
-            expected = await self.store.get_credential(name, CredentialKind.WEBHOOK_TOKEN)
+        expected = await self._tokens().expected(name)
         # a connection without a token accepts nothing: compare against a value no path can equal
         reference = expected.encode() if expected else b"\x00no-token"
         matches = hmac.compare_digest(token.encode(), reference)
         return expected is not None and matches
+
+    def _tokens(self) -> TokenCache:
+        if self._token_cache is None:
+            self._token_cache = TokenCache(self.store, self.clock, ttl=self.options.token_ttl)
+        return self._token_cache
+
+    def _inbox(self) -> GroupCommit:
+        if self._group_commit is None:
+            self._group_commit = GroupCommit(
+                self.store,
+                self.clock,
+                window=self.options.group_commit_window,
+                max_batch=self.options.group_commit_max,
+            )
+        return self._group_commit
 
     def _allow_list(self, name: str) -> AllowList:
         conn = self.config.connections.get(name)

@@ -199,3 +199,25 @@ async def test_links_of_orders_and_get_links(store: Store, acme: str) -> None:
     got = await store.get_links(acme, ["k3", "k1", "missing", "k1"])
     assert sorted(got) == ["k1", "k3"]
     assert got["k3"].plex_order_id == "p2"
+
+
+async def test_receive_webhooks_stores_many_in_one_transaction(store: Store, acme: str) -> None:
+    await store.receive_webhook(acme, b"old", {})
+    deliveries = [(acme, b"b%d" % i, {"user-agent": "ss"}) for i in range(50)]
+    deliveries += [(acme, b"old", {}), (acme, b"b7", {})]
+    with counted(store) as counts:
+        got = await store.receive_webhooks(deliveries)
+    assert counts["commits"] == 1
+    assert counts["statements"] <= 4
+    assert [r.created for r in got[:50]] == [True] * 50
+    assert (got[50].created, got[51].created) == (False, False)  # stored before; twice here
+    assert got[51].item.id == got[7].item.id
+    assert got[0].item.headers == {"user-agent": "ss"}
+    pending = await store.pending_webhooks(connection=acme, limit=100)
+    assert len(pending) == 51
+    assert await store.receive_webhooks([]) == []
+
+
+async def test_receive_webhooks_refuses_an_unknown_connection(store: Store) -> None:
+    with pytest.raises(UnknownConnectionError):
+        await store.receive_webhooks([("nobody", b"x", {})])
