@@ -25,7 +25,7 @@ import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -51,6 +51,17 @@ REQUEST_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 RUN_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0, 3600.0)
 
 
+def counts_to_files() -> bool:
+    """Whether this process's counters are written to the multi-process directory (decided by
+    prometheus-client when it was imported)."""
+    return bool(values.ValueClass.__name__ == "MmapedValue")
+
+
+def system_label(service: str) -> str:
+    """A client's service name as a label value: ``ShipStation V2`` → ``shipstation-v2``."""
+    return "-".join(service.lower().split())
+
+
 class Metrics:
     """The counters and histograms of one process, on their own registry.
 
@@ -62,6 +73,13 @@ class Metrics:
     def __init__(self, *, env: Mapping[str, str] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.multiprocess_dir = (env if env is not None else os.environ).get(MULTIPROC_ENV) or None
+        if self.multiprocess_dir is not None and not counts_to_files():
+            log.warning(
+                "%s is set but was not in the environment when prometheus-client was imported: "
+                "/metrics shows the other processes' counters, not this one's; set it before "
+                "the process starts",
+                MULTIPROC_ENV,
+            )
         r = self.registry
         self.requests = Counter(
             "mlconnector_api_requests_total",
@@ -117,16 +135,17 @@ class Metrics:
 
     # --- the Observer ----------------------------------------------------------------------------
     def http_exchange(self, event: RequestEvent) -> None:
+        system = system_label(event.service)
         endpoint = event.endpoint or "/"
         status = str(event.status or 0)
-        self.requests.labels(event.service, event.method, endpoint, status).inc()
-        self.request_seconds.labels(event.service, event.method, endpoint).observe(event.elapsed)
+        self.requests.labels(system, event.method, endpoint, status).inc()
+        self.request_seconds.labels(system, event.method, endpoint).observe(event.elapsed)
         if event.retry_in is None:
             return
         if event.rate_limited:
-            self.rate_limit_waits.labels(event.service).inc()
+            self.rate_limit_waits.labels(system).inc()
         else:
-            self.retries.labels(event.service, event.error_type or "unknown").inc()
+            self.retries.labels(system, event.error_type or "unknown").inc()
 
     def operation_changed(self, connection: str, flow: str, state: str) -> None:
         self.operations.labels(connection, flow, state).inc()
