@@ -352,6 +352,8 @@ class Config(_Section):
     home: Path
     database_url: str = ""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: ``text`` (timestamp, level, connection/flow/run id, message) or ``json`` (one object a line)
+    log_format: Literal["text", "json"] = "text"
     web: WebSettings = WebSettings()
     #: the URL ShipStation reaches this deployment at, for webhook subscriptions
     public_base_url: BaseURL | None = None
@@ -365,6 +367,11 @@ class Config(_Section):
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_format(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("connections")
     @classmethod

@@ -53,6 +53,9 @@ class CliContext:
     stdin: TextIO | None = None
     http: Callable[[], httpx.AsyncClient] = _default_http
     clock: Clock = field(default_factory=SystemClock)
+    #: configure the process's logging when the configuration is first loaded
+    configure_logging: bool = True
+    _logging_done: bool = field(default=False, repr=False)
     #: how the program was started (``uv run mlconnector``…); default: from ``env`` and argv
     program: str | None = None
 
@@ -73,8 +76,15 @@ class CliContext:
         return resolve_config_path(self.config_path, self.env)
 
     def load_config(self, *, missing_ok: bool = False) -> Config:
-        """Load and validate the configuration (``ConfigError`` on any problem)."""
-        return load_config(self.config_path, self.env, missing_ok=missing_ok)
+        """Load and validate the configuration (``ConfigError`` on any problem). The first load
+        configures logging from it (``log_level``, ``log_format``), once per command run."""
+        config = load_config(self.config_path, self.env, missing_ok=missing_ok)
+        if self.configure_logging and not self._logging_done:
+            from mlconnector.logsetup import configure_logging
+
+            configure_logging(config.log_level, config.log_format)
+            self._logging_done = True
+        return config
 
     def read_stdin(self) -> str:
         """All of standard input (the injected stream, or the process's)."""

@@ -55,15 +55,26 @@ class Redactor:
             for name, value in headers.items()
         }
 
-    def logging_filter(self) -> logging.Filter:
-        """A filter that redacts every record's message before any handler sees it."""
-        redactor = self
+    def logging_filter(self) -> RedactingFilter:
+        """A filter that redacts every record's message (and traceback) before any handler
+        formats it. Secrets added to this redactor later are masked from then on."""
+        return RedactingFilter(self)
 
-        class _RedactingFilter(logging.Filter):
-            def filter(self, record: logging.LogRecord) -> bool:
-                message = record.getMessage()
-                record.msg = redactor.text(message)
-                record.args = None
-                return True
 
-        return _RedactingFilter()
+class RedactingFilter(logging.Filter):
+    """Masks the secrets of :attr:`redactor` in a record's message, arguments and traceback."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.redactor.text(record.getMessage())
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redactor.text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redactor.text(record.stack_info)
+        return True

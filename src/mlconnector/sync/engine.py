@@ -35,6 +35,7 @@ from mlconnector.clock import Clock
 from mlconnector.config import Config
 from mlconnector.errors import ConnectorError, FatalError
 from mlconnector.http import RateLimiterRegistry, RetryPolicy
+from mlconnector.logsetup import run_context
 from mlconnector.observe import NULL_OBSERVER, Observer
 from mlconnector.store import Lease, Store, StoreError
 from mlconnector.sync.alerts import Alert, AlertSink
@@ -154,8 +155,9 @@ class Engine:
         the_flow = self.flow(flow)
         rt = await self.runtime(connection)
         if dry_run:
-            report = RunReport(connection, flow, dry_run=True)
-            report.result = await the_flow.run(rt, dry_run=True)
+            with run_context(connection, flow) as context:
+                report = RunReport(connection, flow, dry_run=True, run_id=context.run_id)
+                report.result = await the_flow.run(rt, dry_run=True)
             return report
         lease = await self._acquire(connection, flow)
         if lease is None:
@@ -381,9 +383,16 @@ class Engine:
         recover_first: bool = True,
     ) -> RunReport:
         """Run the steps under the lease (already taken), renewing it; release it at the end.
-        If the lease is lost (expired and taken over), the run is cancelled."""
+        If the lease is lost (expired and taken over), the run is cancelled. Every record logged
+        during the run carries its connection, flow and run id (:func:`run_context`)."""
+        with run_context(rt.name, flow.name) as context:
+            return await self._run_in_context(rt, flow, mode, context.run_id, recover_first)
+
+    async def _run_in_context(
+        self, rt: ConnectionRuntime, flow: Flow, mode: Mode, run_id: str, recover_first: bool
+    ) -> RunReport:
         key = (rt.name, flow.name)
-        report = RunReport(rt.name, flow.name)
+        report = RunReport(rt.name, flow.name, run_id=run_id)
         lost = asyncio.Event()
         work = asyncio.create_task(self._steps(rt, flow, mode, report, recover_first))
         keeper = asyncio.create_task(self._keep_lease(key, work, lost))

@@ -155,6 +155,8 @@ class RunReport:
     fatal: bool = False
     #: the run ended on an unexpected exception (a bug or an untranslated library error)
     crashed: bool = False
+    #: names the run in the logs (``run_id``), its audit event and ``sync --json``
+    run_id: str = ""
 
     @property
     def outcome(self) -> Outcome:
@@ -190,6 +192,7 @@ class RunReport:
         return {
             "connection": self.connection,
             "flow": self.flow,
+            "run_id": self.run_id,
             "dry_run": self.dry_run,
             "outcome": self.outcome,
             "summary": self.summary(),
@@ -286,6 +289,7 @@ async def record_run(
             outcome=report.outcome,
             details={
                 "owner": owner,
+                "run_id": report.run_id,
                 "seconds": round(seconds, 3),
                 "counts": {k: v for k, v in counts.items() if v},
                 "error": report.error,

@@ -25,6 +25,7 @@ from mlconnector.config import Config, ConnectionConfig
 from mlconnector.errors import ConfigError
 from mlconnector.http import RateLimiterRegistry, Redactor, RequestEvent, RetryPolicy
 from mlconnector.http.retry import no_jitter
+from mlconnector.logsetup import register_secrets
 from mlconnector.observe import NULL_OBSERVER, Observer
 from mlconnector.plex import (
     ContainerSplitter,
@@ -228,6 +229,7 @@ async def build_runtime(
     conn = config.connection(connection_name)
     secrets = await _secrets(store, connection_name)
     redactor = Redactor(secrets.values())
+    register_secrets(secrets.values())  # masked in every log line of the process from now on
     limiters = limiters or RateLimiterRegistry(clock, store.shared_budgets())
     for kind in (CredentialKind.SS_V1_KEY, CredentialKind.SS_V1_SECRET):
         if not secrets.get(kind):
