@@ -684,7 +684,8 @@ class DataSourceStrategy(WriteStrategy):
         if found is None or not found.containers:
             # every container chosen (and split) before the inventory shipment is created:
             # an impossible move leaves no open inventory shipment behind
-            picks, blocked = await self.plan_picks(shipment.reference, self._needs(shipment))
+            needs = self._needs(shipment, releases or ())
+            picks, blocked = await self.plan_picks(shipment.reference, needs)
             blocked = blocked or await self.run_splits(shipment.reference, picks)
             if blocked:
                 by_id = await releases_by_id(self.plex, shipment.quantities(), releases)
@@ -773,13 +774,16 @@ class DataSourceStrategy(WriteStrategy):
         return shipper.id
 
     @staticmethod
-    def _needs(shipment: ShipmentWrite) -> list[Need]:
-        """Per part, the quantity the inventory shipment must stage (whole containers)."""
+    def _needs(shipment: ShipmentWrite, known: Sequence[Release]) -> list[Need]:
+        """Per part, the quantity the inventory shipment must stage (whole containers), named
+        by its releases (their numbers when ``known``)."""
+        numbers = {r.id.lower(): r.release_number for r in known if r.release_number}
         needed: dict[str, float] = {}
         labels: dict[str, list[str]] = {}
         for line in shipment.lines:
             needed[line.part_id] = needed.get(line.part_id, 0) + line.quantity
-            labels.setdefault(line.part_id, []).append(line.release_id)
+            name = numbers.get(line.release_id.lower()) or line.release_id
+            labels.setdefault(line.part_id, []).append(name)
         return [Need(p, p, q, ", ".join(labels[p])) for p, q in needed.items()]
 
     async def reverse(self, reference: str) -> WriteResult:
