@@ -22,6 +22,7 @@ from mlconnector.commands import (
     demo,
     lookup_cmd,
     ping,
+    quarantine_cmd,
     reconcile_cmd,
     service,
     setup,
@@ -88,6 +89,7 @@ app.command("lookup")(lookup_cmd.lookup)
 app.add_typer(sync_cmd.app, name="sync")
 app.command("audit")(sync_cmd.audit)
 app.command("replay")(sync_cmd.replay)
+app.add_typer(quarantine_cmd.app, name="quarantine")
 app.command("run")(service.run)
 app.command("worker")(service.worker)
 app.command("serve")(service.serve)

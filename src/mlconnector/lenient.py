@@ -10,6 +10,8 @@ and the others are kept.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -92,7 +94,9 @@ class Unreadable:
     """One record of a server's answer that could not be read, and why."""
 
     kind: str  # e.g. "Plex OrderLine", "ShipStation shipment"
-    record_id: str  # the record's id as sent, or "#<index>" when even that is missing
+    #: the record's id as sent, or ``#<digest of the record>`` when even that is unreadable (the
+    #: same record read twice, in a list or on its own, gets the same digest)
+    record_id: str
     field: str  # the first offending field, dotted (``shipmentItems.0.quantity``)
     value: str  # excerpt of the offending value
     error: str  # pydantic's message for it
@@ -119,6 +123,11 @@ def _scalar(raw: Any, key: str) -> str | None:
     return None
 
 
+def _fingerprint(raw: Any) -> str:
+    text = json.dumps(raw, sort_keys=True, default=str)
+    return "#" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def identity_keys(model: type[BaseModel]) -> tuple[str, ...]:
     """The wire names of a model's required fields (its identity), in declaration order."""
     return tuple(
@@ -131,7 +140,6 @@ def unreadable_from(
     raw: Any,
     *,
     kind: str,
-    index: int,
     id_keys: Sequence[str],
     where: str,
     ref_keys: Sequence[str] = (),
@@ -142,7 +150,7 @@ def unreadable_from(
     refs = tuple((key, v) for key in ref_keys if (v := _scalar(raw, key)))
     return Unreadable(
         kind=kind,
-        record_id=record_id or f"#{index}",
+        record_id=record_id or _fingerprint(raw),
         field=_field_path(first.get("loc", ())),
         value=value_excerpt(first.get("input")),
         error=str(first.get("msg", "invalid")),
@@ -191,13 +199,11 @@ def parse_each(
     keys = identity_keys(model) if id_keys is None else id_keys
     good: list[M] = []
     bad: list[Unreadable] = []
-    for index, raw in enumerate(items):
+    for raw in items:
         try:
             good.append(model.model_validate(raw))
         except ValidationError as exc:
             bad.append(
-                unreadable_from(
-                    exc, raw, kind=kind, index=index, id_keys=keys, where=where, ref_keys=ref_keys
-                )
+                unreadable_from(exc, raw, kind=kind, id_keys=keys, where=where, ref_keys=ref_keys)
             )
     return good, bad

@@ -191,6 +191,7 @@ def audit(
                 ("key", e.order_key),
                 ("plex", e.plex_order_id),
                 ("shipment", e.shipment_id),
+                ("quarantined", e.details.get("record") if e.entity == "quarantine" else None),
             )
             if v
         )

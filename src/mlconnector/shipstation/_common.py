@@ -31,7 +31,7 @@ def parse_model(model: type[M], raw: Any, what: str, *, service: str) -> M:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        problem = unreadable_from(exc, raw, kind=f"{service} {what}", index=0, id_keys=(), where="")
+        problem = unreadable_from(exc, raw, kind=f"{service} {what}", id_keys=(), where="")
         raise InvalidResponseError(
             f"{service} returned a {what} the connector cannot read: "
             f"{exc.error_count()} problem(s), first: field {problem.field} = {problem.value}: "

@@ -269,3 +269,51 @@ class Run:
     counts: dict[str, int]
     error: str | None
     owner: str
+
+
+class QuarantineState(StrEnum):
+    """``open`` (retried every pass) → ``resolved`` (it read) or ``dismissed`` (an operator)."""
+
+    OPEN = "open"
+    RESOLVED = "resolved"
+    DISMISSED = "dismissed"
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantined:
+    """A record a flow could not read or map, set aside so the rest of the pass went on."""
+
+    id: int
+    connection: str
+    flow: str
+    record_kind: str  # e.g. "Plex OrderLine", "ShipStation shipment"
+    record_id: str
+    retry_key: str | None  # what the flow re-reads to retry it (e.g. the Plex order id)
+    field: str
+    value_excerpt: str
+    error: str
+    what_to_do: str
+    first_seen: datetime
+    last_seen: datetime
+    attempts: int
+    state: QuarantineState
+    resolved_at: datetime | None = None
+    dismissed_by: str | None = None
+    dismissed_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineEntry:
+    """What a flow reports about one unreadable record (the input of ``Store.quarantine``)."""
+
+    record_kind: str
+    record_id: str
+    field: str
+    value_excerpt: str
+    error: str
+    what_to_do: str
+    retry_key: str | None = None
+    #: indexed audit columns naming the record (so ``audit`` filters find it)
+    plex_order_id: str | None = None
+    shipment_id: str | None = None
+    sku: str | None = None

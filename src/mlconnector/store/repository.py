@@ -34,6 +34,7 @@ from mlconnector.http.redact import Redactor
 from mlconnector.store.accounts import AccountsRepository
 from mlconnector.store.batch import BatchRepository
 from mlconnector.store.exceptions import OperationStateError, StoreError, UnknownConnectionError
+from mlconnector.store.quarantine import QuarantineRepository
 from mlconnector.store.queries import ConsoleQueries
 from mlconnector.store.records import (
     AuditEvent,
@@ -109,10 +110,10 @@ class _Writers:
         return lock
 
 
-class Store(AccountsRepository, ConsoleQueries, BatchRepository):
+class Store(AccountsRepository, ConsoleQueries, BatchRepository, QuarantineRepository):
     """The connector's state: connections, credentials, cursors, links, the idempotent outbox,
-    the audit trail, the webhook inbox, leases, the inventory snapshot, shipment write-backs, and
-    the web UI's operator accounts and sessions.
+    the audit trail, the webhook inbox, leases, the inventory snapshot, shipment write-backs, the
+    quarantine of unreadable records, and the web UI's operator accounts and sessions.
 
     Build one with :func:`mlconnector.store.open_store`; close it with :meth:`close` (or use it as
     an async context manager). ``vault`` is needed only by the credential methods; ``redactor``

@@ -75,6 +75,7 @@ COUNTERS = (
     "adjusted",
     "recovered",
     "retried",
+    "quarantined",
 )
 
 
@@ -97,6 +98,8 @@ class FlowResult:
     adjusted: int = 0
     recovered: int = 0
     retried: int = 0
+    #: records set aside as unreadable/unmappable this pass (a nonzero count: the pass is partial)
+    quarantined: int = 0
     plan: list[PlanItem] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     #: the cursor value stored at the end of the run (``None``: not moved)

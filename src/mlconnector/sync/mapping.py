@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from mlconnector.config import ConnectionConfig
+from mlconnector.lenient import value_excerpt
 from mlconnector.plex import Address, Customer, OrderLine, Part, Release, SalesOrder
 from mlconnector.plex.models import ON_HOLD_STATUSES
 from mlconnector.shipstation import Address as SSAddress
@@ -104,6 +105,9 @@ class MappingSkip:
     release_ids: tuple[str, ...] = ()
     #: the FlowResult counter: ``skipped``, or ``failed`` when a setting refuses the order
     counter: str = "skipped"
+    #: the Plex field that made it unmappable, and an excerpt of its value (for the quarantine)
+    field: str = "(order)"
+    value: str = ""
 
 
 def is_open(release: Release) -> bool:
@@ -266,18 +270,29 @@ def map_group(
     release_ids = tuple(r.id.lower() for r in releases)
     lines = {line.id.lower(): line for line in bundle.lines}
 
-    def skip(reason: str) -> MappingSkip:
-        return MappingSkip(key, group, order.id.lower(), reason, release_ids)
+    def skip(reason: str, field: str, value: object) -> MappingSkip:
+        return MappingSkip(
+            key,
+            group,
+            order.id.lower(),
+            reason,
+            release_ids,
+            field=field,
+            value=value_excerpt(value),
+        )
 
     quantities = {r.id: bundle.item_quantity(r) for r in releases}
     fractional = [rid for rid, q in quantities.items() if not math.isclose(q, round(q))]
     if fractional:
         return skip(
-            f"release {fractional[0]} has a fractional open quantity; ShipStation takes whole units"
+            f"release {fractional[0]} has a fractional open quantity; "
+            "ShipStation takes whole units",
+            f"release {fractional[0]} quantity",
+            quantities[fractional[0]],
         )
     order_date = order.order_date or order.created_date
     if order_date is None:
-        return skip("the Plex order has no orderDate or createdDate")
+        return skip("the Plex order has no orderDate or createdDate", "orderDate", None)
     ordered = sorted(releases, key=lambda r: _release_sort(r, lines))
     parts: list[Part] = []
     items: list[OrderItem] = []
@@ -292,7 +307,11 @@ def map_group(
     ship_to_id = (ordered[0].ship_to_address_id or order.ship_to_address_id or "").lower()
     ship_to = bundle.addresses.get(ship_to_id)
     if ship_to is None:
-        return skip(f"the ship-to address {ship_to_id or '(none)'} is not among the customer's")
+        return skip(
+            f"the ship-to address {ship_to_id or '(none)'} is not among the customer's",
+            "shipToAddressId",
+            ship_to_id or None,
+        )
     bill_to = bundle.addresses.get((order.bill_to_address_id or "").lower()) or ship_to
     customer = bundle.customer
     carrier = config.mappings.carriers.get(order.carrier or "")
@@ -303,7 +322,9 @@ def map_group(
         if config.mappings.required:
             refused = skip(
                 f"not sent: {why}, and mappings.required is true; map the building in "
-                "mappings.warehouses (`mlconnector lookup` lists the ids) and run again"
+                "mappings.warehouses (`mlconnector lookup` lists the ids) and run again",
+                "building",
+                building,
             )
             return replace(refused, counter="failed")
         warnings = (

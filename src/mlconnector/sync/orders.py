@@ -33,6 +33,7 @@ from mlconnector.errors import (
     SkipRecordError,
     stops_pass,
 )
+from mlconnector.lenient import UnreadableRecordError
 from mlconnector.plex import SalesOrder
 from mlconnector.shipstation import Order
 from mlconnector.store import Link, Operation, OperationState
@@ -71,9 +72,12 @@ from mlconnector.sync.orders_read import (
     load_bundles,
     orders_of_releases_by_links,
     read_changes,
+    retry_releases,
     shipped_in_shipstation,
+    window_entries,
 )
 from mlconnector.sync.outbox import Outbox
+from mlconnector.sync.quarantine import QuarantineBook, entry_of, unmappable_entry
 from mlconnector.sync.runtime import ConnectionRuntime
 
 FLOW = "orders"
@@ -118,11 +122,17 @@ class OrdersFlow:
             initial_lookback=self.initial_lookback,
         )
         rt.plex.forget_cached()
+        book = QuarantineBook(rt, FLOW, result, dry_run)
+        await book.load()
         changes = await read_changes(rt.plex, start, end, state.is_new)
+        await retry_releases(rt.plex, book, changes)
         counts = {"orders": len(changes.orders), "releases": len(changes.releases)}
         result.count("read", counts["orders"] + counts["releases"])
         sender = None if dry_run else _Sender(self, rt, result)
-        await self._decide_all(rt, changes, result, dry_run, sender)
+        await self._decide_all(rt, changes, result, dry_run, sender, book)
+        # unreadable records of the window lists not already set aside with their order: they
+        # are retried by id on later passes, so the cursor may move past them (docs/sync.md)
+        await book.put_all(e for e in window_entries(changes.unreadable) if not book.seen(e))
         if sender is None:
             return result
         await sender.flush()
@@ -153,21 +163,23 @@ class OrdersFlow:
         result: FlowResult,
         dry_run: bool,
         sender: _Sender | None,
+        book: QuarantineBook,
     ) -> None:
-        """Decide the changed orders a chunk at a time and hand each chunk's decisions to the
-        sender, so a run holds one chunk of bundles and decisions, not the whole window."""
+        """Decide the changed orders (and the quarantined ones, retried) a chunk at a time and
+        hand each chunk's decisions to the sender, so a run holds one chunk of bundles and
+        decisions, not the whole window."""
         hints = {hint for _, _, hint in changes.releases if hint}
-        wanted = set(changes.orders) | hints
+        wanted = set(changes.orders) | hints | set(book.retry_ids("order"))
         loaded_lines: set[str] = set()
         await self._decide_chunks(
-            rt, sorted(wanted), changes, result, dry_run, loaded_lines, sender
+            rt, sorted(wanted), changes, result, dry_run, loaded_lines, sender, book
         )
         orphans = [rid for rid, line_id, _ in changes.releases if line_id not in loaded_lines]
         if not orphans:
             return
         by_link = await orders_of_releases_by_links(rt.store, rt.name, orphans)
         more = sorted(set(by_link.values()) - wanted)
-        await self._decide_chunks(rt, more, changes, result, dry_run, loaded_lines, sender)
+        await self._decide_chunks(rt, more, changes, result, dry_run, loaded_lines, sender, book)
         for release_id in orphans:
             if release_id.lower() not in by_link:
                 await self._note(
@@ -193,11 +205,14 @@ class OrdersFlow:
         dry_run: bool,
         loaded_lines: set[str],
         sender: _Sender | None,
+        book: QuarantineBook,
     ) -> None:
         for start in range(0, len(order_ids), self.batch_size):
             chunk = order_ids[start : start + self.batch_size]
             known = {i: o for i in chunk if (o := changes.take_order(i)) is not None}
-            decisions = await self.decide_orders(rt, chunk, known, result, dry_run, loaded_lines)
+            decisions = await self.decide_orders(
+                rt, chunk, known, result, dry_run, loaded_lines, book=book
+            )
             if sender is not None:
                 await sender.add(decisions)
 
@@ -209,9 +224,12 @@ class OrdersFlow:
         result: FlowResult,
         dry_run: bool,
         loaded_lines: set[str],
+        *,
+        book: QuarantineBook | None = None,
     ) -> list[Decision]:
         """The decisions for some Plex orders, their bundles loaded together (the run's chunks
-        and the backfill's way in)."""
+        and the backfill's way in). With a ``book``, an order that cannot be read or mapped is
+        quarantined (retried on later passes); without, it is skipped with the reason."""
         unreadable: dict[str, SkipRecordError] = {}
         fetched: dict[str, SalesOrder] = {}
         for order_id in order_ids:
@@ -225,13 +243,23 @@ class OrdersFlow:
         decisions: list[Decision] = []
         for order_id in order_ids:
             answer = unreadable.get(order_id) or bundles[fetched[order_id].id.lower()]
+            if isinstance(answer, UnreadableRecordError) and book is not None:
+                await book.put_all(
+                    entry_of(p, f"order:{order_id}", plex_order_id=order_id)
+                    for p in answer.problems
+                )
+                continue
             if isinstance(answer, SkipRecordError):
                 item = PlanItem("skip", "order", order_id, f"cannot read the Plex order: {answer}")
                 await self._note(rt, result, item, "skipped", dry_run, plex_order_id=order_id)
                 continue
             links = {x.order_key: x for x in links_by_order.get(order_id, [])}
-            decisions += await self._decide_bundle(rt, order_id, answer, links, result, dry_run)
+            decisions += await self._decide_bundle(
+                rt, order_id, answer, links, result, dry_run, book
+            )
             loaded_lines.update(line.id.lower() for line in answer.lines)
+            if book is not None:
+                await book.read_ok(f"order:{order_id}", plex_order_id=order_id)
         return decisions
 
     async def _decide_bundle(
@@ -242,6 +270,7 @@ class OrdersFlow:
         links: dict[str, Link],
         result: FlowResult,
         dry_run: bool,
+        book: QuarantineBook | None = None,
     ) -> list[Decision]:
         partly = {r.id.lower() for r in bundle.releases if r.quantity_shipped > 0}
         open_ids = [
@@ -257,7 +286,8 @@ class OrdersFlow:
         mapped_keys: set[str] = set()
         for mapped in map_order(bundle, rt.config):
             mapped_keys.add(mapped.order_key)
-            decision = await self._compare(rt, mapped, links.get(mapped.order_key), result, dry_run)
+            link = links.get(mapped.order_key)
+            decision = await self._compare(rt, mapped, link, result, dry_run, book)
             if decision is not None:
                 decisions.append(decision)
         for key in sorted(set(links) - mapped_keys):
@@ -273,8 +303,13 @@ class OrdersFlow:
         link: Link | None,
         result: FlowResult,
         dry_run: bool,
+        book: QuarantineBook | None = None,
     ) -> Decision | None:
         refs = {"order_key": mapped.order_key, "plex_order_id": mapped.plex_order_id}
+        if isinstance(mapped, MappingSkip) and mapped.counter == "skipped" and book is not None:
+            # the record's data is the problem (a setting refusing it stays ``failed``)
+            await book.put(unmappable_entry(mapped))
+            return None
         if isinstance(mapped, MappingSkip):
             item = PlanItem("skip", "order", mapped.order_key, mapped.reason)
             await self._note(rt, result, item, mapped.counter, dry_run, **refs)

@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from mlconnector.errors import SkipRecordError
+from mlconnector.lenient import Unreadable, UnreadableRecordError
 from mlconnector.plex import OrderLine, Part, PlexClient, Release, SalesOrder
 from mlconnector.shipstation import ShipStationV1Client
-from mlconnector.store import Store
+from mlconnector.store import QuarantineEntry, Store
 from mlconnector.sync.mapping import OrderBundle
+from mlconnector.sync.quarantine import QuarantineBook, entry_of
 
 
 @dataclass
@@ -32,6 +34,8 @@ class Changes:
     releases: list[tuple[str, str, str | None]] = field(default_factory=list)
     #: every ``(id, modified)`` read, de-duplicated or not, for advancing the cursor
     pairs: list[tuple[str, datetime | None]] = field(default_factory=list)
+    #: records of the window's lists that could not be read (quarantined by the flow)
+    unreadable: list[Unreadable] = field(default_factory=list)
 
     def take_order(self, order_id: str) -> SalesOrder | None:
         """The order read in the window (parsed again, then forgotten), or ``None``."""
@@ -47,17 +51,52 @@ async def read_changes(
 ) -> Changes:
     """Orders and releases modified in ``[start, end]`` that the cursor has not committed yet."""
     changes = Changes()
-    async for order in plex.iter_orders_modified(start, end):
+    sink = changes.unreadable.append
+    async for order in plex.iter_orders_modified(start, end, on_unreadable=sink):
         key = order.id.lower()
         changes.pairs.append((f"o:{key}", order.modified_date))
         if is_new(f"o:{key}", order.modified_date):
             changes.orders[key] = order.model_dump_json(by_alias=True).encode()
-    async for release in plex.iter_releases_modified(start, end):
+    async for release in plex.iter_releases_modified(start, end, on_unreadable=sink):
         changes.pairs.append((f"r:{release.id.lower()}", release.modified_date))
         if is_new(f"r:{release.id.lower()}", release.modified_date):
             line_id = (release.order_line_id or "").lower()
             changes.releases.append((release.id, line_id, order_id_hint(release)))
     return changes
+
+
+def window_entries(problems: Sequence[Unreadable]) -> list[QuarantineEntry]:
+    """Quarantine entries for unreadable records of the window's lists: an order is retried by
+    its id; a release through its order when it names one, else by its own id. A record without
+    a readable id cannot be re-fetched: it is retried when Plex sends it in a window again."""
+    entries = []
+    for problem in problems:
+        known = not problem.record_id.startswith("#")
+        order_id = problem.ref("orderId")
+        if problem.kind == "Plex SalesOrder":
+            key = f"order:{problem.record_id}" if known else None
+            order_id = problem.record_id if known else None
+        elif order_id:
+            key = f"order:{order_id}"
+        else:
+            key = f"release:{problem.record_id}" if known else None
+        entries.append(entry_of(problem, key, plex_order_id=order_id))
+    return entries
+
+
+async def retry_releases(plex: PlexClient, book: QuarantineBook, changes: Changes) -> None:
+    """Re-read the quarantined releases retried by their own id; one that reads now joins the
+    pass's new releases (its order is found as usual) and its entry is resolved."""
+    for release_id in book.retry_ids("release"):
+        try:
+            found = await plex.list_releases([release_id])
+        except UnreadableRecordError as exc:
+            await book.put_all(entry_of(p, f"release:{release_id}") for p in exc.problems)
+            continue
+        for release in found:
+            line_id = (release.order_line_id or "").lower()
+            changes.releases.append((release.id, line_id, order_id_hint(release)))
+        await book.read_ok(f"release:{release_id}")
 
 
 async def load_bundle(plex: PlexClient, order: SalesOrder) -> OrderBundle:

@@ -11,6 +11,7 @@ the simulator makes at ``ops.clock.now()`` falls inside the window of a later
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import traceback
 from collections.abc import Iterator
@@ -115,6 +116,14 @@ async def _setup(store: Store) -> None:
 
 @pytest.fixture
 def ops(tmp_path: Path) -> Iterator[Ops]:
+    spec = TenantSpec(pcn=PCN, code="mlauto", name="Midland", customers=3, parts=8, orders=4)
+    with ops_env(tmp_path, spec) as result:
+        yield result
+
+
+@contextlib.contextmanager
+def ops_env(tmp_path: Path, spec: TenantSpec) -> Iterator[Ops]:
+    """A configured home and both simulators (Plex seeded from ``spec``) on loopback."""
     thread = LoopThread()
     servers: list[AbstractAsyncContextManager[str]] = []
 
@@ -125,7 +134,6 @@ def ops(tmp_path: Path) -> Iterator[Ops]:
         return url
 
     clock = FakeClock(FAKE_START)
-    spec = TenantSpec(pcn=PCN, code="mlauto", name="Midland", customers=3, parts=8, orders=4)
     plex = create_plex_sandbox(clock, tenants=[spec])
     ss = create_shipstation_sandbox(clock)
     rec = Recorder(ss.app)

@@ -192,6 +192,18 @@ def operator_routes(sandbox: PlexSandbox) -> list[Route]:
         sandbox.set_row_limit(ds_id, body.get("rowLimit"))
         return {"id": ds_id, "rowLimit": sandbox.datasources.datasources[ds_id].row_limit}
 
+    async def raw_fields(request: Request) -> Any:
+        record_id = str(request.path_params["id"])
+        if request.method == "DELETE":
+            sandbox.clear_raw_fields(record_id, tenant=tenant(request))
+            return {"id": record_id, "fields": {}}
+        body = await json_object(request)
+        name = body.get("field")
+        if not isinstance(name, str) or not name or "value" not in body:
+            raise validation_failed("field (text) and value are required")
+        fields = sandbox.set_raw_field(record_id, name, body["value"], tenant=tenant(request))
+        return {"id": record_id, "fields": fields}
+
     spec: list[tuple[str, OperatorHandler, list[str]]] = [
         ("/_operator/credentials", credentials, ["GET"]),
         ("/_operator/releases/{id}", get_release, ["GET"]),
@@ -208,5 +220,6 @@ def operator_routes(sandbox: PlexSandbox) -> list[Route]:
         ("/_operator/apps/{key}", app_settings, ["POST"]),
         ("/_operator/tokens/expire", expire_tokens, ["POST"]),
         ("/_operator/datasources/{id}", datasource_settings, ["POST"]),
+        ("/_operator/raw/{id}", raw_fields, ["POST", "DELETE"]),
     ]
     return [Route(path, _wrap(handler), methods=methods) for path, handler, methods in spec]

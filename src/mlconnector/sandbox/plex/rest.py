@@ -38,17 +38,19 @@ async def list_orders(ctx: CallContext, request: Request) -> list[dict[str, Any]
         (created, lambda o: in_range(o.created, created)),
         (modified, lambda o: in_range(o.modified, modified)),
     )
-    return [o.to_json() for o in found]
+    return [ctx.data.raw(o.id, o.to_json()) for o in found]
 
 
 async def get_order(ctx: CallContext, request: Request) -> dict[str, Any]:
-    return ctx.data.order(path_uuid(request)).to_json()
+    order = ctx.data.order(path_uuid(request))
+    return ctx.data.raw(order.id, order.to_json())
 
 
 async def list_order_lines(ctx: CallContext, request: Request) -> list[dict[str, Any]]:
     order = ctx.data.order(path_uuid(request))
     lines = ctx.data.order_lines(order.id)
-    return [line.to_json() for line in sorted(lines, key=lambda x: x.line_number)]
+    ordered = sorted(lines, key=lambda x: x.line_number)
+    return [ctx.data.raw(line.id, line.to_json()) for line in ordered]
 
 
 async def get_order_line(ctx: CallContext, request: Request) -> dict[str, Any]:
@@ -57,7 +59,7 @@ async def get_order_line(ctx: CallContext, request: Request) -> dict[str, Any]:
     line = ctx.data.lines.get(line_id)
     if line is None or line.order_id != order.id:
         raise not_found(f"Sales order line '{line_id}'")
-    return line.to_json()
+    return ctx.data.raw(line.id, line.to_json())
 
 
 async def list_releases(ctx: CallContext, request: Request) -> list[dict[str, Any]]:
@@ -241,7 +243,10 @@ async def list_containers(ctx: CallContext, request: Request) -> list[dict[str, 
         (part, lambda c: c.part_id == part),
         (location, lambda c: c.location_id == location),
     )
-    return [c.to_json(data.parts[c.part_id], data.locations[c.location_id]) for c in found]
+    return [
+        data.raw(c.serial_no, c.to_json(data.parts[c.part_id], data.locations[c.location_id]))
+        for c in found
+    ]
 
 
 async def get_container(ctx: CallContext, request: Request) -> dict[str, Any]:
@@ -250,7 +255,10 @@ async def get_container(ctx: CallContext, request: Request) -> dict[str, Any]:
     container = data.containers.get(serial_no)
     if container is None:
         raise not_found(f"Container '{serial_no}'")
-    return container.to_json(data.parts[container.part_id], data.locations[container.location_id])
+    payload = container.to_json(
+        data.parts[container.part_id], data.locations[container.location_id]
+    )
+    return data.raw(serial_no, payload)
 
 
 async def list_tenants(ctx: CallContext, request: Request) -> list[dict[str, Any]]:

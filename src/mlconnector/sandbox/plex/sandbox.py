@@ -241,6 +241,20 @@ class PlexSandbox:
             status=status,
         )
 
+    def set_raw_field(
+        self, record_id: str, field: str, value: object, *, tenant: TenantRef = None
+    ) -> dict[str, object]:
+        """Make every answer naming ``record_id`` (an order, line or release id, or a container
+        serial) send ``value`` as ``field``, e.g. a malformed id or quantity. Nothing else
+        changes: the record's modifiedDate stays, as when a tenant's data was bad all along."""
+        fields = self.tenant(tenant).raw_fields.setdefault(record_id, {})
+        fields[field] = value
+        return dict(fields)
+
+    def clear_raw_fields(self, record_id: str, *, tenant: TenantRef = None) -> None:
+        """Send ``record_id`` as the simulator holds it again (the data was corrected)."""
+        self.tenant(tenant).raw_fields.pop(record_id, None)
+
     def cancel_order(self, order_id: str, *, tenant: TenantRef = None) -> Order:
         data = self.tenant(tenant)
         return data.cancel_order(data.order(order_id))

@@ -20,6 +20,7 @@ import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from mlconnector.clock import Clock
 from mlconnector.sandbox.plex.errors import PlexApiError, not_found, validation_failed
@@ -62,6 +63,9 @@ class TenantData:
     releases: dict[str, Release] = field(default_factory=dict)
     shippers: dict[str, Shipper] = field(default_factory=dict)
     inventory_shipments: dict[str, InventoryShipment] = field(default_factory=dict)
+    #: record id (or container serial) -> field -> the value sent instead of the real one: the
+    #: operator's way to make Plex answer what a real tenant may (a malformed field)
+    raw_fields: dict[str, dict[str, object]] = field(default_factory=dict)
     #: order id -> ids of its lines (kept by :meth:`add_line`; lines are never deleted)
     _lines_of_order: dict[str, list[str]] = field(default_factory=dict)
     _next_key: int = 100_000
@@ -99,7 +103,12 @@ class TenantData:
         return self.parts[self.lines[release.order_line_id].part_id]
 
     def release_json(self, release: Release) -> dict[str, object]:
-        return release.to_json(self.part_of_release(release).number_revision)
+        return self.raw(release.id, release.to_json(self.part_of_release(release).number_revision))
+
+    def raw(self, record_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """``payload`` as sent, with the operator's raw field values (see :attr:`raw_fields`)."""
+        changed = self.raw_fields.get(record_id)
+        return {**payload, **changed} if changed else payload
 
     def shipper(self, ident: str) -> Shipper:
         found = self.shippers.get(ident.lower())
