@@ -41,12 +41,17 @@ _QUOTED = re.compile(r"'[^']*\d[^']*'|\"[^\"]*\d[^\"]*\"")
 _WITH_DIGIT = re.compile(r"[\w.:@/#+-]*\d[\w.:@/#+-]*")
 _HTTP_STATUS = re.compile(r"[1-5]\d\d")
 _SPACES = re.compile(r"\s+")
+#: the words after which a 1xx-5xx number is an HTTP status (kept), not an id
+_STATUS_WORDS = frozenset(
+    {"http", "status", "said", "returned", "answered", "code", "error", "plex", "shipstation"}
+)
 
 
 def error_cause(message: str | None) -> str:
     """The cause of an error message, with what differs between records taken out: every word
-    holding a digit (ids, keys, dates, quantities) becomes ``#``, except a bare HTTP status
-    (``400``), which tells causes apart. Identical causes give identical text."""
+    holding a digit (ids, keys, dates, quantities) becomes ``#``, except an HTTP status right
+    after ``HTTP``, ``status``, ``said``, ``Plex``, ``ShipStation`` … (``Plex 404``), which tells
+    causes apart. Identical causes give identical text."""
     if not message:
         return "(no error recorded)"
     text = _UUID.sub("#", message)
@@ -55,7 +60,11 @@ def error_cause(message: str | None) -> str:
     def word(match: re.Match[str]) -> str:
         found = match.group(0)
         core = found.rstrip(".:")  # sentence punctuation after an id is not part of it
-        return found if _HTTP_STATUS.fullmatch(core) else "#" + found[len(core) :]
+        before = match.string[max(0, match.start() - 40) : match.start()].split()
+        after_status_word = bool(before) and before[-1].strip("(:,").lower() in _STATUS_WORDS
+        if _HTTP_STATUS.fullmatch(core) and after_status_word:
+            return found
+        return "#" + found[len(core) :]
 
     text = _WITH_DIGIT.sub(word, text)
     return _SPACES.sub(" ", text).strip()[:300]
@@ -211,34 +220,67 @@ class ConsoleQueries:
 
     async def error_groups(self, f: OperationFilter) -> list[ErrorGroup]:
         """The failed and dead operations matching ``f``, grouped by :func:`error_cause`,
-        largest group first."""
+        largest group first. The cause is stored by ``fail`` (``error_cause``); rows written
+        without one (older versions, direct inserts) are grouped from their ``last_error``."""
         c = operations.c
-        query = self._operation_filter(
-            select(c.last_error, c.state, func.count(), func.max(c.updated_at)),
-            self._group_scope(f),
-        ).group_by(c.last_error, c.state)
+        scope = self._group_scope(f)
+        # counts from the (state, error_cause, updated_at) index alone; a sample message each
+        # (the newest) read afterwards by id
+        stored = self._operation_filter(
+            select(c.error_cause, c.state, func.count(), func.max(c.updated_at), func.max(c.id)),
+            scope,
+        ).where(c.error_cause.is_not(None))
+        unstored = self._operation_filter(
+            select(c.last_error, c.state, func.count(), func.max(c.updated_at), c.last_error),
+            scope,
+        ).where(c.error_cause.is_(None))
         groups: dict[str, dict[str, Any]] = {}
         async with self._reader.connect() as conn:
-            for message, state, count, last in await conn.execute(query):
-                cause = error_cause(message)
-                group = groups.setdefault(
-                    cause, {"sample": message or "", "failed": 0, "dead": 0, "last": last}
-                )
-                group[state] += count
-                group["last"] = max(group["last"], last)
-        found = [
+            counted = (await conn.execute(stored.group_by(c.error_cause, c.state))).all()
+            samples = dict(
+                (
+                    await conn.execute(
+                        select(c.id, c.last_error).where(c.id.in_([row[4] for row in counted]))
+                    )
+                ).all()
+            )
+            found = [
+                *(
+                    (cause, state, n, last, samples.get(op_id))
+                    for cause, state, n, last, op_id in counted
+                ),
+                *[
+                    (error_cause(message), *rest)
+                    for message, *rest in await conn.execute(
+                        unstored.group_by(c.last_error, c.state)
+                    )
+                ],
+            ]
+        for cause, state, count, last, sample in found:
+            group = groups.setdefault(
+                cause, {"sample": sample or "", "failed": 0, "dead": 0, "last": last}
+            )
+            group[state] += count
+            group["last"] = max(group["last"], last)
+        groups_found = [
             ErrorGroup(cause, g["sample"], g["failed"], g["dead"], g["last"])
             for cause, g in groups.items()
         ]
-        return sorted(found, key=lambda g: (-g.count, g.cause))
+        return sorted(groups_found, key=lambda g: (-g.count, g.cause))
 
     async def operations_in_group(self, f: OperationFilter, cause: str) -> list[int]:
         """The ids of the failed and dead operations matching ``f`` whose cause is ``cause``."""
         c = operations.c
-        query = self._operation_filter(select(c.id, c.last_error), self._group_scope(f))
+        scope = self._group_scope(f)
+        stored = self._operation_filter(select(c.id), scope).where(c.error_cause == cause)
+        unstored = self._operation_filter(select(c.id, c.last_error), scope).where(
+            c.error_cause.is_(None)
+        )
         async with self._reader.connect() as conn:
-            rows = (await conn.execute(query.order_by(c.id).limit(_MAX_GROUP_SCAN))).all()
-        return [op_id for op_id, message in rows if error_cause(message) == cause]
+            ids = list((await conn.execute(stored)).scalars())
+            rows = (await conn.execute(unstored.limit(_MAX_GROUP_SCAN))).all()
+        ids += [op_id for op_id, message in rows if error_cause(message) == cause]
+        return sorted(ids)
 
     async def dismiss(
         self, ids: Sequence[int], *, reason: str, actor: str, now: datetime | None = None

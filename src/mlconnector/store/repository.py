@@ -35,7 +35,7 @@ from mlconnector.store.accounts import AccountsRepository
 from mlconnector.store.batch import BatchRepository
 from mlconnector.store.exceptions import OperationStateError, StoreError, UnknownConnectionError
 from mlconnector.store.quarantine import QuarantineRepository
-from mlconnector.store.queries import ConsoleQueries
+from mlconnector.store.queries import ConsoleQueries, error_cause
 from mlconnector.store.records import (
     AuditEvent,
     AuditQuery,
@@ -704,7 +704,8 @@ class Store(AccountsRepository, ConsoleQueries, BatchRepository, QuarantineRepos
             "attempts": operations.c.attempts + 1,
             "state": case((exhausted, _S.DEAD.value), else_=_S.FAILED.value),
             "next_attempt_at": case((exhausted, None), else_=next_attempt_at),
-            "last_error": self._redactor.text(error)[:_MAX_ERROR],
+            "last_error": (message := self._redactor.text(error)[:_MAX_ERROR]),
+            "error_cause": error_cause(message),
             "updated_at": self._now(now),
         }
         return await self._transition(op_id, (_S.PENDING, _S.SENT, _S.FAILED), values, "fail")

@@ -129,6 +129,10 @@ operations = Table(
     Index("ix_operations_state_id", "state", "id"),
     Index("ix_operations_connection_state_id", "connection", "state", "id"),
     Index("ix_operations_kind_id", "kind", "id"),
+    # the last error with what differs between records taken out (store.queries.error_cause):
+    # the Operations page groups failed and dead operations by it
+    Column("error_cause", String(300)),
+    Index("ix_operations_state_error_cause", "state", "error_cause", "updated_at"),
 )
 
 audit_events = Table(

@@ -59,6 +59,8 @@ from mlconnector.web.console import (
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 FLASH_COOKIE = "mlc_flash"
 PAGE_SIZE = 50
+#: the page sizes the Operations page offers
+PAGE_SIZES = (50, 200, 500)
 LINKS_SHOWN = 200
 RECENT_WEBHOOKS = 25
 MAX_GROUPS = 20
@@ -289,11 +291,13 @@ class OperatorUI:
         """Operations newest first, a keyset page at a time, filtered; their errors grouped."""
         query = OperationQuery.of(request.query_params)
         params = request.query_params
+        size = int_param(params.get("per_page"))
+        size = size if size in PAGE_SIZES else PAGE_SIZE
         page = await self.store.operations_page(
             query.filter,
             before=int_param(params.get("before")),
             after=int_param(params.get("after")),
-            limit=PAGE_SIZE,
+            limit=size,
         )
         newer, older = page_links(request.url.path, params, page, lambda op: str(op.id))
         groups = await self.store.error_groups(query.filter)
@@ -320,7 +324,8 @@ class OperatorUI:
             kind_label=kind_label,
             trail_query=trail_query,
             record_reference=record_reference,
-            page_size=PAGE_SIZE,
+            page_size=size,
+            page_sizes=PAGE_SIZES,
         )
 
     async def runs(self, request: Request) -> Response:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from sqlalchemy import select, text, update
 
 from mlconnector.clock import FakeClock
 from mlconnector.store import (
@@ -15,6 +17,8 @@ from mlconnector.store import (
     Store,
     error_cause,
 )
+from mlconnector.store.engine import create_engine, migrate
+from mlconnector.store.schema import connections, operations
 from mlconnector.sync.runs import RunReport, record_run
 
 _S = OperationState
@@ -236,3 +240,61 @@ async def test_record_run_writes_the_history(
     assert not older.has_older
     (inventory,) = (await store.runs_page("acme", "inventory")).items
     assert inventory.counts == {"adjusted": 3, "failed": 1}
+
+
+async def test_causes_stored_by_fail_and_computed_for_older_rows_group_together(
+    store: Store, acme: str
+) -> None:
+    stored = await _ops(store, 2)
+    for n, op_id in enumerate(stored):
+        await _fail(store, op_id, f"Plex 404: release {100 + n} not found", dead=True)
+    # a row written without a cause (before migration 0006, or by a direct insert)
+    older = (await _ops(store, 1, flow="inventory"))[0]
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            update(operations)
+            .where(operations.c.id == older)
+            .values(state="dead", last_error="Plex 404: release 7 not found", error_cause=None)
+        )
+    groups = await store.error_groups(OperationFilter())
+    (group,) = groups
+    assert (group.cause, group.dead) == ("Plex 404: release # not found", 3)
+    assert await store.operations_in_group(OperationFilter(), group.cause) == [*stored, older]
+
+
+async def test_migration_0006_fills_the_cause_of_existing_failures(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'old.db'}")
+    try:
+        await migrate(engine, "0005")
+        now = datetime(2026, 1, 1, tzinfo=UTC)
+        async with engine.begin() as conn:
+            await conn.execute(
+                connections.insert().values(
+                    name="acme", settings={}, created_at=now, updated_at=now
+                )
+            )
+            for n, (state, error) in enumerate(
+                [
+                    ("dead", "timeout after 31 s"),
+                    ("failed", "timeout after 9 s"),
+                    ("confirmed", None),
+                ]
+            ):
+                await conn.execute(
+                    text(
+                        "INSERT INTO operations (connection, flow, kind, idempotency_key, payload, "
+                        "state, attempts, last_error, created_at, updated_at) VALUES ('acme', 'f', "
+                        "'k', :key, '{}', :state, 1, :error, '2026-01-01', '2026-01-01')"
+                    ),
+                    {"key": f"k{n}", "state": state, "error": error},
+                )
+        await migrate(engine)
+        async with engine.connect() as conn:
+            causes = (
+                (await conn.execute(select(operations.c.error_cause).order_by(operations.c.id)))
+                .scalars()
+                .all()
+            )
+        assert causes == ["timeout after # s", "timeout after # s", None]
+    finally:
+        await engine.dispose()

@@ -300,3 +300,16 @@ async def test_audit_filters_by_flow_outcome_sku_and_date(
         "order write (Plex → ShipStation)"
     ]
     assert await whats(outcome="ok", flow="inventory") == []
+
+
+async def test_a_dismissed_operation_no_longer_degrades_health(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    (op_id,) = await _many(store, 1)
+    await _fail(store, op_id, "order deleted in ShipStation", dead=True)
+    degraded = await client.get("/healthz")
+    assert (degraded.status_code, degraded.json()["operations"]["dead"]) == (503, 1)
+    await client.post(f"/operations/{op_id}/dismiss", data={"reason": "settled"}, headers=ORIGIN)
+    healthy = await client.get("/healthz")
+    assert healthy.status_code == 200
+    assert healthy.json()["operations"] == {"failed": 0, "dead": 0}
