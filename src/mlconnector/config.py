@@ -18,6 +18,7 @@ No secret belongs here: keys that look like one are refused with a pointer to
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import string
 import tomllib
@@ -339,11 +340,82 @@ class ConnectionConfig(_Section):
         return self
 
 
+def _check_host_pattern(value: str) -> str:
+    """A host name, an IP address, ``*.domain`` or ``*`` (any host), lower-cased."""
+    value = value.strip().lower()
+    if value == "*" or re.fullmatch(r"(\*\.)?[a-z0-9_.-]+|\[?[0-9a-f:.]+\]?", value):
+        return value.strip("[]") if ":" in value else value
+    raise ValueError(f"{value!r} is not a host name, an IP address, '*.domain' or '*'")
+
+
+def _check_origin(value: str) -> str:
+    """``scheme://host[:port]`` as a browser sends it in ``Origin`` (default port dropped)."""
+    match = re.fullmatch(r"(https?)://([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?/?", value)
+    if not match:
+        raise ValueError(f"{value!r} is not an origin like https://connector.example.com[:port]")
+    scheme, host, port = match.group(1), match.group(2).lower(), match.group(3)
+    default = {"http": "80", "https": "443"}[scheme]
+    return f"{scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
+def _check_network(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=False))
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not an IP address or network (CIDR)") from exc
+
+
+HostPattern = Annotated[str, AfterValidator(_check_host_pattern)]
+Origin = Annotated[str, AfterValidator(_check_origin)]
+Network = Annotated[str, AfterValidator(_check_network)]
+
+
 class WebSettings(_Section):
-    """Where the webhook receiver and operator UI listen."""
+    """Where the webhook receiver and operator UI listen, who may log in, and server limits.
+
+    See docs/web.md. ``metrics_token`` is a secret: it is accepted from the environment
+    (``MLCONNECTOR_WEB__METRICS_TOKEN``) only, never from the file.
+    """
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    #: ``Host`` names the app answers to; empty: the bound host, localhost, 127.0.0.1, ::1 and
+    #: the host of ``public_base_url``
+    allowed_hosts: tuple[HostPattern, ...] = ()
+    #: origins a form may be sent from; empty: any http(s) origin whose host is allowed
+    public_origins: tuple[Origin, ...] = ()
+    #: ``auto``: Secure cookies when the request came over https (directly or via a trusted proxy)
+    cookie_secure: Literal["auto", "always", "never"] = "auto"
+    cookie_samesite: Literal["lax", "strict"] = "lax"
+    session_idle_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    session_max_hours: float = Field(default=12.0, gt=0, le=24 * 31)
+    #: failed logins per account name or client address before logins are refused for a while
+    login_max_failures: int = Field(default=5, ge=1, le=1000)
+    login_lockout_seconds: int = Field(default=300, ge=1, le=86400)
+    #: a header carrying the user name set by an authenticating proxy (e.g. ``X-Forwarded-User``);
+    #: honoured only from ``trusted_proxies``, which also decide ``X-Forwarded-For/-Proto``
+    trusted_proxy_header: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{1,64}$")
+    trusted_proxies: tuple[Network, ...] = ()
+    #: bearer token ``/metrics`` asks for (environment only); unset: ``/metrics`` is open
+    metrics_token: str | None = Field(default=None, min_length=16, repr=False)
+    # --- server limits (uvicorn + the app's own guards) ---
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    body_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    keep_alive_seconds: float = Field(default=5.0, gt=0, le=300)
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    max_connections: int = Field(default=1000, ge=1, le=100_000)
+    #: unprocessed deliveries per connection beyond which webhooks answer 503 + Retry-After
+    inbox_max_pending: int = Field(default=5000, ge=1, le=10_000_000)
+    inbox_retry_after_seconds: int = Field(default=120, ge=1, le=86400)
+
+    @model_validator(mode="after")
+    def _proxy_needs_addresses(self) -> WebSettings:
+        if self.trusted_proxy_header and not self.trusted_proxies:
+            raise ValueError(
+                "trusted_proxy_header needs trusted_proxies (the proxy's addresses): a header "
+                "anyone can send must not log anyone in"
+            )
+        return self
 
 
 class Config(_Section):
@@ -456,6 +528,12 @@ def parse_config(text: str | None, file: Path, env: Mapping[str, str]) -> Config
     _refuse_secrets(raw, Config, (), file, origins)
     if "source" in raw:
         raise ConfigError(f"{file}: source: unknown key (it is set by the loader)")
+    web = raw.get("web")
+    if isinstance(web, dict) and "metrics_token" in web and ("web", "metrics_token") not in origins:
+        raise ConfigError(
+            f"{file}: web.metrics_token: secrets are not allowed in the configuration",
+            hint=f"set it in the environment as {ENV_PREFIX}WEB__METRICS_TOKEN",
+        )
     home = raw.get("home", DEFAULT_HOME)
     if isinstance(home, str):
         # a relative home is relative to the file that names it, not to the working directory

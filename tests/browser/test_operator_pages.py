@@ -21,6 +21,7 @@ from mlconnector.sandbox.server import serve
 from mlconnector.store import CredentialKind, OperationState, Store, Vault, generate_key, open_store
 from mlconnector.sync.runs import LastRun, last_run_cursor
 from mlconnector.web import create_web_app
+from tests.browser.conftest import PageFactory
 from tests.unit.web.seed import XSS, Seeded, seed
 
 pytestmark = pytest.mark.browser
@@ -129,8 +130,8 @@ async def site(tmp_path: Path, fake_clock: FakeClock) -> AsyncIterator[Site]:
 
 
 @pytest.fixture
-async def watched(browser: Any) -> AsyncIterator[Watched]:
-    page = await browser.new_page()
+async def watched(operator_page: PageFactory, site: Site) -> AsyncIterator[Watched]:
+    page = await operator_page(site.url, site.store)
     seen = Watched(page)
     page.on("dialog", lambda d: seen.dialogs.append(d.message))
     page.on("console", lambda m: seen.console_errors.append(m.text) if m.type == "error" else None)

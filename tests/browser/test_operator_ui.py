@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -14,6 +13,7 @@ from mlconnector.config import Config
 from mlconnector.sandbox.server import serve
 from mlconnector.store import OperationState, Store, Vault, generate_key, open_store
 from mlconnector.web import create_web_app
+from tests.browser.conftest import PageFactory
 from tests.unit.web.seed import Seeded, seed
 
 pytestmark = pytest.mark.browser
@@ -43,9 +43,9 @@ async def served(tmp_path: Path, fake_clock: FakeClock) -> AsyncIterator[Served]
 
 
 async def test_replay_a_dead_operation_and_search_the_audit(
-    browser: Any, served: Served, tmp_path: Path
+    operator_page: PageFactory, served: Served, tmp_path: Path
 ) -> None:
-    page = await browser.new_page()
+    page = await operator_page(served.url, served.store)
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: dialogs.append(dialog.message))
     console_errors: list[str] = []

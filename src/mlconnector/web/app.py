@@ -1,9 +1,10 @@
 """The web app factory: webhook receiver, operator UI, ``/healthz``, ``/livez`` and ``/metrics``.
 
 Nothing is registered on globals: :func:`create_web_app` takes every dependency and returns a new
-Starlette app. It binds wherever it is served; ``[web] host`` defaults to ``127.0.0.1`` because
-the UI has no login of its own (put a reverse proxy with authentication in front before exposing
-it, and expose only ``/webhooks/`` to ShipStation).
+Starlette app. Requests pass, outermost first: :class:`SecurityHeaders`, the ``Host`` allow-list
+and trusted-proxy handling (:mod:`mlconnector.web.security`), then login, CSRF and roles
+(:mod:`mlconnector.web.auth`) before any UI route. ``[web] host`` still defaults to
+``127.0.0.1``; expose only ``/webhooks/`` to ShipStation.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from mlconnector.clock import Clock
 from mlconnector.config import Config, WebSettings
 from mlconnector.store import Store
 from mlconnector.sync.outbox import replay as outbox_replay
+from mlconnector.web.auth import AuthGuard, WebAuth, install_template_globals
 from mlconnector.web.metrics import (
     Metrics,
     counting_deliveries,
@@ -32,6 +34,7 @@ from mlconnector.web.metrics import (
     metrics_endpoint,
 )
 from mlconnector.web.receiver import HttpFactory, OnWebhook, ReceiverOptions, WebhookReceiver
+from mlconnector.web.security import HostGuard, HostPolicy
 from mlconnector.web.ui import OperatorUI, ReplayFn
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -113,6 +116,9 @@ def create_web_app(
         on_webhook=on_webhook,
     )
     ui = OperatorUI(store=store, config=config, clock=clock, replay=replay)
+    install_template_globals(ui.templates.env)
+    policy = HostPolicy.from_config(config)
+    auth = WebAuth(store=store, config=config, clock=clock, policy=policy, templates=ui.templates)
     routes: Sequence[BaseRoute] = [
         Route(
             "/webhooks/shipstation/{connection}/{token}",
@@ -123,6 +129,7 @@ def create_web_app(
         Route("/healthz", health_endpoint(store, clock), methods=["GET"]),
         Route("/livez", livez, methods=["GET"]),
         Route("/metrics", metrics_endpoint(store, metrics), methods=["GET"]),
+        *auth.routes(),
         *ui.routes(),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
@@ -137,12 +144,18 @@ def create_web_app(
     app = Starlette(
         debug=debug,
         routes=list(routes),
-        middleware=[Middleware(SecurityHeaders)],
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(HostGuard, policy=policy),
+            Middleware(AuthGuard, auth=auth, metrics_token=config.web.metrics_token),
+        ],
         lifespan=lifespan,
     )
     app.state.receiver = receiver
     app.state.ui = ui
     app.state.metrics = metrics
+    app.state.auth = auth
+    app.state.host_policy = policy
     return app
 
 

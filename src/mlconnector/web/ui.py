@@ -4,8 +4,8 @@ Pages: ``/`` (dashboard), ``/operations`` (keyset pages, filters, errors grouped
 Replay and Dismiss, one by one or per group), ``/runs`` (run history: chart and table),
 ``/audit`` (search), ``/connections/{name}`` (settings, masked credentials, links). Every value
 goes through Jinja's autoescaping. State-changing requests are ``POST`` forms guarded by a
-same-origin check (the ``Origin`` header, or ``Referer`` when a browser sends no ``Origin``,
-must name this host); every form also carries ``csrf_input()`` for the login layer. The outcome
+origin check against the configured names (:func:`same_origin`) and carry ``csrf_input()``; the
+login layer (:mod:`mlconnector.web.auth`) checks the token and the role first. The outcome
 of an action comes back as a one-shot flash cookie after a redirect (post/redirect/get).
 """
 
@@ -55,6 +55,7 @@ from mlconnector.web.console import (
     text_param,
     trail_query,
 )
+from mlconnector.web.security import HostPolicy, request_origin
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 FLASH_COOKIE = "mlc_flash"
@@ -104,16 +105,12 @@ def templates() -> Jinja2Templates:
 
 
 def same_origin(request: Request) -> bool:
-    """Whether a state-changing request comes from a page of this host (CSRF defence)."""
-    source = request.headers.get("origin")
-    if source is None:
-        # older browsers omit Origin on some same-origin POSTs; the Referer then decides
-        source = request.headers.get("referer")
-    if not source or source == "null":  # "null": sandboxed frames, data: URLs, privacy modes
-        return False
-    parsed = urllib.parse.urlsplit(source)
-    host = request.headers.get("host", "")
-    return bool(parsed.scheme in ("http", "https") and parsed.netloc and parsed.netloc == host)
+    """Whether a state-changing request comes from one of the connector's own pages: its
+    ``Origin`` (or ``Referer``) must name a configured host (``[web] public_origins`` /
+    ``allowed_hosts``), never merely the request's own ``Host``. The app's guard
+    (:mod:`mlconnector.web.auth`) checks this and the CSRF token before any UI route runs."""
+    policy: HostPolicy = request.app.state.host_policy
+    return policy.origin_allowed(request_origin(request))
 
 
 def _state(value: str | None) -> OperationState | None:

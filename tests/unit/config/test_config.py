@@ -288,7 +288,7 @@ def test_invalid_env_value_names_the_variable(tmp_path: Path) -> None:
 
 def test_unknown_env_key_under_a_known_section_is_an_error(tmp_path: Path) -> None:
     message = error_of(write(tmp_path, MINIMAL), {"HOME": "/u", "MLCONNECTOR_WEB__PROT": "1"})
-    assert "web.prot: unknown key; allowed here: host, port" in message
+    assert "web.prot: unknown key; allowed here: allowed_hosts, body_timeout_seconds" in message
     assert "MLCONNECTOR_WEB__PROT" in message
 
 

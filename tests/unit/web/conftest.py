@@ -1,9 +1,11 @@
 """Fixtures of the web tests: a store (SQLite, and PostgreSQL when reachable) with a vault and one
 connection (``acme``) whose ShipStation base URLs point at the simulator's address, the app, and an
-in-process client."""
+in-process client logged in as an operator (``client``; it sends the session's CSRF token as the
+``X-CSRF-Token`` header) or not logged in (``anonymous``). :func:`log_in` logs any client in."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -13,8 +15,15 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 
 from mlconnector.clock import FakeClock
-from mlconnector.config import Config, ConnectionConfig, PlexSettings, ShipStationSettings
-from mlconnector.store import CredentialKind, Store, Vault, generate_key, open_store
+from mlconnector.config import (
+    Config,
+    ConnectionConfig,
+    PlexSettings,
+    ShipStationSettings,
+    WebSettings,
+)
+from mlconnector.passwords import hash_password
+from mlconnector.store import CredentialKind, Role, Store, Vault, generate_key, open_store
 from mlconnector.store.schema import metadata
 from mlconnector.web import ReceiverOptions, create_web_app
 from tests.dbutil import temporary_database
@@ -30,8 +39,45 @@ def make_config(tmp_path: Path) -> Config:
         shipstation=ShipStationSettings(v1_base_url=SS_BASE, v2_base_url=SS_BASE),
     )
     return Config(
-        home=tmp_path, connections={"acme": conn}, public_base_url="https://connector.example"
+        home=tmp_path,
+        connections={"acme": conn},
+        public_base_url="https://connector.example",
+        web=WebSettings(allowed_hosts=("testserver",)),
     )
+
+
+PASSWORD = "a long test password"
+ORIGIN = "http://testserver"
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token a page puts into its forms."""
+    match = _CSRF.search(html)
+    assert match, "the page has no csrf_token field"
+    return match.group(1)
+
+
+async def log_in(
+    client: httpx.AsyncClient,
+    store: Store,
+    name: str = "ops",
+    role: Role = Role.OPERATOR,
+    password: str = PASSWORD,
+    origin: str = ORIGIN,
+) -> str:
+    """Create the account if needed, log ``client`` in through the login form (sent from
+    ``origin``), and return the session's CSRF token."""
+    if await store.get_user(name) is None:
+        await store.create_user(name, role, hash_password(password))
+    form = await client.get("/login")
+    response = await client.post(
+        "/login",
+        data={"csrf_token": csrf_of(form.text), "username": name, "password": password},
+        headers={"origin": origin},
+    )
+    assert response.status_code == 303, response.text
+    return csrf_of((await client.get("/")).text)
 
 
 @pytest.fixture(scope="session")
@@ -118,7 +164,17 @@ async def app(
 
 
 @pytest.fixture
-async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+async def anonymous(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """A client that has not logged in."""
     transport = httpx.ASGITransport(app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with httpx.AsyncClient(transport=transport, base_url=ORIGIN) as client:
+        yield client
+
+
+@pytest.fixture
+async def client(app: Starlette, store: Store) -> AsyncIterator[httpx.AsyncClient]:
+    """A client logged in as the operator ``ops``, sending its CSRF token as a header."""
+    transport = httpx.ASGITransport(app)
+    async with httpx.AsyncClient(transport=transport, base_url=ORIGIN) as client:
+        client.headers["x-csrf-token"] = await log_in(client, store)
         yield client

@@ -80,7 +80,7 @@ def test_any_body_gets_the_answer_the_rules_call_for_and_is_stored_only_when_acc
         runner.run(store.create_connection("acme"))
         runner.run(store.set_credential("acme", CredentialKind.WEBHOOK_TOKEN, TOKEN))
         app = create_web_app(store=store, config=make_config(tmp_path), clock=clock)
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t")
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://testserver")
 
         @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
         @given(BODIES)
