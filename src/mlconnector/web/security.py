@@ -6,7 +6,7 @@
   is compared with these **configured** names, never with the request's own ``Host``, which a
   DNS-rebinding page controls.
 * :class:`HostGuard` (pure ASGI) refuses a request whose ``Host`` is not allowed with ``400``,
-  except the probes ``/livez`` and ``/healthz`` (orchestrators call them by pod address).
+  except ``/livez``, ``/healthz`` and ``/metrics`` (probes and scrapers call them by address).
 * A request whose peer address is in ``trusted_proxies`` has its ``X-Forwarded-Proto`` and
   ``X-Forwarded-For`` applied (uvicorn's own proxy handling is off, so this is the only place
   that trusts them) and may carry the ``trusted_proxy_header`` user name.
@@ -25,8 +25,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mlconnector.config import Config
 
-#: paths any Host may reach: liveness/readiness probes carry the pod address as Host
-PROBE_PATHS = frozenset({"/livez", "/healthz"})
+#: paths any Host may reach: probes and scrapers call them by address (a pod IP as Host);
+#: they show no secret, and ``/metrics`` has its own optional bearer token
+PROBE_PATHS = frozenset({"/livez", "/healthz", "/metrics"})
 #: the scope key holding the user name an authenticating proxy asserted
 PROXY_USER_KEY = "mlconnector.proxy_user"
 

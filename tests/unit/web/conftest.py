@@ -42,7 +42,10 @@ def make_config(tmp_path: Path) -> Config:
         home=tmp_path,
         connections={"acme": conn},
         public_base_url="https://connector.example",
-        web=WebSettings(allowed_hosts=("testserver",)),
+        # sessions that outlive the fake clock's jumps (tests of expiry set their own)
+        web=WebSettings(
+            allowed_hosts=("testserver",), session_idle_minutes=7 * 24 * 60, session_max_hours=744
+        ),
     )
 
 

@@ -218,8 +218,9 @@ async def test_the_login_form_needs_its_token_and_an_allowed_origin(
 
 # --- sessions end --------------------------------------------------------------------------------
 async def test_sessions_end_when_idle_too_long_or_too_old(
-    anonymous: httpx.AsyncClient, store: Store, fake_clock: FakeClock
+    make_client: MakeClient, store: Store, fake_clock: FakeClock
 ) -> None:
+    anonymous = await make_client(web=WebSettings(allowed_hosts=("testserver",)))  # 60 min, 12 h
     await log_in(anonymous, store)
     fake_clock.advance(59 * 60)
     assert (await anonymous.get("/")).status_code == 200  # use restarts the idle time

@@ -116,7 +116,7 @@ async def test_replay_all_in_a_group_replays_only_that_cause(
     shown = await client.get("/operations")
     assert "Replayed 4 operation(s) failing with: Plex 404: release # not found" in shown.text
     (event,) = await store.search_audit(AuditQuery(connection="acme", flow="operator"))
-    assert (event.action, event.details["count"], event.details["by"]) == ("replay_group", 4, "web")
+    assert (event.action, event.details["count"], event.details["by"]) == ("replay_group", 4, "ops")
     assert event.details["operation_ids"] == ids[:4]
 
 
