@@ -14,6 +14,7 @@ from mlconnector.config import Config
 from mlconnector.errors import ConfigError
 
 if TYPE_CHECKING:
+    from mlconnector.observe import Observer
     from mlconnector.sync import ConnectionRuntime
 
 
@@ -66,13 +67,17 @@ def period(state: CliContext, since: str, until: str | None) -> tuple[datetime, 
 
 @contextlib.asynccontextmanager
 async def opened_runtime(
-    state: CliContext, config: Config, name: str
+    state: CliContext, config: Config, name: str, *, observer: Observer | None = None
 ) -> AsyncIterator[ConnectionRuntime]:
-    """The store and the runtime of connection ``name`` (real HTTP), closed on exit."""
+    """The store and the runtime of connection ``name`` (real HTTP), closed on exit;
+    ``observer`` sees its HTTP exchanges (progress)."""
+    from mlconnector.observe import NULL_OBSERVER
     from mlconnector.sync import build_runtime
 
     async with opened_store(config, state.env, state.clock) as store:
         await ensure_connection_row(store, name, config.connections[name])
-        runtime = await build_runtime(config, name, store, state.clock)
+        runtime = await build_runtime(
+            config, name, store, state.clock, observer=observer or NULL_OBSERVER
+        )
         async with runtime:
             yield runtime

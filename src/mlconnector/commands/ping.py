@@ -100,19 +100,24 @@ async def ping_connections(
     # the clients are imported here, not at start-up: `--help` should not pay for them
     from mlconnector.commands.checks import check_connection
     from mlconnector.commands.mappings import mapping_checks
+    from mlconnector.commands.progress import Activity
 
     secrets = await _secrets(state, config, names)
     results: list[CheckResult] = []
-    async with state.http() as http:
-        for name in names:
-            found = await check_connection(
-                name, config.connections[name], secrets[name], http, state.clock
-            )
-            results += found
-            if mappings and all(r.ok for r in found):
-                results += await mapping_checks(
+    activity = Activity(state.console)
+    async with activity.watch(state.http()) as http:
+        with activity:
+            for name in names:
+                activity.step(f"{name}: credentials and access")
+                found = await check_connection(
                     name, config.connections[name], secrets[name], http, state.clock
                 )
+                results += found
+                if mappings and all(r.ok for r in found):
+                    activity.step(f"{name}: mappings")
+                    results += await mapping_checks(
+                        name, config.connections[name], secrets[name], http, state.clock
+                    )
     return results
 
 

@@ -50,7 +50,7 @@ def reconcile(
     config = state.load_config()
     name = pick_connection(config, connection)
     start, end = period(state, since, until)
-    report = asyncio.run(_run(state, config, name, start, end))
+    report = asyncio.run(_run(state, config, name, start, end, quiet=as_json))
     if as_json:
         # plain print: Rich would wrap or colour the JSON
         typer.echo(report.to_json())
@@ -61,12 +61,22 @@ def reconcile(
 
 
 async def _run(
-    state: CliContext, config: Config, name: str, since: datetime, until: datetime
+    state: CliContext,
+    config: Config,
+    name: str,
+    since: datetime,
+    until: datetime,
+    *,
+    quiet: bool = False,
 ) -> ReconcileReport:
+    from mlconnector.commands.progress import Activity
     from mlconnector.sync.reconcile import reconcile as compare
 
-    async with opened_runtime(state, config, name) as rt:
-        return await compare(rt, since, until)
+    activity = Activity(state.console, enabled=False if quiet else None)
+    async with opened_runtime(state, config, name, observer=activity) as rt:
+        with activity:
+            activity.step(f"reconcile {name}: {since:%Y-%m-%d} → {until:%Y-%m-%d}")
+            return await compare(rt, since, until)
 
 
 def _print(state: CliContext, report: ReconcileReport) -> None:

@@ -65,7 +65,7 @@ def _make(cli_name: str, flow: str) -> None:
         names = pick_connections(state, config, connection)
         from mlconnector.sync.runs import worst
 
-        reports = asyncio.run(_sync(state, names, flow, dry_run))
+        reports = asyncio.run(_sync(state, names, flow, dry_run, quiet=as_json))
         if as_json:
             outcome = worst([r.outcome for r in reports])
             body = {"outcome": outcome, "runs": [r.to_dict() for r in reports]}
@@ -84,12 +84,19 @@ for _cli, _flow in FLOWS.items():
     _make(_cli, _flow)
 
 
-async def _sync(state: CliContext, names: list[str], flow: str, dry_run: bool) -> list[RunReport]:
+async def _sync(
+    state: CliContext, names: list[str], flow: str, dry_run: bool, *, quiet: bool = False
+) -> list[RunReport]:
+    from mlconnector.commands.progress import Activity
+
     config = state.load_config()
     reports = []
-    async with opened_engine(state, config, connections=names) as (engine, _store):
-        for name in names:
-            reports.append(await engine.run_once(name, flow, dry_run=dry_run))
+    activity = Activity(state.console, enabled=False if quiet else None)
+    async with opened_engine(state, config, connections=names, observer=activity) as (engine, _):
+        with activity:
+            for name in names:
+                activity.step(f"{flow}@{name}" + (" (dry run)" if dry_run else ""))
+                reports.append(await engine.run_once(name, flow, dry_run=dry_run))
     return reports
 
 
