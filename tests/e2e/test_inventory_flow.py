@@ -162,3 +162,52 @@ async def test_shipped_not_yet_written_back_is_subtracted_and_the_flows_never_fi
     assert inv.shown() == inv.expected() == before_write_back
     assert after.adjusted == 0
     assert inv.v2_writes() == writes
+
+
+async def test_an_unreadable_container_holds_its_part_back_and_is_quarantined(inv: Inv) -> None:
+    flow = InventoryFlow()
+    await flow.run(inv.rt)
+    data = inv.env.plex.tenant(PCN)
+    container = next(
+        c
+        for c in data.containers.values()
+        if c.status == "OK" and data.locations[c.location_id].code == "TOL-FG-01"
+    )
+    sku = data.parts[container.part_id].number
+    before = inv.shown()
+    # the container grows by 7 but Plex sends its quantity as text: its part is held back
+    inv.env.plex.adjust_container(container.serial_no, quantity=container.quantity + 7, tenant=PCN)
+    inv.env.plex.set_raw_field(container.serial_no, "quantity", "7 pcs", tenant=PCN)
+    other = next(
+        c
+        for c in data.containers.values()
+        if c.status == "OK"
+        and c.part_id != container.part_id
+        and data.locations[c.location_id].code in inv.mapping
+    )
+    inv.env.plex.adjust_container(other.serial_no, quantity=other.quantity + 3, tenant=PCN)
+    inv.env.step()
+    result = await flow.run(inv.rt)
+    assert (result.quarantined, result.adjusted, result.failed) == (1, 1, 0), result.errors
+    shown = inv.shown()
+    assert {k: v for k, v in shown.items() if k[0] == sku} == {
+        k: v for k, v in before.items() if k[0] == sku
+    }  # neither lowered (container missing) nor raised: held
+    expected = inv.expected()
+    assert {k: v for k, v in shown.items() if k[0] != sku} == {
+        k: v for k, v in expected.items() if k[0] != sku
+    }
+    [row] = await inv.env.store.list_quarantined(connection=CONNECTION, flow="inventory")
+    assert (row.record_kind, row.record_id, row.field) == (
+        "Plex Container",
+        container.serial_no,
+        "quantity",
+    )
+    assert row.value_excerpt == "'7 pcs'"
+    inv.env.plex.clear_raw_fields(container.serial_no, tenant=PCN)
+    inv.env.step()
+    fixed = await flow.run(inv.rt)
+    assert (fixed.quarantined, fixed.adjusted) == (0, 1)
+    assert inv.shown() == inv.expected()
+    [row] = await inv.env.store.list_quarantined(connection=CONNECTION, state=None)
+    assert row.state.value == "resolved"

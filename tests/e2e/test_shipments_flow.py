@@ -504,3 +504,47 @@ async def test_short_stock_goes_dead_when_the_retry_budget_is_spent(env: ShipEnv
     assert dead.state is OperationState.DEAD
     assert "no shippable stock in any Plex location" in (dead.last_error or "")
     assert len(env.shippers_for(reference)) == 1  # retries resumed the one open shipper
+
+
+async def test_an_unreadable_shipment_is_quarantined_and_written_back_once_fixed(
+    env: ShipEnv,
+) -> None:
+    rt = await env.runtime()
+    links = (await env.link_orders(rt))[:2]
+    env.step()
+    good, bad = (env.ss.create_label(int(lk.ss_order_id or 0)) for lk in links)
+    env.ss.set_raw_field(
+        "shipments",
+        bad.shipment_id,
+        "shipmentItems",
+        [{"lineItemKey": "x", "sku": "s", "quantity": "two"}],
+    )
+    env.step()
+    first = await ShipmentsFlow().run(rt)
+    assert (first.written_back, first.quarantined, first.failed) == (1, 1, 0), first.errors
+    assert len(env.shippers_for(f"ss-shipment-{good.shipment_id}")) == 1
+    assert env.shippers_for(f"ss-shipment-{bad.shipment_id}") == []
+    [row] = await env.store.list_quarantined(connection=CONNECTION, flow="shipments")
+    assert (row.record_kind, row.record_id) == ("ShipStation shipment", str(bad.shipment_id))
+    assert row.field == "shipmentItems.0.quantity"
+    assert row.value_excerpt == "'two'"
+    assert row.retry_key == f"shipments-of-order:{bad.order_id}"
+    events = await env.store.search_audit(
+        AuditQuery(connection=CONNECTION, shipment_id=f"ss-shipment-{bad.shipment_id}")
+    )
+    assert [e.action for e in events if e.entity == "quarantine"] == ["quarantine"]
+
+    env.step()
+    again = await ShipmentsFlow().run(rt)  # still bad: retried by its order, not written
+    assert (again.written_back, again.quarantined) == (0, 1)
+    env.ss.clear_raw_fields("shipments", bad.shipment_id)
+    env.step()
+    fixed = await ShipmentsFlow().run(rt)  # the cursor is past it: the retry finds it
+    assert (fixed.written_back, fixed.quarantined, fixed.failed) == (1, 0, 0), fixed.errors
+    assert len(env.shippers_for(f"ss-shipment-{bad.shipment_id}")) == 1
+    [row] = await env.store.list_quarantined(connection=CONNECTION, state=None)
+    assert (row.state.value, row.attempts) == ("resolved", 2)
+    env.step()
+    quiet = await ShipmentsFlow().run(rt)
+    assert (quiet.written_back, quiet.quarantined) == (0, 0)
+    assert len(env.shippers_for(f"ss-shipment-{bad.shipment_id}")) == 1

@@ -53,7 +53,7 @@ Params = list[tuple[str, str]]
 UnreadableSink = Callable[[Unreadable], None]
 
 #: ids an unreadable record may name, kept so the caller can tell what it belongs to
-REF_KEYS = ("orderId", "orderLineId", "partId", "locationId", "customerId")
+REF_KEYS = ("orderId", "orderLineId", "partId", "partNo", "locationId", "customerId")
 
 #: fields of the shipper update body (PUT shipping/v1-beta1/customer-shippers/{id})
 #: release fields sent back on a release update (``quantityShipped`` never: Plex's ship owns it)

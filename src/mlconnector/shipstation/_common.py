@@ -12,7 +12,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from mlconnector.errors import InvalidResponseError
-from mlconnector.lenient import unreadable_from
+from mlconnector.lenient import Unreadable, parse_each, unreadable_from
 
 #: A 400 message that says the order is read-only because it shipped or was cancelled. The exact
 #: wording is not documented, so this looks for a frozen status next to a refusal.
@@ -37,6 +37,45 @@ def parse_model(model: type[M], raw: Any, what: str, *, service: str) -> M:
             f"{exc.error_count()} problem(s), first: field {problem.field} = {problem.value}: "
             f"{problem.error}"
         ) from exc
+
+
+#: the id field of each record kind a flow may quarantine, and the ids it names (to retry it)
+ID_KEYS = {
+    "shipment": ("shipmentId",),
+    "fulfillment": ("fulfillmentId",),
+    "order": ("orderId", "orderKey"),
+    "inventory level": ("sku",),
+}
+REF_KEYS = ("orderId", "orderKey", "orderNumber", "sku", "inventory_location_id")
+
+
+def parse_or_report(
+    model: type[M],
+    raw: Any,
+    what: str,
+    *,
+    service: str,
+    on_unreadable: Callable[[Unreadable], None] | None,
+    where: str = "",
+) -> M | None:
+    """One list element: the record, or ``None`` after reporting it to ``on_unreadable``.
+
+    Without a sink an unreadable element raises :class:`InvalidResponseError` (see
+    :func:`parse_model`), as it did before lists were read element by element.
+    """
+    if on_unreadable is None:
+        return parse_model(model, raw, what, service=service)
+    good, bad = parse_each(
+        model,
+        [raw],
+        kind=f"ShipStation {what}",
+        where=where or f"{service} {what}s",
+        id_keys=ID_KEYS.get(what, ()),
+        ref_keys=REF_KEYS,
+    )
+    for problem in bad:
+        on_unreadable(problem)
+    return good[0] if good else None
 
 
 def says_frozen(message: str | None) -> bool:

@@ -31,12 +31,14 @@ from mlconnector.errors import (
     RemoteValidationError,
 )
 from mlconnector.http import ApiClient, RateLimiterRegistry, Redactor, RequestEvent, RetryPolicy
+from mlconnector.lenient import Unreadable
 from mlconnector.shipstation._common import (
     M,
     body_request_id,
     error_text,
     paginate,
     parse_model,
+    parse_or_report,
     says_frozen,
 )
 from mlconnector.shipstation.models import (
@@ -106,6 +108,9 @@ def _names(message: str, order: Order) -> bool:
     return False
 
 
+UnreadableSink = Callable[[Unreadable], None]
+
+
 @dataclass
 class WebhookBatch:
     """What a V1 webhook pointed at, fetched in full (every page)."""
@@ -115,6 +120,8 @@ class WebhookBatch:
     orders: list[Order] = field(default_factory=list)
     shipments: list[Shipment] = field(default_factory=list)
     fulfillments: list[Fulfillment] = field(default_factory=list)
+    #: records of the answer that could not be read (the others are above)
+    unreadable: list[Unreadable] = field(default_factory=list)
 
 
 class ShipStationV1Client(ApiClient):
@@ -401,8 +408,12 @@ class ShipStationV1Client(ApiClient):
         sort_dir: str | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
         max_pages: int | None = None,
+        on_unreadable: UnreadableSink | None = None,
     ) -> AsyncIterator[Shipment]:
-        """Shipments with labels made in ShipStation (marked-shipped orders are fulfilments)."""
+        """Shipments with labels made in ShipStation (marked-shipped orders are fulfilments).
+
+        An unreadable shipment goes to ``on_unreadable`` and the others are yielded; without a
+        sink it raises :class:`InvalidResponseError`."""
         params = build_filters(
             {
                 "create_date_start": create_date_start,
@@ -422,7 +433,11 @@ class ShipStationV1Client(ApiClient):
             }
         )
         async for item in self._iter("/shipments", "shipments", params, page_size, max_pages):
-            yield _parse(Shipment, item, "shipment")
+            shipment = parse_or_report(
+                Shipment, item, "shipment", service=self.service, on_unreadable=on_unreadable
+            )
+            if shipment is not None:
+                yield shipment
 
     async def iter_fulfillments(
         self,
@@ -439,8 +454,10 @@ class ShipStationV1Client(ApiClient):
         sort_dir: str | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
         max_pages: int | None = None,
+        on_unreadable: UnreadableSink | None = None,
     ) -> AsyncIterator[Fulfillment]:
-        """Orders shipped outside ShipStation label creation (fill providers, marked shipped)."""
+        """Orders shipped outside ShipStation label creation (fill providers, marked shipped);
+        unreadable ones go to ``on_unreadable`` (see :meth:`iter_shipments`)."""
         params = build_filters(
             {
                 "create_date_start": create_date_start,
@@ -456,7 +473,11 @@ class ShipStationV1Client(ApiClient):
             }
         )
         async for item in self._iter("/fulfillments", "fulfillments", params, page_size, max_pages):
-            yield _parse(Fulfillment, item, "fulfillment")
+            found = parse_or_report(
+                Fulfillment, item, "fulfillment", service=self.service, on_unreadable=on_unreadable
+            )
+            if found is not None:
+                yield found
 
     async def _iter(
         self,
@@ -559,7 +580,17 @@ class ShipStationV1Client(ApiClient):
             )
 
         async for items in paginate(fetch, key=key, what=f"webhook {kind}"):
-            target.extend(_parse(model, item, key[:-1]) for item in items)
+            for item in items:
+                record = parse_or_report(
+                    model,
+                    item,
+                    key[:-1],
+                    service=self.service,
+                    on_unreadable=batch.unreadable.append,
+                    where=f"webhook {kind}",
+                )
+                if record is not None:
+                    target.append(record)
         return batch
 
     # --- stores and warehouses -----------------------------------------------------------------

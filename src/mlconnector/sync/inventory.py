@@ -28,10 +28,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from mlconnector.lenient import Unreadable
 from mlconnector.plex import OnHand
 from mlconnector.store import CredentialKind, Operation, OperationState
 from mlconnector.sync.base import FlowResult, PlanItem, Resolution, StaleOperationError, audit
 from mlconnector.sync.outbox import Outbox
+from mlconnector.sync.quarantine import QuarantineBook, entry_of
 from mlconnector.sync.runtime import ConnectionRuntime, missing_credential
 
 FLOW = "inventory"
@@ -101,9 +103,20 @@ class InventoryFlow:
         if not dry_run and not rt.has_ss_v2:
             # ShipStation inventory is V2 only: say which credential is missing before any read
             raise missing_credential(rt.name, CredentialKind.SS_V2_KEY)
-        rows = await rt.plex.on_hand()
+        book = QuarantineBook(rt, FLOW, result, dry_run)
+        await book.load()
+        problems: list[Unreadable] = []
+        rows = await rt.plex.on_hand(on_unreadable=problems.append)
         result.count("read", len(rows))
-        on_hand, unmapped = await self.map_on_hand(rt, rows)
+        # a part with an unreadable container has a short total: hold its levels this pass
+        held = {p.ref("partId") for p in problems} - {None}
+        await book.put_all(
+            entry_of(p, None, sku=p.ref("partNo") or p.ref("partId")) for p in problems
+        )
+        # every pass reads every container: an entry not seen again has been corrected
+        await book.resolve_unseen()
+        on_hand, unmapped = await self.map_on_hand(rt, [r for r in rows if r.part_id not in held])
+        held_skus = {n for p in problems if (n := p.ref("partNo"))} | held
         for location, detail in sorted(unmapped.items()):
             item = PlanItem(
                 "skip",
@@ -114,7 +127,7 @@ class InventoryFlow:
                 detail,
             )
             await self._note(rt, result, item, dry_run)
-        levels = await self._levels(rt, on_hand)
+        levels = [lv for lv in await self._levels(rt, on_hand) if lv.sku not in held_skus]
         box = Outbox(rt, FLOW, direction="plex->ss", entity="inventory")
         for level in levels:
             if level.previous == level.target:

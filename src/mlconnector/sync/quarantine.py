@@ -92,6 +92,10 @@ class QuarantineBook:
             }
         )
 
+    def open_records(self, retry_key: str) -> set[str]:
+        """The record ids of the open entries retried through ``retry_key``."""
+        return {q.record_id for q in self._open if q.retry_key == retry_key}
+
     def is_open(self, retry_key: str) -> bool:
         """Whether an open entry is retried through ``retry_key``."""
         return any(q.retry_key == retry_key for q in self._open)
@@ -123,6 +127,19 @@ class QuarantineBook:
         for entry in entries:
             if not self.seen(entry):
                 await self.put(entry)
+
+    async def resolve_unseen(self) -> None:
+        """Resolve every open entry not put this pass (for a flow that reads everything on
+        every pass, as inventory does: a record not unreadable any more has been corrected)."""
+        if self.dry_run or not self._open:
+            return
+        seen = {pair for pairs in self._seen.values() for pair in pairs}
+        await self.rt.store.resolve_quarantined(
+            self.rt.name,
+            self.flow,
+            records=[(q.record_kind, q.record_id) for q in self._open],
+            keep=seen,
+        )
 
     async def read_ok(self, retry_key: str, **refs: str | None) -> None:
         """``retry_key`` read this pass: resolve its open entries not put again this pass

@@ -38,6 +38,7 @@ from mlconnector.errors import (
     RetryableError,
     SkipRecordError,
 )
+from mlconnector.lenient import Unreadable
 from mlconnector.plex import (
     Release,
     ReversalNotSupportedError,
@@ -58,6 +59,7 @@ from mlconnector.sync.cursor import (
     read_window,
 )
 from mlconnector.sync.outbox import Outbox
+from mlconnector.sync.quarantine import QuarantineBook
 from mlconnector.sync.runtime import ConnectionRuntime
 from mlconnector.sync.shipments_source import (
     POLLS,
@@ -65,7 +67,9 @@ from mlconnector.sync.shipments_source import (
     Shipped,
     from_fulfillment,
     from_shipment,
+    retry_unreadable,
     shipped_records,
+    unreadable_entries,
 )
 from mlconnector.timezones import format_utc_z, parse_utc_z
 
@@ -97,6 +101,7 @@ def op_key(connection: str, reference: str) -> str:
 class _Run:
     result: FlowResult
     box: Outbox
+    book: QuarantineBook
     #: (source id, voided) pairs handled this run: a webhook and a poll of the same record
     handled: set[tuple[str, bool]] = field(default_factory=set)
     #: each poll's read window of this run, ``(start, end)``
@@ -151,7 +156,12 @@ class ShipmentsFlow:
     async def run(self, rt: ConnectionRuntime, *, dry_run: bool = False) -> FlowResult:
         """One pass: the inbox, then the polls (see the module doc)."""
         result = FlowResult(FLOW, rt.name, dry_run=dry_run)
-        run = _Run(result, Outbox(rt, FLOW, direction="ss->plex", entity="shipment"))
+        run = _Run(
+            result,
+            Outbox(rt, FLOW, direction="ss->plex", entity="shipment"),
+            QuarantineBook(rt, FLOW, result, dry_run),
+        )
+        await run.book.load()
         stored = await rt.store.get_cursor(rt.name, FLOW)
         cursors = PollCursors.from_json(stored.value if stored else None)
         now = rt.clock.now()
@@ -164,6 +174,10 @@ class ShipmentsFlow:
                 initial_lookback=self.initial_lookback,
             )
         deliveries = await self._inbox(rt, run)
+        # quarantined records are re-read by id (the cursors moved past them)
+        for rec in await retry_unreadable(rt.ss_v1, run.book):
+            run.result.count("read")
+            await self._handle(rt, run, rec)
         windows = await self._poll(rt, run, cursors)
         await self._finish_covered(rt, run)
         if not dry_run:
@@ -248,6 +262,7 @@ class ShipmentsFlow:
             await self._note(rt, run, plan, "failed", entity="webhook", error=exc)
             return f"failed: {exc.message}"
         records = shipped_records(batch.shipments, batch.fulfillments)
+        await run.book.put_all(unreadable_entries(batch.unreadable))
         run.result.count("read", len(records))
         for rec in records:
             await self._handle(rt, run, rec)
@@ -289,7 +304,7 @@ class ShipmentsFlow:
             start, end = run.spans[poll]
             windows[poll] = [format_utc_z(start), format_utc_z(end)]
             pairs: list[tuple[str, Any]] = []
-            for rec, stamp in await self._read(rt, poll, start, end):
+            for rec, stamp in await self._read(rt, run, poll, start, end):
                 pairs.append((str(rec.ss_id), stamp))
                 if state.is_new(str(rec.ss_id), stamp):
                     run.result.count("read")
@@ -302,28 +317,34 @@ class ShipmentsFlow:
         return windows
 
     async def _read(
-        self, rt: ConnectionRuntime, poll: str, start: Any, end: Any
+        self, rt: ConnectionRuntime, run: _Run, poll: str, start: Any, end: Any
     ) -> list[tuple[Shipped, Any]]:
-        """The records of one poll with the timestamp its cursor follows."""
+        """The records of one poll with the timestamp its cursor follows; unreadable ones are
+        quarantined (and retried by id on later passes)."""
         found: list[tuple[Shipped, Any]] = []
+        problems: list[Unreadable] = []
         if poll == "fulfillments":
             async for fulfillment in rt.ss_v1.iter_fulfillments(
-                create_date_start=start, create_date_end=end
+                create_date_start=start, create_date_end=end, on_unreadable=problems.append
             ):
                 rec = from_fulfillment(fulfillment)
                 if rec is not None:
                     found.append((rec, rec.create_date))
+            await run.book.put_all(unreadable_entries(problems))
             return found
         window = (
             {"create_date_start": start, "create_date_end": end}
             if poll == "created"
             else {"void_date_start": start, "void_date_end": end}
         )
-        async for shipment in rt.ss_v1.iter_shipments(include_shipment_items=True, **window):
+        async for shipment in rt.ss_v1.iter_shipments(
+            include_shipment_items=True, on_unreadable=problems.append, **window
+        ):
             rec = from_shipment(shipment)
             if rec is None or (poll == "voided" and not rec.voided):
                 continue
             found.append((rec, rec.create_date if poll == "created" else rec.void_date))
+        await run.book.put_all(unreadable_entries(problems))
         return found
 
     # --- the one idempotent path ---------------------------------------------------------------

@@ -14,12 +14,15 @@ Webhooks are hints, polls are truth (DESIGN §1 rule 3). Both sources produce th
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from mlconnector.shipstation import Fulfillment, Shipment
+from mlconnector.lenient import Unreadable
+from mlconnector.shipstation import Fulfillment, Shipment, ShipStationV1Client
+from mlconnector.store import QuarantineEntry
 from mlconnector.sync.cursor import CursorState
+from mlconnector.sync.quarantine import QuarantineBook, entry_of
 from mlconnector.timezones import parse_pacific, to_pacific_naive
 
 #: the three polls, in the order they run
@@ -175,3 +178,59 @@ class PollCursors:
             return cls()
         raw = json.loads(text)
         return cls({poll: CursorState.from_json(json.dumps(raw[poll])) for poll in raw})
+
+
+# --- quarantine: unreadable shipments and fulfilments (docs/sync.md, "Quarantine") -------------
+def unreadable_entries(problems: Iterable[Unreadable]) -> list[QuarantineEntry]:
+    """Quarantine entries for unreadable shipments/fulfilments, with what re-reads them: V1
+    ``/shipments`` has no id filter, so a shipment is retried through its order's shipments
+    (``shipments-of-order:<orderId>``); a fulfilment by ``fulfillmentId``. A record naming
+    neither is retried only if a later window or webhook brings it again."""
+    entries = []
+    for problem in problems:
+        known = not problem.record_id.startswith("#")
+        order_id = problem.ref("orderId")
+        key: str | None = None
+        if problem.kind == "ShipStation fulfillment" and known:
+            key = f"fulfillment:{problem.record_id}"
+        elif order_id and order_id.isdigit():
+            prefix = "shipments" if problem.kind == "ShipStation shipment" else "fulfillments"
+            key = f"{prefix}-of-order:{order_id}"
+        shipment_id = None
+        if known and problem.kind in ("ShipStation shipment", "ShipStation fulfillment"):
+            shipment_id = f"ss-{problem.kind.split()[-1]}-{problem.record_id}"
+        entries.append(entry_of(problem, key, shipment_id=shipment_id))
+    return entries
+
+
+async def retry_unreadable(ss_v1: ShipStationV1Client, book: QuarantineBook) -> list[Shipped]:
+    """Re-read the quarantined shipments and fulfilments; the records that read now (to be
+    handled as polled ones). Still unreadable ones are quarantined again; the entries of every
+    key that was read and not quarantined again are resolved."""
+    found: list[Shipped] = []
+    reads: list[tuple[str, AsyncIterator[Shipment | Fulfillment]]] = []
+    problems: list[Unreadable] = []
+    sink = problems.append
+    for order_id in book.retry_ids("shipments-of-order"):
+        key = f"shipments-of-order:{order_id}"
+        reads.append((key, ss_v1.iter_shipments(order_id=int(order_id), on_unreadable=sink)))
+    for order_id in book.retry_ids("fulfillments-of-order"):
+        key = f"fulfillments-of-order:{order_id}"
+        reads.append((key, ss_v1.iter_fulfillments(order_id=int(order_id), on_unreadable=sink)))
+    for fulfillment_id in book.retry_ids("fulfillment"):
+        key = f"fulfillment:{fulfillment_id}"
+        reads.append(
+            (key, ss_v1.iter_fulfillments(fulfillment_id=int(fulfillment_id), on_unreadable=sink))
+        )
+    for key, records in reads:
+        wanted = book.open_records(key)
+        async for record in records:
+            rec = (
+                from_shipment(record) if isinstance(record, Shipment) else from_fulfillment(record)
+            )
+            if rec is not None and str(rec.ss_id) in wanted:
+                found.append(rec)
+        await book.put_all(unreadable_entries(problems))
+        problems.clear()
+        await book.read_ok(key)
+    return found

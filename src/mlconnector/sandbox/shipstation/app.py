@@ -189,6 +189,15 @@ class ShipStationSandbox:
         )
         return self.state.create_labels([request])[0]
 
+    def set_raw_field(self, resource: str, ident: int, field: str, value: object) -> None:
+        """Make ``GET /{resource}`` (``shipments`` or ``fulfillments``) send ``value`` as
+        ``field`` of record ``ident`` (a malformed record, as a real account may send)."""
+        self.state.raw_fields.setdefault((resource, ident), {})[field] = value
+
+    def clear_raw_fields(self, resource: str, ident: int) -> None:
+        """Send the record as the simulator holds it again (the data was corrected)."""
+        self.state.raw_fields.pop((resource, ident), None)
+
     def create_labels(self, requests: Sequence[LabelRequest]) -> list[Shipment]:
         """Make several labels in one batch (one SHIP_NOTIFY for all)."""
         return self.state.create_labels(requests)

@@ -103,6 +103,10 @@ class ShipStationState:
         self.orders: dict[int, Order] = {}
         self.keys: dict[str, int] = {}
         self.shipments: dict[int, Shipment] = {}
+        #: (resource, id) -> field -> value sent instead of the real one, e.g.
+        #: ("shipments", 12) -> {"shipmentItems": "?"}: the operator's way to make the account
+        #: answer a malformed record, as a real one may
+        self.raw_fields: dict[tuple[str, int], dict[str, object]] = {}
         self.fulfillments: dict[int, Fulfillment] = {}
         self.products: dict[str, Product] = {}
         self.webhooks: dict[int, V1Webhook] = {}

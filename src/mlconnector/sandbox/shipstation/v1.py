@@ -410,9 +410,19 @@ class V1Api:
         )
         page, meta = paginate(request, rows)
         return {
-            "shipments": [render_shipment(s, include_items=include_items) for s in page],
+            "shipments": [
+                self._raw(
+                    "shipments", s.shipment_id, render_shipment(s, include_items=include_items)
+                )
+                for s in page
+            ],
             **meta,
         }
+
+    def _raw(self, resource: str, ident: int, payload: JsonDict) -> JsonDict:
+        """``payload`` with the operator's raw field values (``ShipStationState.raw_fields``)."""
+        changed = self.state.raw_fields.get((resource, ident))
+        return {**payload, **changed} if changed else payload
 
     async def list_fulfillments(self, request: Request) -> JsonDict:
         """``GET /fulfillments`` (orders shipped outside label creation)."""
@@ -439,7 +449,10 @@ class V1Api:
             default=lambda f: f.fulfillment_id,
         )
         page, meta = paginate(request, rows)
-        return {"fulfillments": [render_fulfillment(f) for f in page], **meta}
+        rendered = [
+            self._raw("fulfillments", f.fulfillment_id, render_fulfillment(f)) for f in page
+        ]
+        return {"fulfillments": rendered, **meta}
 
     # -- reference data
 
