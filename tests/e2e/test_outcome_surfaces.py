@@ -18,12 +18,17 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mlconnector import __version__
 from mlconnector.config import Config, Mappings
+from mlconnector.store import Role
 from mlconnector.sync import LogAlertSink
 from mlconnector.sync.engine import Engine
 from mlconnector.web import create_web_app
 from mlconnector.web.metrics import Metrics
 from tests.conftest import FAKE_START
 from tests.e2e.shipping_env import CONNECTION, ShipEnv, ship_env
+from tests.unit.web.conftest import log_in
+
+#: the web app answers the hosts it is bound to by default (localhost among them)
+ORIGIN = "http://localhost"
 
 LOCATIONS = ("DET-FG-01", "DET-FG-02", "LON-FG-01", "LON-FG-02", "TOL-FG-01", "TOL-FG-02")
 
@@ -70,13 +75,12 @@ async def test_a_partial_inventory_pass_is_partial_in_metrics_healthz_and_dashbo
         assert report.result.adjusted == 0
 
         app = create_web_app(store=env.store, config=config, clock=env.clock, metrics=metrics)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app), base_url="http://t"
-        ) as client:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url=ORIGIN) as client:
             text = (await client.get("/metrics")).text
             health = await client.get("/healthz")
-            dashboard = (await client.get("/")).text
             live = await client.get("/livez")
+            await log_in(client, env.store, role=Role.VIEWER, origin=ORIGIN)
+            dashboard = (await client.get("/")).text
 
     samples = parse(text)
     conn = {"connection": CONNECTION, "flow": "inventory"}
@@ -149,9 +153,7 @@ async def test_a_failed_run_counts_its_retries_and_is_failed(tmp_path: Path) -> 
             await engine.aclose()
         assert report.outcome == "failed"
         app = create_web_app(store=env.store, config=config, clock=env.clock, metrics=metrics)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app), base_url="http://t"
-        ) as client:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url=ORIGIN) as client:
             refused = await client.post("/webhooks/shipstation/acme/not-the-token", json={})
             stranger = await client.post("/webhooks/shipstation/someone-else/x", json={})
             samples = parse((await client.get("/metrics")).text)
