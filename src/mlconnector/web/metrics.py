@@ -36,7 +36,7 @@ from mlconnector import __version__
 from mlconnector.clock import Clock
 from mlconnector.http.client import RequestEvent
 from mlconnector.store import OperationState, Store, StoreError
-from mlconnector.sync.runs import LAST_RUN_SUFFIX, OUTCOMES, last_runs
+from mlconnector.sync.runs import LAST_RUN_SUFFIX, OUTCOMES, LastRun, last_runs
 
 log = logging.getLogger("mlconnector.web")
 
@@ -233,10 +233,15 @@ async def store_families(store: Store) -> list[Metric]:
         for state in OperationState:
             ops.add_metric([name, state.value], counts[state])
         backlog.add_metric([name], pending.get(name, 0))
+        runs: dict[str, LastRun] = {}
         for c in await store.list_cursors(name):
-            if not c.flow.endswith(LAST_RUN_SUFFIX):  # the run records are exposed as last_run
+            if c.flow.endswith(LAST_RUN_SUFFIX):  # the engine's run records: exposed as last_run
+                run = LastRun.from_json(c.flow.removesuffix(LAST_RUN_SUFFIX), c.value)
+                if run is not None:
+                    runs[run.flow] = run
+            else:
                 cursor.add_metric([name, c.flow], c.updated_at.timestamp())
-        for flow, run in sorted((await last_runs(store, name)).items()):
+        for flow, run in sorted(runs.items()):
             last_at.add_metric([name, flow], run.at.timestamp())
             last_ok.add_metric([name, flow], 1 if run.ok else 0)
             last_seconds.add_metric([name, flow], run.seconds)
