@@ -36,6 +36,14 @@ async def test_the_demo_story_holds(tmp_path: Path) -> None:
     assert (summary.home / "mlconnector.toml").exists()
     assert (summary.home / "mlconnector.db").exists()
     assert summary.home.parent == tmp_path
+    # every run of the story, with its one outcome
+    assert [(flow, outcome) for flow, outcome, _ in summary.runs] == [
+        ("orders", "ok"),
+        ("shipments", "ok"),
+        ("inventory", "ok"),
+        ("order_status", "ok"),
+        ("orders", "ok"),
+    ]
 
 
 def test_the_demo_command_prints_its_summary_and_exits_0(tmp_path: Path) -> None:
@@ -46,3 +54,6 @@ def test_the_demo_command_prints_its_summary_and_exits_0(tmp_path: Path) -> None
     assert "all checks held" in text
     assert "shipments written back to Plex" in text
     assert "mlconnector audit --connection demo" in text
+    runs = [line for line in text.splitlines() if "@demo:" in line]
+    assert len(runs) == 5
+    assert all("│ ok " in line for line in runs), runs

@@ -67,7 +67,7 @@ class Metrics:
 
     ``env`` is read for :data:`MULTIPROC_ENV` (default ``os.environ``); when it is set,
     :meth:`events` collects every process's files from that directory instead of this process's
-    memory.
+    memory. In that mode build one per process (the files are keyed by process, not by object).
     """
 
     def __init__(self, *, env: Mapping[str, str] | None = None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from mlconnector.commands.context import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL
+from mlconnector.commands.context import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
 from tests.unit.cli_ops.conftest import Ops
 
 LOCATIONS = ("DET-FG-01", "DET-FG-02", "LON-FG-01", "LON-FG-02", "TOL-FG-01", "TOL-FG-02")
@@ -101,3 +101,9 @@ def test_json_logs_of_a_run_carry_its_context_one_summary_line_and_no_secret(ops
     for secret in (account.api_key, account.api_secret, account.v2_api_key, DEFAULT_CONSUMER_KEY):
         assert secret
         assert secret not in result.stderr
+
+
+def test_a_wrong_command_line_exits_2(ops: Ops) -> None:
+    result = ops("sync", "orders", "--once", "--no-such-option")
+    assert result.exit_code == EXIT_USAGE == 2
+    assert ops.creates() == 0
