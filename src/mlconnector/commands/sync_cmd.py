@@ -132,6 +132,18 @@ def print_report(state: CliContext, report: RunReport) -> None:
             styled(item.result(dry_run=report.dry_run)),
         )
     state.console.print(table)
+    total = report.result.plan_total if report.result is not None else len(plan)
+    if total > len(plan):
+        where = (
+            "the counts above cover every decision"
+            if report.dry_run
+            else f"every write and skip is in `{state.cmd('audit')} --connection "
+            f"{report.connection} --flow {report.flow}`"
+        )
+        state.console.print(
+            f"showing {len(plan)} of {total} decisions (a bounded sample: the first done and "
+            f"the first needing attention); {escape(where)}"
+        )
 
 
 def shipment_reference(value: str | None) -> str | None:

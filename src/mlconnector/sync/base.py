@@ -14,7 +14,7 @@ read, write, skip, retry or failure, with idempotency key, remote ids, HTTP stat
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -61,6 +61,77 @@ class PlanItem:
         return "skipped" if self.action in ("skip", "freeze") else "done"
 
 
+#: decisions a run keeps in memory of each kind (done, and needing attention: skipped, failed,
+#: dead, frozen); the counters cover every decision, the audit trail records every write and skip
+PLAN_SAMPLE = 200
+#: record errors a run keeps in memory (the counters and the audit trail have them all)
+ERROR_SAMPLE = 100
+
+
+def _attention(item: PlanItem) -> bool:
+    return bool(item.outcome) or item.action in ("skip", "freeze")
+
+
+class PlanSample(list[PlanItem]):
+    """A run's plan, bounded: the first ``limit`` decisions that were done and the first
+    ``limit`` that need attention (so a failure late in a long run is still shown); the others
+    are only counted (``dropped``), so memory does not grow with the number of records."""
+
+    def __init__(self, limit: int = PLAN_SAMPLE) -> None:
+        super().__init__()
+        self.limit = limit
+        self.dropped = 0
+        self._kept = {False: 0, True: 0}
+
+    def append(self, item: PlanItem) -> None:
+        kind = _attention(item)
+        if self._kept[kind] >= self.limit:
+            self.dropped += 1
+            return
+        self._kept[kind] += 1
+        super().append(item)
+
+    def extend(self, items: Iterable[PlanItem]) -> None:
+        for item in items:
+            self.append(item)
+        if isinstance(items, PlanSample):
+            self.dropped += items.dropped
+
+    def __setitem__(self, index: Any, item: Any) -> None:
+        # a settled decision (done → failed) moves to the attention budget
+        if isinstance(index, int) and isinstance(item, PlanItem):
+            old = self[index]
+            self._kept[_attention(old)] -= 1
+            self._kept[_attention(item)] += 1
+        super().__setitem__(index, item)
+
+    @property
+    def total(self) -> int:
+        """Decisions made, kept or not."""
+        return len(self) + self.dropped
+
+
+class ErrorSample(list[str]):
+    """A run's record errors, bounded to the first ``limit`` (the rest counted in ``dropped``)."""
+
+    def __init__(self, limit: int = ERROR_SAMPLE) -> None:
+        super().__init__()
+        self.limit = limit
+        self.dropped = 0
+
+    def append(self, error: str) -> None:
+        if len(self) >= self.limit:
+            self.dropped += 1
+            return
+        super().append(error)
+
+    def extend(self, errors: Iterable[str]) -> None:
+        for error in errors:
+            self.append(error)
+        if isinstance(errors, ErrorSample):
+            self.dropped += errors.dropped
+
+
 #: counters a FlowResult knows; ``count()`` refuses anything else so a typo cannot hide
 COUNTERS = (
     "read",
@@ -100,8 +171,9 @@ class FlowResult:
     retried: int = 0
     #: records set aside as unreadable/unmappable this pass (a nonzero count: the pass is partial)
     quarantined: int = 0
-    plan: list[PlanItem] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    #: a bounded sample of the decisions (:class:`PlanSample`); the counters cover them all
+    plan: list[PlanItem] = field(default_factory=PlanSample)
+    errors: list[str] = field(default_factory=ErrorSample)
     #: the cursor value stored at the end of the run (``None``: not moved)
     cursor: str | None = None
 
@@ -138,6 +210,11 @@ class FlowResult:
                 return settled
         entity, key = (target.entity, target.key) if isinstance(target, PlanItem) else target
         return self.add(PlanItem("write", entity, key, reason or "", outcome=outcome))
+
+    @property
+    def plan_total(self) -> int:
+        """How many decisions the run made (``len(plan)`` of them are kept in memory)."""
+        return len(self.plan) + getattr(self.plan, "dropped", 0)
 
     def counts(self) -> dict[str, int]:
         """Every counter, for the CLI, the UI and metrics."""

@@ -200,6 +200,7 @@ class RunReport:
             "error": self.error,
             "fatal": self.fatal,
             "errors": self.errors(),
+            "plan_total": self.result.plan_total if self.result is not None else 0,
             "plan": [
                 {
                     "action": item.action,
