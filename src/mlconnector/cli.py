@@ -21,6 +21,7 @@ from mlconnector.commands import (
     credentials,
     demo,
     lookup_cmd,
+    ops_cmd,
     ping,
     quarantine_cmd,
     reconcile_cmd,
@@ -87,8 +88,9 @@ app.command("ping")(ping.ping)
 app.command("lookup")(lookup_cmd.lookup)
 # operating commands (engine, web, sandbox)
 app.add_typer(sync_cmd.app, name="sync")
-app.command("audit")(sync_cmd.audit)
-app.command("replay")(sync_cmd.replay)
+app.command("audit")(ops_cmd.audit)
+app.command("replay")(ops_cmd.replay)
+app.add_typer(ops_cmd.operations_app, name="operations")
 app.add_typer(quarantine_cmd.app, name="quarantine")
 app.command("run")(service.run)
 app.command("worker")(service.worker)

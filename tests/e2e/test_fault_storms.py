@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from mlconnector.commands.sync_cmd import shipment_reference
+from mlconnector.commands.ops_cmd import shipment_reference
 from mlconnector.errors import RetryableError
 from mlconnector.store import AuditQuery, OperationState
 from mlconnector.sync import ConnectionRuntime, recover, retry_due

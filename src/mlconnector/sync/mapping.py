@@ -93,6 +93,10 @@ class MappedOrder:
     def status(self) -> str:
         return self.order.order_status or "awaiting_shipment"
 
+    @property
+    def order_number(self) -> str | None:
+        return self.order.order_number
+
 
 @dataclass(frozen=True)
 class MappingSkip:
@@ -108,6 +112,8 @@ class MappingSkip:
     #: the Plex field that made it unmappable, and an excerpt of its value (for the quarantine)
     field: str = "(order)"
     value: str = ""
+    #: the Plex order number, for people (the plan shows it)
+    order_number: str | None = None
 
 
 def is_open(release: Release) -> bool:
@@ -279,6 +285,7 @@ def map_group(
             release_ids,
             field=field,
             value=value_excerpt(value),
+            order_number=order.order_number,
         )
 
     quantities = {r.id: bundle.item_quantity(r) for r in releases}

@@ -310,23 +310,27 @@ class OrdersFlow:
             # the record's data is the problem (a setting refusing it stays ``failed``)
             await book.put(unmappable_entry(mapped))
             return None
+        # the plan shows an order by its number; the key stays the record's identity
+        number = {"order_number": mapped.order_number}
         if isinstance(mapped, MappingSkip):
-            item = PlanItem("skip", "order", mapped.order_key, mapped.reason)
+            item = PlanItem("skip", "order", mapped.order_key, mapped.reason, number)
             await self._note(rt, result, item, mapped.counter, dry_run, **refs)
             return None
         if link is not None and is_frozen(link):
             reason = link.frozen_reason or f"ShipStation order is {link.ss_status}"
-            item = PlanItem("skip", "order", mapped.order_key, f"frozen: {reason}")
+            item = PlanItem("skip", "order", mapped.order_key, f"frozen: {reason}", number)
             await self._note(
                 rt, result, item, "frozen", dry_run, ss_order_id=link.ss_order_id, **refs
             )
             return None
         if link is not None and link.content_hash == mapped.content_hash and link.ss_order_id:
-            item = PlanItem("skip", "order", mapped.order_key, "unchanged")
+            item = PlanItem("skip", "order", mapped.order_key, "unchanged", number)
             result.add(item, "unchanged")
             return None
         if mapped.status == "cancelled" and (link is None or not link.ss_order_id):
-            item = PlanItem("skip", "order", mapped.order_key, "cancelled in Plex, never sent")
+            item = PlanItem(
+                "skip", "order", mapped.order_key, "cancelled in Plex, never sent", number
+            )
             await self._note(rt, result, item, "skipped", dry_run, **refs)
             return None
         action = "cancel" if mapped.status == "cancelled" else "update" if link else "create"

@@ -14,10 +14,10 @@ def test_a_dry_run_gives_a_reason_per_order_and_matches_the_real_run(ops: Ops) -
     assert rows
     assert all("│ new" in row for row in rows), rows  # each create says why
     assert ops("sync", "orders", "--once").exit_code == 0
-    keys = [str(o["orderKey"]) for o in ops.ss.all_orders()]
-    assert len(rows) == len(keys)  # the plan was what the real run then did
-    for key in keys:
-        assert any(key in row for row in rows), key
+    numbers = [str(o["orderNumber"]) for o in ops.ss.all_orders()]
+    assert len(rows) == len(numbers)  # the plan was what the real run then did
+    for number in numbers:  # the plan names each order by its number
+        assert any(f"│ {number} " in row for row in rows), number
 
 
 def test_audit_finds_by_plex_order_order_number_and_shipment(ops: Ops) -> None:
