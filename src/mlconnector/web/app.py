@@ -29,6 +29,7 @@ from mlconnector.web.auth import AuthGuard, WebAuth, install_template_globals
 from mlconnector.web.metrics import (
     Metrics,
     counting_deliveries,
+    counting_replays,
     health_endpoint,
     livez,
     metrics_endpoint,
@@ -115,7 +116,9 @@ def create_web_app(
         http_factory=http_factory,
         on_webhook=on_webhook,
     )
-    ui = OperatorUI(store=store, config=config, clock=clock, replay=replay)
+    ui = OperatorUI(
+        store=store, config=config, clock=clock, replay=counting_replays(replay, metrics)
+    )
     install_template_globals(ui.templates.env)
     policy = HostPolicy.from_config(config)
     auth = WebAuth(store=store, config=config, clock=clock, policy=policy, templates=ui.templates)

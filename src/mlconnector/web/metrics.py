@@ -35,7 +35,7 @@ from starlette.responses import JSONResponse, Response
 from mlconnector import __version__
 from mlconnector.clock import Clock
 from mlconnector.http.client import RequestEvent
-from mlconnector.store import OperationState, Store, StoreError
+from mlconnector.store import Operation, OperationState, Store, StoreError
 from mlconnector.sync.runs import LAST_RUN_SUFFIX, OUTCOMES, LastRun, last_runs
 
 log = logging.getLogger("mlconnector.web")
@@ -349,5 +349,19 @@ def counting_deliveries(
         name = str(request.path_params.get("connection", ""))
         metrics.webhook_delivery(name if known(name) else "unknown", delivery_outcome(response))
         return response
+
+    return counted
+
+
+def counting_replays(
+    replay: Callable[..., Awaitable[list[Operation]]], metrics: Metrics
+) -> Callable[..., Awaitable[list[Operation]]]:
+    """The UI's replay, counting each operation it puts back to ``pending``."""
+
+    async def counted(*args: Any, **kwargs: Any) -> list[Operation]:
+        replayed = await replay(*args, **kwargs)
+        for op in replayed:
+            metrics.operation_changed(op.connection, op.flow, op.state.value)
+        return replayed
 
     return counted

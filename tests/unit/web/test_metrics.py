@@ -144,3 +144,20 @@ async def test_two_apps_keep_their_own_counters(config: Config, store: Store) ->
             values = samples((await client.get("/metrics")).text)
         key = 'mlconnector_runs_total{connection="acme",flow="orders",outcome="partial"}'
         assert values.get(key, 0.0) == expected
+
+
+async def test_a_ui_replay_counts_the_operation_back_to_pending(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    seeded = await seed(store)
+    response = await client.post(
+        f"/operations/{seeded.dead_id}/replay",
+        data={"back": "/operations"},
+        headers={"origin": "http://testserver"},
+    )
+    assert response.status_code == 303
+    values = samples((await client.get("/metrics")).text)
+    key = 'mlconnector_operation_transitions_total{connection="acme",flow="%s",state="pending"}'
+    op = await store.get_operation(seeded.dead_id)
+    assert op is not None
+    assert values[key % op.flow] == 1
