@@ -27,7 +27,12 @@ from mlconnector.store.records import (
     Received,
 )
 from mlconnector.store.rows import to_inbox, to_link, to_operation
-from mlconnector.store.schema import audit_events, operations, webhook_inbox
+from mlconnector.store.schema import (
+    audit_events,
+    inventory_snapshot,
+    operations,
+    webhook_inbox,
+)
 from mlconnector.store.schema import links as links_table
 
 if TYPE_CHECKING:
@@ -187,16 +192,18 @@ class BatchRepository:
         confirms: Sequence[tuple[int, str | None]] = (),
         links: Sequence[Link] = (),
         events: Sequence[AuditEvent] = (),
+        inventory: tuple[str, Mapping[tuple[str, str], int]] | None = None,
         now: datetime | None = None,
     ) -> list[Operation]:
         """The outcome of a batch in one transaction: confirm ``(op_id, remote_ref)`` (as
         :meth:`confirm`: from ``pending``/``sent``/``failed``, ``last_error`` cleared, a
         ``None`` ref keeps the stored one; an operation already confirmed is unchanged), save
-        the links (as :meth:`save_link`) and append the audit events. Returns the confirmed
-        operations, by id."""
+        the links (as :meth:`save_link`), append the audit events and record the inventory levels
+        pushed (``(connection, {(sku, location): quantity})``, as :meth:`record_inventory_pushed`).
+        Returns the confirmed operations, by id."""
         now = self._now(now)
         refs = dict(confirms)
-        connection = links[0].connection if links else None
+        connection = links[0].connection if links else inventory[0] if inventory else None
         async with self._tx(connection) as conn:
             if refs:
                 stmt = (
@@ -222,6 +229,18 @@ class BatchRepository:
             if events:
                 rows = [self._audit_values(e) for e in events]
                 await conn.execute(audit_events.insert(), rows)
+            if inventory and inventory[1]:
+                owner, levels = inventory
+                pushed = [
+                    {"connection": owner, "sku": s, "location": x, "quantity": q, "pushed_at": now}
+                    for (s, x), q in levels.items()
+                ]
+                stmt = self._insert(inventory_snapshot)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["connection", "sku", "location"],
+                    set_={"quantity": stmt.excluded.quantity, "pushed_at": stmt.excluded.pushed_at},
+                )
+                await conn.execute(stmt, pushed)
             confirmed: list[Operation] = []
             for part in _chunks(list(refs)):
                 query = select(operations).where(

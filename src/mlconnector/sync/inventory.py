@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mlconnector.errors import ConnectorError
 from mlconnector.lenient import Unreadable
 from mlconnector.plex import OnHand
 from mlconnector.store import CredentialKind, Operation, OperationState
@@ -41,6 +43,8 @@ KIND_ADJUST = "ss.inventory.adjust"
 
 _S = OperationState
 Key = tuple[str, str]  # (sku, ShipStation inventory location id)
+#: levels per store batch (one transaction to queue them, one to confirm what landed)
+BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,18 @@ class Level:
 
 def _from(previous: int | None) -> str:
     return "none" if previous is None else str(previous)
+
+
+def payload_of(level: Level) -> dict[str, Any]:
+    """The outbox payload of one level's adjust."""
+    return {
+        "sku": level.sku,
+        "location": level.location,
+        "previous": level.previous,
+        "quantity": level.target,
+        "on_hand": level.on_hand,
+        "unwritten": level.unwritten,
+    }
 
 
 def adjust_key(connection: str, level: Level, repeat: int) -> str:
@@ -129,11 +145,16 @@ class InventoryFlow:
             await self._note(rt, result, item, dry_run)
         levels = [lv for lv in await self._levels(rt, on_hand) if lv.sku not in held_skus]
         box = Outbox(rt, FLOW, direction="plex->ss", entity="inventory")
+        changed = []
         for level in levels:
             if level.previous == level.target:
                 result.count("unchanged")
-                continue
-            await self._push(rt, box, level, result, dry_run)
+            elif dry_run:
+                await self._push(rt, box, level, result, dry_run)
+            else:
+                changed.append(level)
+        for start in range(0, len(changed), BATCH):
+            await self._push_batch(rt, box, changed[start : start + BATCH], result)
         if not dry_run:
             await audit(
                 rt,
@@ -208,15 +229,9 @@ class InventoryFlow:
             for (sku, location), qty in sorted(on_hand.items())
         ]
 
-    async def _push(
-        self,
-        rt: ConnectionRuntime,
-        box: Outbox,
-        level: Level,
-        result: FlowResult,
-        dry_run: bool,
-    ) -> None:
-        plan = PlanItem(
+    @staticmethod
+    def _plan(level: Level) -> PlanItem:
+        return PlanItem(
             "adjust",
             "inventory",
             level.label(),
@@ -228,15 +243,70 @@ class InventoryFlow:
                 "unwritten": level.unwritten,
             },
         )
+
+    async def _push_batch(
+        self, rt: ConnectionRuntime, box: Outbox, levels: Sequence[Level], result: FlowResult
+    ) -> None:
+        """Push up to :data:`BATCH` levels: their operations enqueued and marked ``sent`` in one
+        transaction, one V2 adjust each, then every landed one confirmed, audited and recorded
+        in the snapshot in one transaction (also when a connection-level error stops the pass,
+        so what landed is never left ``sent``). An operation an earlier run left behind, or a
+        transition made before, takes the one-by-one path with its checks."""
+        items = [(KIND_ADJUST, adjust_key(rt.name, lv, 1), payload_of(lv)) for lv in levels]
+        queued = await box.enqueue_many(items, claim=True)
+        landed: list[tuple[Operation, str | None, dict[str, Any]]] = []
+        pushed: dict[Key, int] = {}
+        try:
+            for level, enqueued in zip(levels, queued, strict=True):
+                op, plan = enqueued.operation, self._plan(level)
+                if not (enqueued.created and enqueued.claimed):
+                    claimed = enqueued.claimed
+                    await self._push(
+                        rt, box, level, result, False, plan=plan, op=op, claimed=claimed
+                    )
+                    continue
+                result.add(plan)
+                refs: dict[str, Any] = {"details": {"sku": level.sku, "location": level.location}}
+                try:
+                    await rt.ss_v2.adjust_inventory(level.sku, level.location, level.target)
+                except ConnectorError as exc:
+                    failed = await box.fail(op, exc, action="adjust", **refs)
+                    result.count("failed")
+                    result.settle(plan, failed.state.value, failed.last_error)
+                    result.errors.append(f"{level.label()}: {failed.last_error}")
+                    continue
+                ref = f"{level.sku}@{level.location}={level.target}"
+                landed.append((op, ref, {"action": "adjust", **refs}))
+                pushed[(level.sku, level.location)] = level.target
+                result.count("adjusted")
+        finally:
+            if landed:
+                await box.confirm_many(landed, inventory=pushed)
+
+    async def _push(
+        self,
+        rt: ConnectionRuntime,
+        box: Outbox,
+        level: Level,
+        result: FlowResult,
+        dry_run: bool,
+        *,
+        plan: PlanItem | None = None,
+        op: Operation | None = None,
+        claimed: bool = False,
+    ) -> None:
+        plan = plan or self._plan(level)
         if dry_run:
             result.add(plan, "adjusted")
             return
         result.add(plan)
-        op = await self._enqueue(rt, box, level)
+        if op is None or op.state is _S.CONFIRMED:
+            op, claimed = await self._enqueue(rt, box, level), False
         if op.state is _S.CONFIRMED:
             result.count("unchanged")
             return
-        if not box.ready(op):
+        # an operation this pass claimed is ``sent`` by its own hand: send it, with the checks
+        if not claimed and not box.ready(op):
             result.add(PlanItem("skip", "inventory", level.label(), box.why_not_ready(op)))
             result.count("skipped")
             return
@@ -252,14 +322,7 @@ class InventoryFlow:
     async def _enqueue(self, rt: ConnectionRuntime, box: Outbox, level: Level) -> Operation:
         """The operation of this transition: the open one if a run left it, a new one if the same
         transition was made (and undone) before."""
-        payload = {
-            "sku": level.sku,
-            "location": level.location,
-            "previous": level.previous,
-            "quantity": level.target,
-            "on_hand": level.on_hand,
-            "unwritten": level.unwritten,
-        }
+        payload = payload_of(level)
         repeat = 1
         while True:
             key = adjust_key(rt.name, level, repeat)

@@ -149,10 +149,11 @@ class Outbox:
         confirms: Sequence[tuple[Operation, str | None, Mapping[str, Any]]],
         *,
         links: Sequence[Link] = (),
+        inventory: Mapping[tuple[str, str], int] | None = None,
         action: str = "write",
     ) -> list[Operation]:
-        """:meth:`confirm` for a batch: every ``(op, remote_ref, refs)`` confirmed, audited, and
-        ``links`` saved, in one transaction."""
+        """:meth:`confirm` for a batch: every ``(op, remote_ref, refs)`` confirmed, audited,
+        ``links`` saved and ``inventory`` levels recorded as pushed, in one transaction."""
         events = [
             self.event(
                 str(refs.get("action", action)),
@@ -164,7 +165,10 @@ class Outbox:
             for op, _, refs in confirms
         ]
         confirmed = await self.rt.store.settle_batch(
-            confirms=[(op.id, ref) for op, ref, _ in confirms], links=links, events=events
+            confirms=[(op.id, ref) for op, ref, _ in confirms],
+            links=links,
+            events=events,
+            inventory=(self.rt.name, inventory) if inventory else None,
         )
         return [self.changed(op) for op in confirmed]
 

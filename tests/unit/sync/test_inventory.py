@@ -33,6 +33,8 @@ class Fake:
     containers: list[dict[str, Any]] = field(default_factory=list)
     levels: dict[tuple[str, str], int] = field(default_factory=dict)
     adjusts: list[dict[str, Any]] = field(default_factory=list)
+    #: SKUs whose adjust V2 refuses (400)
+    refused: set[str] = field(default_factory=set)
 
     def container(
         self, serial: str, part: str, location: str, qty: float, status: str = "OK"
@@ -57,6 +59,8 @@ class Fake:
             return httpx.Response(200, json=rows)
         if path == "/v2/inventory" and request.method == "POST":
             body = json.loads(request.content)
+            if body["sku"] in self.refused:
+                return httpx.Response(400, json={"message": f"unknown sku {body['sku']}"})
             self.adjusts.append(body)
             self.levels[(body["sku"], body["inventory_location_id"])] = body["quantity"]
             return httpx.Response(204)
@@ -240,3 +244,47 @@ async def test_without_a_v2_key_the_run_names_the_missing_credential(
     finally:
         await rt.aclose()
     assert seen == []  # nothing was read before saying so
+
+
+async def test_a_pass_of_many_levels_costs_two_transactions_per_batch(
+    fake_rt: tuple[Fake, ConnectionRuntime],
+) -> None:
+    from sqlalchemy import event
+
+    fake, rt = fake_rt
+    for n in range(250):
+        fake.container(f"c{n}", f"p{n}", "FG-1", n + 1)
+    commits = [0]
+
+    def committed(*_: Any) -> None:
+        commits[0] += 1
+
+    event.listen(rt.store.engine.sync_engine, "commit", committed)
+    result = await InventoryFlow().run(rt)
+    assert result.adjusted == 250
+    assert len(fake.adjusts) == 250
+    # 3 batches × (enqueue + mark sent, confirm + audit + snapshot) + the run's own bookkeeping
+    assert commits[0] <= 3 * 2 + 4
+    ops = await rt.store.list_operations(connection="acme", flow="inventory", limit=1000)
+    assert {op.state for op in ops} == {OperationState.CONFIRMED}
+    snapshot = await rt.store.get_inventory_snapshot("acme")
+    assert snapshot[("SKU-p7", "se-1")] == 8
+    assert len(snapshot) == 250
+
+
+async def test_what_landed_before_a_failure_in_a_batch_is_confirmed(
+    fake_rt: tuple[Fake, ConnectionRuntime],
+) -> None:
+    fake, rt = fake_rt
+    for n in range(5):
+        fake.container(f"c{n}", f"p{n}", "FG-1", 10)
+    fake.refused.add("SKU-p2")
+    result = await InventoryFlow().run(rt)
+    assert (result.adjusted, result.failed) == (4, 1)
+    ops = {
+        op.payload["sku"]: op.state
+        for op in await rt.store.list_operations(connection="acme", flow="inventory")
+    }
+    assert ops.pop("SKU-p2") in (OperationState.FAILED, OperationState.DEAD)
+    assert set(ops.values()) == {OperationState.CONFIRMED}
+    assert ("SKU-p2", "se-1") not in await rt.store.get_inventory_snapshot("acme")
