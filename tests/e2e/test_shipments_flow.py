@@ -19,7 +19,8 @@ from mlconnector.plex import ShipmentWrite, WriteResult
 from mlconnector.sandbox.plex import DEFAULT_WS_PASSWORD, PlexSandbox
 from mlconnector.shipstation import Order
 from mlconnector.store import AuditQuery, CredentialKind, Link, OperationState
-from mlconnector.sync import ConnectionRuntime, recover, retry_due
+from mlconnector.sync import ConnectionRuntime, recover, replay, retry_due
+from mlconnector.sync.alerts import Alert
 from mlconnector.sync.shipments import ShipmentsFlow, op_key
 from mlconnector.timezones import parse_utc_z
 from tests.conftest import FAKE_START
@@ -428,10 +429,36 @@ async def test_crash_after_the_plex_write_is_recovered_without_a_second_write(
     assert await env.store.unwritten_quantities(CONNECTION) == {}
 
 
-async def test_short_stock_fails_naming_part_and_location_then_resumes_once(
-    env: ShipEnv,
+class Alerts:
+    def __init__(self) -> None:
+        self.sent: list[Alert] = []
+
+    async def alert(self, alert: Alert) -> None:
+        self.sent.append(alert)
+
+
+async def _short_stock_runtime(env: ShipEnv, write_back: str) -> tuple[ConnectionRuntime, Alerts]:
+    plex: dict[str, Any] = {}
+    if write_back == "datasource":
+        await env.store.set_credential(
+            CONNECTION, CredentialKind.PLEX_WS_PASSWORD, DEFAULT_WS_PASSWORD
+        )
+        plex = {
+            "datasource_base_url": env.plex_url,
+            "web_service_user": PlexSandbox.ws_username(PCN),
+        }
+    rt = await env.runtime(plex=plex, write_back=write_back)
+    alerts = Alerts()
+    rt.alerts = alerts
+    return rt, alerts
+
+
+@pytest.mark.parametrize("write_back", ["shipper", "datasource"])
+async def test_short_stock_creates_nothing_raises_one_task_then_replay_completes(
+    env: ShipEnv, write_back: str
 ) -> None:
-    rt, link = await _linked(env)
+    rt, alerts = await _short_stock_runtime(env, write_back)
+    link = (await env.link_orders(rt))[0]
     release_id = sorted(link.release_ids)[0]
     need = _open(env, link)[release_id]
     assert need > 1
@@ -447,6 +474,7 @@ async def test_short_stock_fails_naming_part_and_location_then_resumes_once(
             container.serial_no, quantity=1 if container is keep else 0, tenant=PCN
         )
     env.step()
+    # the whole release ships (load-fifo): its stock is checked before anything is created
     label = env.ss.create_label(int(link.ss_order_id or 0), {release_id: int(need)})
     env.step()
     flow = ShipmentsFlow()
@@ -455,33 +483,65 @@ async def test_short_stock_fails_naming_part_and_location_then_resumes_once(
     reference = f"ss-shipment-{label.shipment_id}"
     op = await env.store.get_operation_by_key(op_key(CONNECTION, reference))
     assert op is not None
-    assert op.state is OperationState.FAILED
+    assert op.state is OperationState.DEAD  # once, at once: retrying cannot bring stock
     error = op.last_error or ""
     assert f"not enough stock in Plex to ship {reference}" in error
-    assert data.parts[part_id].number in error  # the part, by its number
-    assert f"{data.locations[keep.location_id].code}: 1" in error  # where the stock is
-    assert "then replay the operation" in error  # what to do
-    assert any(reference in e for e in result.errors)
-    # nothing shipped: the shipper is open, on-hand untouched, the lines still held back
-    assert [s.status for s in env.shippers_for(reference)] == ["Open"]
+    assert "nothing was written to Plex" in error
+    # one operator task: part, release, needed vs available per location, what to do, replay
+    tasks = await env.store.search_audit(AuditQuery(outcome="needs_operator"))
+    assert len(tasks) == 1
+    details = tasks[0].details
+    assert details["task"] == "short_stock"
+    assert details["replay"] == f"mlconnector replay {op.id}"
+    location = data.locations[keep.location_id].code
+    assert details["lines"] == [
+        {
+            "release": data.releases[release_id].release_number,
+            "part": data.parts[part_id].number,
+            "quantity": need,
+            "available": 1,
+            "available_by_location": {location: 1},
+        }
+    ]
+    assert f"put {need - 1:g} more of part {data.parts[part_id].number}" in details["hint"]
+    assert "then replay the operation" in details["hint"]
+    assert len(alerts.sent) == 1
+    # nothing created in Plex: no shipper (open or not), no inventory shipment, on-hand untouched
+    assert env.shippers_for(reference) == []
+    assert [s for s in env.plex.shippers(tenant=PCN) if s.status != "Shipped"] == []
+    assert not [s for s in data.inventory_shipments.values() if s.external_code == reference]
     assert env.plex.on_hand(part_id, tenant=PCN) == 1
-    assert await env.store.unwritten_quantities(CONNECTION)
-    # stock arrives; the operator replays: the open shipper is resumed, one shipper in all
+    assert await env.store.unwritten_quantities(CONNECTION)  # still held back from ShipStation
+    # later passes and retries leave it alone: no loop, no second task
+    for _ in range(3):
+        env.step(3600 * 2)
+        await retry_due(rt, [flow])
+        await flow.run(rt)
+    assert len(alerts.sent) == 1
+    assert len(await env.store.search_audit(AuditQuery(outcome="needs_operator"))) == 1
+    # stock arrives; the operator replays: written once
     env.plex.add_container(part_id, keep.location_id, need, tenant=PCN)
-    await env.store.replay([op.id])
+    await replay(env.store, [op.id])
     env.step()
-    await retry_due(rt, [flow])
+    retried = await retry_due(rt, [flow])
+    assert retried.retried == 1, retried.errors
     done = await env.store.get_operation(op.id)
     assert done is not None
     assert done.state is OperationState.CONFIRMED, done.last_error
-    shippers = env.shippers_for(reference)
-    assert [s.status for s in shippers] == ["Shipped"]
+    if write_back == "shipper":
+        assert [s.status for s in env.shippers_for(reference)] == ["Shipped"]
+    else:
+        shipped = [s for s in data.inventory_shipments.values() if s.external_code == reference]
+        assert [s.status for s in shipped] == ["Shipped"]
     assert env.plex.on_hand(part_id, tenant=PCN) == 1
+    assert [s for s in env.plex.shippers(tenant=PCN) if s.status != "Shipped"] == []
     assert await env.store.unwritten_quantities(CONNECTION) == {}
+    assert len(alerts.sent) == 1
 
 
-async def test_short_stock_goes_dead_when_the_retry_budget_is_spent(env: ShipEnv) -> None:
-    rt, link = await _linked(env)
+async def test_no_stock_anywhere_is_one_task_and_never_retried(env: ShipEnv) -> None:
+    rt, alerts = await _short_stock_runtime(env, "shipper")
+    link = (await env.link_orders(rt))[0]
     release_id = sorted(link.release_ids)[0]
     part_id = env.part_of(release_id)
     for container in list(env.plex.tenant(PCN).containers.values()):
@@ -502,8 +562,10 @@ async def test_short_stock_goes_dead_when_the_retry_budget_is_spent(env: ShipEnv
     dead = await env.store.get_operation(op.id)
     assert dead is not None
     assert dead.state is OperationState.DEAD
+    assert dead.attempts == 1  # dead on its first attempt, never retried
     assert "no shippable stock in any Plex location" in (dead.last_error or "")
-    assert len(env.shippers_for(reference)) == 1  # retries resumed the one open shipper
+    assert env.shippers_for(reference) == []
+    assert len(alerts.sent) == 1
 
 
 async def test_an_unreadable_shipment_is_quarantined_and_written_back_once_fixed(

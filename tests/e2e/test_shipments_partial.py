@@ -17,7 +17,7 @@ import pytest
 from mlconnector.sandbox.plex import CONTAINER_SPLIT_ID, DEFAULT_WS_PASSWORD, PlexSandbox
 from mlconnector.sandbox.plex.model import Container
 from mlconnector.store import AuditQuery, CredentialKind, OperationState
-from mlconnector.sync import ConnectionRuntime, replay, retry_due
+from mlconnector.sync import ConnectionRuntime, recover, replay, retry_due
 from mlconnector.sync.alerts import Alert
 from mlconnector.sync.orders import OrdersFlow
 from mlconnector.sync.shipments import ShipmentsFlow, op_key
@@ -202,3 +202,60 @@ async def test_task_only_writes_nothing_to_plex_and_raises_one_task(env: ShipEnv
     assert tasks[0].details["tracking_recorded"] is None
     assert len(alerts.sent) == 1
     assert env.plex.on_hand(env.part_of(release_id), tenant=PCN) == STOCK
+
+
+class Crash(Exception):
+    """The process 'dies' (not part of the connector's error tree)."""
+
+
+async def test_a_resumed_shipper_does_not_pick_again_a_container_already_loaded(
+    env: ShipEnv,
+) -> None:
+    """10 of 20 from three 5-piece containers: the first attempt loads the oldest, then dies;
+    the retry resumes the open shipper and loads the next one (Plex still lists the loaded
+    container with its quantity until the shipper ships)."""
+    rt = await env.runtime()
+    link = (await env.link_orders(rt))[0]
+    release = env.plex.tenant(PCN).releases[sorted(link.release_ids)[0]]
+    env.plex.edit_release(release.id, quantity=release.quantity_shipped + 20, tenant=PCN)
+    env.step()
+    assert (await OrdersFlow().run(rt)).failed == 0
+    oldest = _one_big_container(env, release.id)
+    env.plex.adjust_container(oldest.serial_no, quantity=5, tenant=PCN)
+    others = []
+    for _ in range(2):
+        env.step()
+        others.append(env.plex.add_container(oldest.part_id, oldest.location_id, 5, tenant=PCN))
+    env.step()
+    label = env.ss.create_label(int(link.ss_order_id or 0), {release.id: 10})
+    reference = f"ss-shipment-{label.shipment_id}"
+    env.step()
+    writes = rt.writer.writes
+    load = writes.load_container
+    loaded: list[str] = []
+
+    async def load_once_then_die(shipper_id: str, line_id: str, serial_no: str) -> None:
+        if loaded:
+            raise Crash
+        await load(shipper_id, line_id, serial_no)
+        loaded.append(serial_no)
+
+    writes.load_container = load_once_then_die  # type: ignore[method-assign]
+    flow = ShipmentsFlow()
+    with pytest.raises(Crash):
+        await flow.run(rt)
+    assert loaded == [oldest.serial_no]
+    assert [s.status for s in env.shippers_for(reference)] == ["Open"]
+    writes.load_container = load  # type: ignore[method-assign]
+    await recover(rt, [flow])  # not shipped in Plex: resent by the retry
+    retried = await retry_due(rt, [flow])
+    assert retried.retried == 1, retried.errors
+    done = await env.store.get_operation_by_key(op_key(CONNECTION, reference))
+    assert done is not None
+    assert done.state is OperationState.CONFIRMED, done.last_error
+    shippers = env.shippers_for(reference)
+    assert [s.status for s in shippers] == ["Shipped"]
+    serials = [item.serial_no for line in shippers[0].lines for item in line.loaded]
+    assert serials == [oldest.serial_no, others[0].serial_no]
+    assert env.plex.quantity_shipped(release.id, tenant=PCN) == 10
+    assert env.plex.on_hand(oldest.part_id, tenant=PCN) == 5

@@ -32,6 +32,7 @@ from mlconnector.plex.models import (
     Container,
     Customer,
     InventoryShipment,
+    LoadedContainer,
     Location,
     OnHand,
     OrderLine,
@@ -525,6 +526,13 @@ class PlexClient(ApiClient):
     async def list_shipper_lines(self, shipper_id: str) -> list[ShipperLine]:
         """The lines of one shipper."""
         return await self.get_list(f"shipping/v1/customer-shippers/{shipper_id}/lines", ShipperLine)
+
+    async def list_line_containers(self, shipper_id: str, line_id: str) -> list[LoadedContainer]:
+        """The containers loaded on one shipper line."""
+        return await self.get_list(
+            f"shipping/v1/customer-shippers/{shipper_id}/lines/{line_id}/containers",
+            LoadedContainer,
+        )
 
     async def create_shipper(self, body: dict[str, Any]) -> Shipper:
         """``POST shipping/v1-beta1/customer-shippers`` (beta)."""

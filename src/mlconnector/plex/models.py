@@ -231,6 +231,14 @@ class ShipperLine(PlexModel):
     packing_complete: Opt[bool] = None
 
 
+class LoadedContainer(PlexModel):
+    """A container loaded on a shipper line (``…/lines/{lineId}/containers``)."""
+
+    serial_number: Ident
+    quantity: Quantity = 0
+    release_id: Opt[str] = None
+
+
 class ScheduledRelease(PlexModel):
     release_id: Ident
     shipper_id: Opt[str] = None

@@ -159,29 +159,65 @@ def plan_pick(
 
 def describe_stock(containers: list[Container]) -> str:
     """``shippable on hand: 12 (FG-01: 8, FG-02: 4)`` — by Plex location, for messages."""
-    by_location: dict[str, float] = {}
+    places = by_location(containers)
+    if not places:
+        return "no shippable stock in any Plex location"
+    where = ", ".join(f"{name}: {qty:g}" for name, qty in places.items())
+    return f"shippable on hand: {sum(places.values()):g} ({where})"
+
+
+def by_location(containers: list[Container]) -> dict[str, float]:
+    """Shippable quantity per Plex location (code, else id)."""
+    places: dict[str, float] = {}
     for c in containers:
         where = c.location or c.location_id or "no location"
-        by_location[where] = by_location.get(where, 0) + c.quantity
-    if not by_location:
-        return "no shippable stock in any Plex location"
-    places = ", ".join(f"{where}: {qty:g}" for where, qty in sorted(by_location.items()))
-    return f"shippable on hand: {sum(by_location.values()):g} ({places})"
+        places[where] = places.get(where, 0) + c.quantity
+    return dict(sorted(places.items()))
 
 
-def short_stock(containers: list[Container], quantity: float, part_id: str, ref: str) -> None:
-    """Raise when the shippable stock of the part is below ``quantity`` (nothing to split)."""
-    stock = fifo(containers)
-    if sum(c.quantity for c in stock) >= quantity:
-        return
-    raise SkipRecordError(
-        f"not enough stock in Plex to ship {ref}: {quantity:g} of part {part_id} needed; "
-        f"{describe_stock(stock)}; nothing was written to Plex",
-        record=ref,
+@dataclass(frozen=True)
+class Short:
+    """A line (or a part's lines) whose part has less shippable stock than it needs."""
+
+    release: str
+    part: str
+    quantity: float
+    #: what the line could still take (stock less what the other lines of the write take)
+    available: float
+    containers: list[Container]
+
+    def task(self) -> dict[str, Any]:
+        return {
+            "release": self.release,
+            "part": self.part,
+            "quantity": self.quantity,
+            "available": self.available,
+            "available_by_location": by_location(self.containers),
+        }
+
+
+def short_of_stock(
+    reference: str, shorts: list[Short], *, operation_hint: str
+) -> NeedsOperatorError:
+    """The operator task for lines Plex holds too little stock for: raised before anything is
+    written, so nothing is left open in Plex; a replay after the stock arrived completes it."""
+    lines = "; ".join(
+        f"release {s.release} needs {s.quantity:g} of part {s.part}, {s.available:g} available "
+        f"({describe_stock(s.containers)})"
+        for s in shorts
+    )
+    todo = "; ".join(
+        f"put {s.quantity - s.available:g} more of part {s.part} into shippable containers"
+        for s in shorts
+    )
+    return NeedsOperatorError(
+        f"not enough stock in Plex to ship {reference}: {lines}; nothing was written to Plex",
+        record=reference,
         hint=(
-            f"put {quantity:g} of the part into shippable containers in Plex (receive or move "
-            "stock to a location with a shippable status), then replay the operation"
+            f"in Plex, {todo} (receive it, or move it to a location with a shippable status), "
+            f"then replay the operation ({operation_hint}): it writes the shipment once"
         ),
+        task={"task": "short_stock", "lines": [s.task() for s in shorts]},
     )
 
 

@@ -15,14 +15,15 @@ reference was inserted by this very call, and every Plex write happens after tha
 sent), which saves the look-up on the common path; every retry, replay and crash recovery looks.
 
 Request budget of a first ``shipper`` write (no earlier attempt, every release loaded FIFO, the
-caller passing the releases it just read): create, schedule and load per release, ship; the
-loaded quantities are checked from the ``load-fifo`` answers, not by reading the lines back.
+caller passing the releases it just read): one containers read per part (stock is checked for
+every line before anything is created), create, schedule and load per release, ship; the loaded
+quantities are checked from the ``load-fifo`` answers, not by reading the lines back.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NoReturn
@@ -48,13 +49,14 @@ from mlconnector.plex.partial import (
     Blocked,
     ContainerSplitter,
     Pick,
+    Short,
     SplitRefusedError,
     WithoutSplit,
     describe_stock,
     fifo,
     needs_operator,
     plan_pick,
-    short_stock,
+    short_of_stock,
     whole_containers,
 )
 from mlconnector.plex.windows import FilterIgnoredError, windows
@@ -64,6 +66,9 @@ log = logging.getLogger("mlconnector.plex.writeback")
 
 SHIPPED_SHIPPER = frozenset({"shipped", "closed", "complete", "completed"})
 SHIPPED_INVENTORY = frozenset({"shipped"})
+
+#: how an operator task is completed, for its hint (the audit event names the exact command)
+REPLAY_HINT = "`mlconnector replay` with its operation id, or Replay in the web UI"
 
 
 class ReversalNotSupportedError(OperationFatalError):
@@ -105,12 +110,16 @@ def pick_whole_containers(
 
 @dataclass(frozen=True)
 class Need:
-    """A quantity of one part to move: per release (shipper) or per part (inventory shipment)."""
+    """A quantity of one part to move: per release (shipper) or per part (inventory shipment).
+
+    ``fifo``: Plex picks the containers (``load-fifo``, a release shipped in full); only the
+    stock is checked. Otherwise containers are picked here."""
 
     key: str
     part_id: str
     quantity: float
     label: str
+    fifo: bool = False
 
 
 async def releases_by_id(
@@ -161,22 +170,40 @@ class WriteStrategy:
 
     # --- exact partial quantities (see mlconnector.plex.partial) --------------------------------
     async def plan_picks(
-        self, reference: str, needs: Sequence[Need]
+        self,
+        reference: str,
+        needs: Sequence[Need],
+        *,
+        loaded: Mapping[str, float] | None = None,
     ) -> tuple[dict[str, Pick], list[Blocked]]:
         """The containers each need takes, from one read of each part's containers, before
         anything is written; the needs no whole containers match and no split can serve.
-        Short stock raises (:func:`short_stock`)."""
+
+        Every need is checked for stock, ``fifo`` ones included: short stock raises one operator
+        task naming every short line (:func:`short_of_stock`), so nothing is created in Plex.
+        ``loaded``: quantity per serial already loaded on the shipper being resumed (not free).
+        """
         stock: dict[str, list[Container]] = {}
         taken: set[str] = set()
+        #: per part, what load-fifo will take from the containers the picks leave
+        promised: dict[str, float] = {}
         picks: dict[str, Pick] = {}
         blocked: list[Blocked] = []
-        for need in needs:
+        shorts: list[Short] = []
+        # picked containers first: they are loaded first, and load-fifo takes from the rest
+        for need in sorted(needs, key=lambda n: n.fifo):
             if need.part_id not in stock:
-                read = await self.plex.list_containers(part_id=need.part_id)
-                stock[need.part_id] = [c for c in read if self.plex.shippable(c)]
+                stock[need.part_id] = await self._free_stock(need.part_id, loaded or {})
             free = [c for c in stock[need.part_id] if c.serial_no not in taken]
-            part = next((c.part_no for c in free if c.part_no), None) or need.part_id
-            short_stock(free, need.quantity, part, reference)
+            part = next((c.part_no for c in stock[need.part_id] if c.part_no), None)
+            part = part or need.part_id
+            available = sum(c.quantity for c in free) - promised.get(need.part_id, 0)
+            if available < need.quantity:
+                shorts.append(Short(need.label, part, need.quantity, max(available, 0), free))
+                continue
+            if need.fifo:
+                promised[need.part_id] = promised.get(need.part_id, 0) + need.quantity
+                continue
             pick = plan_pick(free, need.part_id, need.quantity, can_split=self.splitter is not None)
             if pick is None:
                 reason = "no container split is configured (plex.container_split.datasource_id)"
@@ -187,7 +214,21 @@ class WriteStrategy:
             if pick.split is not None:
                 taken.add(pick.split.serial_no)
             picks[need.key] = pick
+        if shorts:
+            raise short_of_stock(reference, shorts, operation_hint=REPLAY_HINT)
         return picks, blocked
+
+    async def _free_stock(self, part_id: str, loaded: Mapping[str, float]) -> list[Container]:
+        """The part's shippable containers, less what is loaded on the resumed shipper (Plex
+        lists a loaded container with its full quantity until the shipper ships)."""
+        free: list[Container] = []
+        for c in await self.plex.list_containers(part_id=part_id):
+            if not self.plex.shippable(c):
+                continue
+            left = c.quantity - loaded.get(c.serial_no, 0)
+            if left > 0:
+                free.append(c if left == c.quantity else c.model_copy(update={"quantity": left}))
+        return free
 
     async def run_splits(self, reference: str, picks: dict[str, Pick]) -> list[Blocked]:
         """Split what the picks need split (each pick's ``split_serial`` is set); a split Plex
@@ -234,7 +275,7 @@ class WriteStrategy:
             shipment.reference,
             blocked,
             tracking=tracking,
-            operation_hint="`mlconnector replay` with its operation id, or Replay in the web UI",
+            operation_hint=REPLAY_HINT,
         )
 
     def check_reference(self, reference: str) -> None:
@@ -361,12 +402,14 @@ class ShipperStrategy(WriteStrategy):
                 shipment.reference, self.name, shipper_id=existing.shipper.id, already_done=True
             )
         lines: list[ShipperLine] = []
+        loaded: dict[str, float] = {}
         destination: tuple[str, str] | None = None
         if existing.shipper is not None:
             lines = await self.plex.list_shipper_lines(existing.shipper.id)
+            loaded = await self._loaded_serials(existing.shipper.id, lines)
         else:
             destination = await self._destination(shipment)
-        plan = await self._plan(shipment, releases, lines)
+        plan = await self._plan(shipment, releases, lines, loaded)
         blocked = plan.blocked or await self.run_splits(shipment.reference, plan.picks)
         if blocked:
             await self.no_split(shipment, blocked, plan.releases)
@@ -413,18 +456,32 @@ class ShipperStrategy(WriteStrategy):
             hint="the shipment must carry the Plex order id (or customer and address ids)",
         )
 
+    async def _loaded_serials(
+        self, shipper_id: str, lines: Sequence[ShipperLine]
+    ) -> dict[str, float]:
+        """Quantity per serial an earlier attempt loaded on the shipper (read only for lines
+        holding something), so the rest is not picked from those containers again."""
+        loaded: dict[str, float] = {}
+        for line in lines:
+            if line.quantity > 0:
+                for item in await self.plex.list_line_containers(shipper_id, line.id):
+                    loaded[item.serial_number] = loaded.get(item.serial_number, 0) + item.quantity
+        return loaded
+
     async def _plan(
         self,
         shipment: ShipmentWrite,
         known: Sequence[Release] | None,
         lines: Sequence[ShipperLine] = (),
+        loaded_serials: Mapping[str, float] | None = None,
     ) -> _ShipperPlan:
         """Per release: ``fifo`` (all that is open ships) or ``containers`` (a partial shipment:
         whole containers, or one split), and the releases by id.
 
-        Checked before anything is written, so an impossible shipment leaves nothing behind.
-        ``known``: releases the caller read just now (any missing one is read here); ``lines``:
-        the lines of the shipper an earlier attempt created (only the rest is picked).
+        Checked before anything is written (stock included, for every release), so an
+        impossible shipment leaves nothing behind. ``known``: releases the caller read just now
+        (any missing one is read here); ``lines``: the lines of the shipper an earlier attempt
+        created (only the rest is picked), ``loaded_serials`` what is loaded on them.
         """
         wanted = shipment.quantities()
         releases = await releases_by_id(self.plex, wanted, known)
@@ -469,11 +526,12 @@ class ShipperStrategy(WriteStrategy):
                 shipment.part_of(release_id),
                 quantity - loaded.get(release_id, 0),
                 releases[release_id].release_number or release_id,
+                fifo=plan[release_id] == "fifo",
             )
             for release_id, quantity in wanted.items()
-            if plan[release_id] == "containers" and quantity - loaded.get(release_id, 0) > 0
+            if quantity - loaded.get(release_id, 0) > 0
         ]
-        picks, blocked = await self.plan_picks(shipment.reference, needs)
+        picks, blocked = await self.plan_picks(shipment.reference, needs, loaded=loaded_serials)
         return _ShipperPlan(plan, releases, picks, blocked)
 
     async def _schedule_and_load(
@@ -490,7 +548,10 @@ class ShipperStrategy(WriteStrategy):
         on_shipper = {(ln.release_id or "").lower(): ln for ln in lines if ln.release_id}
         #: the line as ``load-fifo`` answered it, per release loaded by this call
         answered: dict[str, ShipperLine] = {}
-        for release_id, quantity in shipment.quantities().items():
+        # picked containers first, so load-fifo cannot take a container a pick counts on
+        wanted = shipment.quantities()
+        for release_id in sorted(wanted, key=lambda r: plan.modes[r] == "fifo"):
+            quantity = wanted[release_id]
             line = on_shipper.get(release_id)
             remaining = quantity - (line.quantity if line is not None else 0)
             if remaining <= 0:
@@ -527,8 +588,9 @@ class ShipperStrategy(WriteStrategy):
         release: Release,
         part_id: str,
     ) -> ShipperLine:
-        """``load-fifo``; a refusal for want of stock becomes a message naming the part, where
-        its shippable stock is, and what to do (the stock is read only on that failure)."""
+        """``load-fifo``; a refusal for want of stock (stock was checked before the shipper was
+        created, so only a race with another shipper gets here) becomes a message naming the
+        part, where its shippable stock is, and what to do."""
         try:
             return await self.writes.load_fifo(shipper_id, line_id)
         except RemoteValidationError as exc:

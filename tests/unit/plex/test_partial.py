@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mlconnector.errors import SkipRecordError
 from mlconnector.plex import (
     Container,
     ContainerSplitter,
@@ -17,7 +16,7 @@ from mlconnector.plex import (
     ShipmentWrite,
     ShipperStrategy,
 )
-from mlconnector.plex.partial import plan_pick, short_stock, with_split
+from mlconnector.plex.partial import Short, plan_pick, short_of_stock, with_split
 from tests.unit.plex.conftest import datasource_client, plex_client
 from tests.unit.plex.fakeplex import ORDER, PART, FakePlex
 
@@ -58,12 +57,34 @@ def test_whole_containers_that_fit_then_a_split_for_the_rest() -> None:
     assert (pick.split.serial_no, pick.split.quantity) == ("C1", 5)
 
 
-def test_without_a_split_no_pick_and_short_stock_is_refused() -> None:
+def test_without_a_split_no_pick() -> None:
     assert plan_pick(stock(100), PART, 5, can_split=False) is None
     assert with_split(stock(3, 1), 5) is None
-    with pytest.raises(SkipRecordError, match="nothing was written to Plex"):
-        short_stock(stock(3, 1), 5, "WIDGET", "ss-shipment-1")
-    short_stock(stock(3, 2), 5, "WIDGET", "ss-shipment-1")  # exactly enough: no error
+
+
+def test_short_stock_is_an_operator_task_naming_need_and_stock_per_location() -> None:
+    held = [*stock(3), Container(serial_no="X", quantity=1, location="QA")]
+    error = short_of_stock(
+        "ss-shipment-1", [Short("R-7", "WIDGET", 5, 4, held)], operation_hint="replay it"
+    )
+    assert isinstance(error, NeedsOperatorError)
+    assert "release R-7 needs 5 of part WIDGET, 4 available" in error.message
+    assert "FG: 3, QA: 1" in error.message
+    assert "nothing was written to Plex" in error.message
+    assert "put 1 more of part WIDGET into shippable containers" in (error.hint or "")
+    assert "replay it" in (error.hint or "")
+    assert error.task == {
+        "task": "short_stock",
+        "lines": [
+            {
+                "release": "R-7",
+                "part": "WIDGET",
+                "quantity": 5,
+                "available": 4,
+                "available_by_location": {"FG": 3, "QA": 1},
+            }
+        ],
+    }
 
 
 def shipment(quantity: float) -> ShipmentWrite:

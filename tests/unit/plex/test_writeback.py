@@ -289,12 +289,12 @@ async def test_shipping_more_than_open_is_refused_before_any_write(plex, shipper
     assert plex.shippers == {}
 
 
-async def test_short_stock_is_not_shipped(plex, shipper_strategy) -> None:
-    plex.releases["r1"]["quantity"] = 20  # FIFO can load only 15
-    with pytest.raises(SkipRecordError, match="left open, not shipped"):
+async def test_short_stock_of_a_full_release_creates_nothing(plex, shipper_strategy) -> None:
+    plex.releases["r1"]["quantity"] = 20  # FIFO could load only 15
+    with pytest.raises(NeedsOperatorError, match="needs 20 of part WIDGET, 15 available"):
         await shipper_strategy.write_shipment(shipment(quantity=20))
-    assert plex.count("POST", "/ship") == 0
-    assert all(s["status"] == "Open" for s in plex.shippers.values())
+    assert plex.shippers == {}  # checked before anything was created
+    assert [r.method for r in plex.requests if r.method != "GET"] == []
 
 
 async def test_look_before_send_walks_only_since_the_ship_date(plex, shipper_strategy) -> None:
