@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from mlconnector.sync.runtime import ConnectionRuntime
 
 
+#: the flows that quarantine records (each has a ``mlconnector_quarantined_records`` series)
+QUARANTINE_FLOWS = ("orders", "shipments", "inventory")
+
+
 def entry_of(
     problem: Unreadable,
     retry_key: str | None,

@@ -8,7 +8,8 @@ Two kinds of series, one exposition:
   (histograms). Each :class:`Metrics` owns its :class:`~prometheus_client.CollectorRegistry`:
   nothing is registered on the library's global registry, so every app (and test) has its own.
 * **State** read from the store on each scrape (gauges): operations by state, inbox backlog,
-  audit events, cursors, and each flow's last run (when, how long, its outcome). The store is
+  audit events, cursors, open quarantined records per flow, and each flow's last run (when,
+  how long, its outcome). The store is
   shared by every worker, so these are the deployment's truth whichever node is scraped.
 
 **Several processes** (``mlconnector worker`` and ``serve`` on one host): set
@@ -36,6 +37,7 @@ from mlconnector import __version__
 from mlconnector.clock import Clock
 from mlconnector.http.client import RequestEvent
 from mlconnector.store import Operation, OperationState, Store, StoreError
+from mlconnector.sync.quarantine import QUARANTINE_FLOWS
 from mlconnector.sync.runs import LAST_RUN_SUFFIX, OUTCOMES, LastRun, last_runs
 
 log = logging.getLogger("mlconnector.web")
@@ -226,6 +228,12 @@ async def store_families(store: Store) -> list[Metric]:
     last_seconds = _gauge(
         "mlconnector_flow_last_run_duration_seconds", "How long the last run of each flow took.", cf
     )
+    quarantined = _gauge(
+        "mlconnector_quarantined_records",
+        "Records a flow could not read or map, set aside and retried every pass (open).",
+        cf,
+    )
+    open_quarantined = await store.count_open_quarantined()
     pending = await store.count_pending_webhooks()
     for conn in await store.list_connections():
         name = conn.name
@@ -233,6 +241,9 @@ async def store_families(store: Store) -> list[Metric]:
         for state in OperationState:
             ops.add_metric([name, state.value], counts[state])
         backlog.add_metric([name], pending.get(name, 0))
+        mine = {f for c, f in open_quarantined if c == name} | set(QUARANTINE_FLOWS)
+        for flow in sorted(mine):
+            quarantined.add_metric([name, flow], open_quarantined.get((name, flow), 0))
         runs: dict[str, LastRun] = {}
         for c in await store.list_cursors(name):
             if c.flow.endswith(LAST_RUN_SUFFIX):  # the engine's run records: exposed as last_run
@@ -248,7 +259,18 @@ async def store_families(store: Store) -> list[Metric]:
             for outcome in OUTCOMES:
                 last_outcome.add_metric([name, flow, outcome], 1 if run.result == outcome else 0)
     audit.add_metric([], await store.count_audit_events())
-    return [build, ops, backlog, audit, cursor, last_at, last_ok, last_outcome, last_seconds]
+    return [
+        build,
+        ops,
+        backlog,
+        audit,
+        cursor,
+        last_at,
+        last_ok,
+        last_outcome,
+        last_seconds,
+        quarantined,
+    ]
 
 
 # --- health ------------------------------------------------------------------------------------

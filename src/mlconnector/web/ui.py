@@ -34,6 +34,7 @@ from mlconnector.store import (
     InboxItem,
     Operation,
     OperationState,
+    QuarantineState,
     Store,
 )
 from mlconnector.sync.runs import LAST_RUN_SUFFIX, LastRun, last_runs
@@ -235,6 +236,13 @@ class OperatorUI:
             ),
             Route("/runs", self.runs, methods=["GET"], name="runs"),
             Route("/audit", self.audit, methods=["GET"], name="audit"),
+            Route("/quarantine", self.quarantine, methods=["GET"], name="quarantine"),
+            Route(
+                "/quarantine/{quarantine_id:int}/dismiss",
+                self.dismiss_quarantined,
+                methods=["POST"],
+                name="quarantine_dismiss",
+            ),
             Route("/connections/{name}", self.connection, methods=["GET"], name="connection"),
         ]
 
@@ -490,6 +498,54 @@ class OperatorUI:
             return self.redirect(back, f"Operation {op_id} dismissed: it will not be sent.")
         return self.redirect(
             back, f"Operation {op_id} was not dismissed: only dead operations can be."
+        )
+
+    async def quarantine(self, request: Request) -> Response:
+        """Records the flows set aside (open by default), filtered by connection/flow/state."""
+        params = request.query_params
+        state = params.get("state") or QuarantineState.OPEN.value
+        states = [*(s.value for s in QuarantineState), "all"]
+        state = state if state in states else QuarantineState.OPEN.value
+        connection, flow = text_param(params.get("connection"), 100), text_param(params.get("flow"))
+        rows = await self.store.list_quarantined(
+            connection=connection,
+            flow=flow,
+            state=None if state == "all" else QuarantineState(state),
+        )
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return self.render(
+            request,
+            "quarantine.html",
+            title="Quarantine",
+            rows=rows,
+            state=state,
+            states=states,
+            connection=connection,
+            flow=flow,
+            here=here,
+        )
+
+    async def dismiss_quarantined(self, request: Request) -> Response:
+        """Dismiss one open quarantined record, with the reason typed next to the button."""
+        if not same_origin(request):
+            return _forbidden()
+        qid = int(request.path_params["quarantine_id"])
+        form = await read_form(request)
+        back = _back(request, form.get("back"))
+        reason = text_param(form.get("reason"), 500)
+        if reason is None:
+            return self.redirect(
+                back, f"Quarantined record {qid} was not dismissed: give a reason."
+            )
+        row = await self.store.dismiss_quarantined(qid, reason=reason, actor=actor(request))
+        if row is None:
+            return self.redirect(back, f"There is no quarantined record {qid}.")
+        if row.dismissed_reason != reason or row.state is not QuarantineState.DISMISSED:
+            return self.redirect(back, f"Quarantined record {qid} is {row.state.value}: unchanged.")
+        return self.redirect(
+            back,
+            f"Quarantined record {qid} dismissed: {row.record_kind} {row.record_id} is no "
+            "longer retried.",
         )
 
     async def dismiss_group(self, request: Request) -> Response:

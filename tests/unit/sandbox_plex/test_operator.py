@@ -144,3 +144,27 @@ async def test_operator_rejects_bad_input_without_crashing(client: httpx.AsyncCl
     apps = await client.post("/_operator/apps/sandbox-consumer-key", json={"permissions": None})
     assert faults.status_code == apps.status_code == 400
     assert faults.json()["code"] == "REQUEST_VALIDATION_FAILED"
+
+
+async def test_raw_field_override_is_sent_everywhere_the_record_is_then_cleared(
+    client: httpx.AsyncClient, sandbox: PlexSandbox
+) -> None:
+    data = sandbox.tenant()
+    release = next(r for r in data.releases.values() if r.status == "Open")
+    line = data.lines[release.order_line_id]
+    set_ = await client.post(
+        f"/_operator/raw/{release.id}", json={"field": "quantity", "value": "lots"}
+    )
+    assert set_.status_code == 200
+    assert set_.json() == {"id": release.id, "fields": {"quantity": "lots"}}
+    one = (await client.get(f"/sales/v1/releases/{release.id}")).json()
+    listed = (await client.get("/sales/v1/releases", params={"orderLineIds": line.id})).json()
+    assert one["quantity"] == "lots"
+    assert [r["quantity"] for r in listed if r["id"] == release.id] == ["lots"]
+    assert release.quantity != "lots"  # the simulator's own state is unchanged
+    refused = await client.post(f"/_operator/raw/{release.id}", json={"value": 1})
+    assert refused.status_code == 400
+    cleared = await client.delete(f"/_operator/raw/{release.id}")
+    assert cleared.status_code == 200
+    again = (await client.get(f"/sales/v1/releases/{release.id}")).json()
+    assert again["quantity"] == float(release.quantity)

@@ -161,3 +161,26 @@ async def test_a_ui_replay_counts_the_operation_back_to_pending(
     op = await store.get_operation(seeded.dead_id)
     assert op is not None
     assert values[key % op.flow] == 1
+
+
+async def test_metrics_count_open_quarantined_records_per_flow(
+    client: httpx.AsyncClient, store: Store
+) -> None:
+    from mlconnector.store import QuarantineEntry
+
+    await seed(store)
+
+    def entry(record_id: str) -> QuarantineEntry:
+        return QuarantineEntry("Plex Release", record_id, "quantity", "'x'", "bad", "fix it")
+
+    await store.quarantine("acme", "orders", entry("r-1"))
+    await store.quarantine("acme", "orders", entry("r-2"))
+    done = await store.quarantine("acme", "shipments", entry("s-1"))
+    await store.resolve_quarantined("acme", "shipments", records=[("Plex Release", "s-1")])
+    assert done.id
+    values = samples((await client.get("/metrics")).text)
+    gauge = "mlconnector_quarantined_records"
+    assert values[f'{gauge}{{connection="acme",flow="orders"}}'] == 2
+    # a flow with nothing open still has its series (0), so an alert can see it clear
+    assert values[f'{gauge}{{connection="acme",flow="shipments"}}'] == 0
+    assert values[f'{gauge}{{connection="acme",flow="inventory"}}'] == 0
