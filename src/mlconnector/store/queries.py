@@ -201,10 +201,29 @@ class ConsoleQueries:
 
     async def operation_facets(self) -> dict[str, list[str]]:
         """The flows and kinds that occur in the outbox (for the filter menus)."""
+        c = operations.c
+        # a loose index scan of (kind, id): one index probe per distinct kind, not a table scan
+        step = select(func.min(c.kind)).scalar_subquery()
+        kinds_cte = select(step.label("kind")).cte("kinds", recursive=True)
+        following = select(func.min(c.kind)).where(c.kind > kinds_cte.c.kind).scalar_subquery()
+        kinds_cte = kinds_cte.union_all(select(following).where(kinds_cte.c.kind.is_not(None)))
         async with self._reader.connect() as conn:
-            flows = (await conn.execute(select(operations.c.flow).distinct())).scalars().all()
-            kinds = (await conn.execute(select(operations.c.kind).distinct())).scalars().all()
+            kinds = [k for k in (await conn.execute(select(kinds_cte.c.kind))).scalars() if k]
+            flows = set()
+            for kind in kinds:  # every flow owns its kinds: one row of each kind names it
+                found = await conn.execute(select(c.flow).where(c.kind == kind).limit(1))
+                flows.add(found.scalar_one())
         return {"flows": sorted(flows), "kinds": sorted(kinds)}
+
+    async def count_in_state(self, state: OperationState, *, connection: str | None = None) -> int:
+        """How many operations are in ``state`` (of ``connection``): from the state indexes."""
+        query = (
+            select(func.count()).select_from(operations).where(operations.c.state == state.value)
+        )
+        if connection is not None:
+            query = query.where(operations.c.connection == connection)
+        async with self._reader.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
 
     def _group_scope(self, f: OperationFilter) -> OperationFilter:
         wanted = tuple(s for s in (f.states or GROUP_STATES) if s in GROUP_STATES)

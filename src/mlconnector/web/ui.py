@@ -306,7 +306,9 @@ class OperatorUI:
         )
         newer, older = page_links(request.url.path, params, page, lambda op: str(op.id))
         groups = await self.store.error_groups(query.filter)
-        counts = await self.store.count_operations(connection=query.filter.connection)
+        dead = await self.store.count_in_state(
+            OperationState.DEAD, connection=query.filter.connection
+        )
         return self.render(
             request,
             "operations.html",
@@ -325,7 +327,7 @@ class OperatorUI:
             groups=groups[:MAX_GROUPS],
             more_groups=max(0, len(groups) - MAX_GROUPS),
             replayable={OperationState.FAILED, OperationState.DEAD},
-            dead=counts[OperationState.DEAD],
+            dead=dead,
             kind_label=kind_label,
             trail_query=trail_query,
             record_reference=record_reference,

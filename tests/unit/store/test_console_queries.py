@@ -84,6 +84,12 @@ async def test_operation_filters(store: Store, acme: str, fake_clock: FakeClock)
         page = await store.operations_page(OperationFilter(**kw), limit=100)  # type: ignore[arg-type]
         return sorted(op.id for op in page.items)
 
+    assert await store.operation_facets() == {
+        "flows": ["inventory", "orders"],
+        "kinds": ["ss.inventory.adjust", "ss.order.upsert"],
+    }
+    assert await store.count_in_state(_S.DEAD) == 1
+    assert await store.count_in_state(_S.DEAD, connection="other") == 0
     assert await ids(connection="other") == [other.operation.id]
     assert await ids(flow="inventory") == inventory
     assert await ids(kind="ss.inventory.adjust", connection="acme") == inventory
