@@ -18,6 +18,7 @@ from mlconnector.sandbox.server import serve
 from mlconnector.store import OperationState, Store, Vault, generate_key, open_store
 from mlconnector.store.schema import operations
 from mlconnector.web import create_web_app
+from tests.browser.conftest import PageFactory
 
 pytestmark = pytest.mark.browser
 
@@ -84,17 +85,15 @@ async def console(tmp_path: Path, fake_clock: FakeClock) -> AsyncIterator[Consol
 
 
 @pytest.fixture
-async def page(browser: Any, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
-    """A page that saves a screenshot when the test fails, and whose console must stay clean."""
-    page = await browser.new_page()
+async def page(operator_page: PageFactory, console: Console) -> AsyncIterator[Any]:
+    """A page logged in as an operator, whose console must stay clean (the conftest saves a
+    screenshot when a test fails)."""
+    page = await operator_page(console.url, console.store)
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     try:
         yield page
         assert errors == []
-    except BaseException:
-        await page.screenshot(path=str(tmp_path / f"{request.node.name}.png"), full_page=True)
-        raise
     finally:
         await page.close()
 

@@ -38,6 +38,7 @@ from mlconnector.store import (
     Store,
 )
 from mlconnector.sync.runs import LAST_RUN_SUFFIX, LastRun, last_runs
+from mlconnector.web.auth import SESSION_KEY
 from mlconnector.web.charts import changed, runs_chart
 from mlconnector.web.console import (
     OperationQuery,
@@ -68,8 +69,6 @@ RECENT_WEBHOOKS = 25
 MAX_GROUPS = 20
 CHART_RUNS = 100
 MAX_FORM_BYTES = 4096
-#: where the login layer (``web.auth``) keeps the request's session in the ASGI scope
-SESSION_SCOPE_KEY = "mlconnector.session"
 #: the audit search fields offered by the form (AuditQuery attribute → label)
 AUDIT_FIELDS = {
     "connection": "Connection",
@@ -100,8 +99,6 @@ def templates() -> Jinja2Templates:
     # readable JSON for audit details; autoescaping then makes any markup in it inert text
     # (Jinja's ``tojson`` is meant for <script> blocks and shows \u003c escapes instead)
     env.filters["json"] = lambda value: json.dumps(value, ensure_ascii=False, default=str)
-    # forms call {{ csrf_input() }}; the login layer installs the real one over this fallback
-    env.globals.setdefault("csrf_input", lambda: "")
     return Jinja2Templates(env=env)
 
 
@@ -599,7 +596,7 @@ class OperatorUI:
 
 def actor(request: Request) -> str:
     """Who sent a form: the logged-in account when the login layer put one in the scope."""
-    session = request.scope.get(SESSION_SCOPE_KEY)
+    session = request.scope.get(SESSION_KEY)
     name = getattr(getattr(session, "user", None), "name", None)
     return str(name) if name else "web"
 
