@@ -139,7 +139,7 @@ v2_base_url = "{ss_url}"
 
 async def test_sandbox_prints_urls_and_stops_on_sigint(tmp_path: Path) -> None:
     env = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", ""), "COLUMNS": "200"}
-    process = await _start(env, "sandbox")
+    process = await _start(env, "sandbox", "--plex-port", "0", "--shipstation-port", "0")
     assert process.stdout is not None
     lines: list[str] = []
     async with asyncio.timeout(GUARD):
@@ -147,6 +147,10 @@ async def test_sandbox_prints_urls_and_stops_on_sigint(tmp_path: Path) -> None:
             lines.append((await process.stdout.readline()).decode())
     text = "".join(lines)
     assert "sandbox-v1-key" in text
+    # each value says which setting it goes in, and the command that writes them all
+    for setting in ("plex.rest_base_url", "plex.web_service_user", "shipstation.v1_base_url"):
+        assert setting in text
+    assert "connections add sandbox --sandbox" in text
     url = next(w for w in text.split() if w.startswith("http://127.0.0.1:"))
     async with httpx.AsyncClient(timeout=10.0) as http:
         answer = await http.get(url + "/stores", auth=("sandbox-v1-key", "sandbox-v1-secret"))

@@ -65,17 +65,34 @@ def add(
     shipstation_v2_url: Annotated[str | None, typer.Option(help="ShipStation V2 base URL.")] = None,
     grouping: Annotated[str | None, typer.Option(help="ship_date or order.")] = None,
     write_back: Annotated[str | None, typer.Option(help="shipper or datasource.")] = None,
+    sandbox: Annotated[
+        bool,
+        typer.Option(
+            "--sandbox",
+            help="A connection to `mlconnector sandbox`: its URLs (or --plex-url / "
+            "--shipstation-v1-url), PCN, web-service user, mappings and credentials.",
+        ),
+    ] = False,
 ) -> None:
     """Append a \\[connections.NAME] section to the configuration and register it in the store.
 
     Only the options given are written; everything else keeps its default and can be edited in
     the file afterwards. Credentials are set separately with `mlconnector credentials set`.
+    With --sandbox, everything the standalone sandbox needs is written and its sandbox-only
+    credentials are encrypted into the vault, so the connection works at once.
     """
     state = get_context(ctx)
     try:
         check_connection_name(name)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    profile = None
+    if sandbox:
+        from mlconnector.sandbox.profile import sandbox_connection
+
+        profile = sandbox_connection(
+            plex_url, shipstation_v1_url or shipstation_v2_url, pcn=int(pcn) if pcn else None
+        )
     section = _section(
         {
             "grouping": grouping,
@@ -92,6 +109,8 @@ def add(
             "shipstation.v2_base_url": shipstation_v2_url,
         }
     )
+    if profile is not None:
+        section = _merged(profile.settings, section)
     path = state.config_file()
     home = state.load_config(missing_ok=True).home
     if not home.is_dir():
@@ -105,12 +124,47 @@ def add(
     config = holder["config"]
     state.console.print(f"added [bold]{escape(name)}[/] to {escape(str(path))}")
     asyncio.run(_register(state, config, name))
+    if profile is not None:
+        asyncio.run(_store_secrets(state, config, name, profile.secrets))
+        state.console.print(
+            state.hint(
+                "next: start `mlconnector sandbox` (if it is not running), then "
+                f"`mlconnector ping --connection {escape(name)}` and "
+                f"`mlconnector sync orders --once --dry-run --connection {escape(name)}`"
+            )
+        )
+        return
     state.console.print(
         state.hint(
             f"next: `mlconnector credentials set plex --connection {escape(name)}` and "
             f"`mlconnector credentials set shipstation --connection {escape(name)}`"
         )
     )
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over``'s values on top, table by table."""
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+async def _store_secrets(
+    state: CliContext, config: Config, name: str, secrets: dict[str, str]
+) -> None:
+    """Encrypt the sandbox-only credentials into the vault (as `credentials set` does)."""
+    async with opened_store(config, state.env, state.clock) as store:
+        for kind, value in secrets.items():
+            if value:
+                info = await store.set_credential(name, kind, value)
+                state.console.print(
+                    f"stored {escape(kind)} for {escape(name)}: {escape(info.masked)} "
+                    "(a sandbox-only value)"
+                )
 
 
 async def _register(state: CliContext, config: Config, name: str) -> None:

@@ -202,18 +202,25 @@ async def ensure_subscriptions(
 @reports_errors
 def sandbox(
     ctx: typer.Context,
-    plex_port: Annotated[int, typer.Option("--plex-port", help="0: any free port.")] = 0,
+    plex_port: Annotated[
+        int, typer.Option("--plex-port", help="Plex simulator port (0: any free port).")
+    ] = 8701,
     shipstation_port: Annotated[
-        int, typer.Option("--shipstation-port", help="0: any free port.")
-    ] = 0,
+        int,
+        typer.Option("--shipstation-port", help="ShipStation simulator port (0: any free port)."),
+    ] = 8702,
 ) -> None:
-    """Serve the Plex and ShipStation simulators on 127.0.0.1 until Ctrl-C."""
+    """Serve the Plex and ShipStation simulators on 127.0.0.1 until Ctrl-C.
+
+    `mlconnector connections add NAME --sandbox` writes a connection to them (URLs, PCN,
+    web-service user, mappings, credentials); the table says which setting each value is."""
     state = get_context(ctx)
     asyncio.run(_sandbox(state, plex_port, shipstation_port))
 
 
 async def _sandbox(state: CliContext, plex_port: int, ss_port: int) -> None:
     from mlconnector.sandbox.plex import create_plex_sandbox
+    from mlconnector.sandbox.profile import prepare
     from mlconnector.sandbox.server import serve as serve_app
     from mlconnector.sandbox.shipstation import create_shipstation_sandbox
 
@@ -225,6 +232,7 @@ async def _sandbox(state: CliContext, plex_port: int, ss_port: int) -> None:
         serve_app(ss.app, port=ss_port) as ss_url,
     ):
         ss.public_url = ss_url
+        prepare(ss)  # V2 inventory locations, one per Plex building
         ss.start_auto_delivery(2.0)
         print_sandbox(state, plex_url, ss_url, plex.credentials())
         with on_signals(stopped.set):
@@ -240,17 +248,43 @@ def print_sandbox(state: CliContext, plex_url: str, ss_url: str, plex: dict[str,
     table = Table(title="sandbox (simulated systems; these credentials work only here)")
     table.add_column("what")
     table.add_column("value", overflow="fold")
+    table.add_column("setting (connections.NAME.…) or credential", overflow="fold")
     tenants = plex.get("tenants")
     pcns = ", ".join(str(t["pcn"]) for t in tenants) if isinstance(tenants, list) else ""
-    for what, value in (
-        ("Plex URL", plex_url),
-        ("Plex consumer key", str(plex.get("consumer_key"))),
-        ("Plex PCNs", pcns),
-        ("ShipStation V1 URL", ss_url),
-        ("ShipStation V2 URL", ss_url),
-        ("ShipStation V1 key / secret", f"{account.api_key} / {account.api_secret}"),
-        ("ShipStation V2 key", str(account.v2_api_key)),
+    first = tenants[0] if isinstance(tenants, list) and tenants else {}
+    for what, value, where in (
+        ("Plex URL", plex_url, "plex.rest_base_url, plex.datasource_base_url"),
+        ("Plex SOAP URL", f"{plex_url}/DataSource/Service.asmx", "plex.soap_url"),
+        ("Plex PCNs", pcns, "plex.pcn (one of them)"),
+        ("Plex consumer key", str(plex.get("consumer_key")), "credentials set plex: consumer_key"),
+        (
+            "Plex web-service user",
+            str(first.get("ws_username", "")),
+            "plex.web_service_user (for backfill and write_back = datasource)",
+        ),
+        (
+            "Plex web-service password",
+            str(first.get("ws_password", "")),
+            "credentials set plex: ws_password",
+        ),
+        ("ShipStation V1 URL", ss_url, "shipstation.v1_base_url"),
+        ("ShipStation V2 URL", ss_url, "shipstation.v2_base_url"),
+        (
+            "ShipStation V1 key / secret",
+            f"{account.api_key} / {account.api_secret}",
+            "credentials set shipstation: v1_key, v1_secret",
+        ),
+        ("ShipStation V2 key", str(account.v2_api_key), "credentials set shipstation: v2_key"),
     ):
-        table.add_row(what, escape(value))
+        table.add_row(what, escape(value), escape(where))
     state.console.print(table)
+    command = "connections add sandbox --sandbox"
+    if not (plex_url.endswith(":8701") and ss_url.endswith(":8702")):
+        command += f" --plex-url {plex_url} --shipstation-v1-url {ss_url}"
+    state.console.print(
+        state.hint(
+            f"`mlconnector {command}` writes all of it (and the mappings) into a "
+            "connection named sandbox."
+        )
+    )
     state.console.print("Ctrl-C stops the simulators.")
