@@ -6,7 +6,9 @@ mappings that fit the Plex seed data. Then, through the engine (``run_once``, th
 
 1. orders flow → the open Plex releases appear as ShipStation orders;
 2. the simulated fulfilment team ships: one order on one label, one order split into two labels,
-   one label made and voided; the webhooks are delivered over HTTP to the receiver (inbox);
+   1 piece of a release (a partial quantity: the sandbox's container-split Data Source is
+   configured, so a container is split off), one label made and voided; the webhooks are
+   delivered over HTTP to the receiver (inbox);
 3. shipments flow → Plex shippers written back (on-hand lower), the voided label never written;
 4. inventory flow → Plex on-hand pushed to ShipStation V2 inventory;
 5. order-status flow, then a second orders pass → nothing sent (unchanged).
@@ -93,7 +95,10 @@ def demo(
 
 def _config(home: Path, plex_url: str, ss_url: str, base: str, locations: dict[str, str]) -> str:
     """The demo's configuration file (mappings fit the Plex seed: buildings DET/TOL/LON)."""
+    from mlconnector.sandbox.plex import CONTAINER_SPLIT_ID, PlexSandbox
+
     loc = ", ".join(f'"{k}" = "{v}"' for k, v in locations.items())
+    ws_user = PlexSandbox.ws_username(PCN)
     return f"""# written by `mlconnector demo` (simulators on loopback; they stop with the demo)
 home = "{home}"
 public_base_url = "{base}"
@@ -102,7 +107,12 @@ public_base_url = "{base}"
 pcn = "{PCN}"
 rest_base_url = "{plex_url}"
 datasource_base_url = "{plex_url}"
+web_service_user = "{ws_user}"
 read_window_hours = 744
+
+# the sandbox's container-split Data Source: a partial quantity is split off, not an operator task
+[connections.{CONNECTION}.plex.container_split]
+datasource_id = {CONTAINER_SPLIT_ID}
 
 [connections.{CONNECTION}.shipstation]
 v1_base_url = "{ss_url}"
@@ -216,7 +226,7 @@ async def _story(
     keep: bool,
     load_config: Any,
 ) -> None:
-    from mlconnector.sandbox.plex import DEFAULT_CONSUMER_KEY
+    from mlconnector.sandbox.plex import DEFAULT_CONSUMER_KEY, DEFAULT_WS_PASSWORD
     from mlconnector.sandbox.server import serve
     from mlconnector.sandbox.shipstation import ShipStationAccount
     from mlconnector.store import CredentialKind
@@ -228,6 +238,7 @@ async def _story(
     await store.create_connection(CONNECTION, plex_pcn=str(PCN))
     for kind, value in {
         CredentialKind.PLEX_API_KEY: DEFAULT_CONSUMER_KEY,
+        CredentialKind.PLEX_WS_PASSWORD: DEFAULT_WS_PASSWORD,
         CredentialKind.SS_V1_KEY: account.api_key,
         CredentialKind.SS_V1_SECRET: account.api_secret,
         CredentialKind.SS_V2_KEY: account.v2_api_key or "",
@@ -304,6 +315,13 @@ async def _chapters(
                 int(split.ss_order_id or 0), {rid: int(release.quantity - release.quantity_shipped)}
             )
         )
+    partial = _partial(plex, links, [single, split, voided])
+    if partial is not None:  # a partial quantity: split off a container (plex.container_split)
+        link, rid, _ = partial
+        labels.append(ss.create_label(int(link.ss_order_id or 0), {rid: 1}))
+        containers_before = set(tenant.containers)
+        stock_before = plex.on_hand(_part_of(plex, rid), tenant=PCN)
+        shipped_before = tenant.releases[rid].quantity_shipped
     void_label = ss.create_label(int(voided.ss_order_id or 0))
     ss.void_label(void_label.shipment_id)
     summary.tracking = [label.tracking_number for label in labels]
@@ -332,6 +350,15 @@ async def _chapters(
         "the voided label was never written back",
         _shippers(plex, f"ss-shipment-{void_label.shipment_id}") == 0,
     )
+    if partial is not None:
+        _, rid, open_qty = partial
+        new = [c for serial, c in tenant.containers.items() if serial not in containers_before]
+        summary.check(
+            f"1 of {open_qty:g} open was shipped exactly (a container split off in Plex)",
+            tenant.releases[rid].quantity_shipped == shipped_before + 1
+            and plex.on_hand(_part_of(plex, rid), tenant=PCN) == stock_before - 1
+            and len(new) == 1,
+        )
     summary.on_hand_after = plex.on_hand(part_id, tenant=PCN)
     summary.check(
         "Plex on-hand went down for the shipped part",
@@ -383,6 +410,36 @@ def _pick(links: list[Link]) -> tuple[Link, Link, Link]:
     split = multi[0]
     rest = [lk for lk in links if lk is not split]
     return rest[0], split, rest[1]
+
+
+def _part_of(plex: PlexSandbox, release_id: str) -> str:
+    tenant = plex.tenant(PCN)
+    return tenant.lines[tenant.releases[release_id].order_line_id].part_id
+
+
+def _partial(
+    plex: PlexSandbox, links: list[Link], used: list[Link]
+) -> tuple[Link, str, float] | None:
+    """A release of another order, of a part the other labels do not ship, with more than one
+    piece open and stock in no 1-piece container: shipping 1 of it needs a split."""
+    tenant = plex.tenant(PCN)
+    busy = {_part_of(plex, rid) for lk in used for rid in lk.release_ids}
+    for link in links:
+        if link in used:
+            continue
+        for rid in sorted(link.release_ids):
+            part = _part_of(plex, rid)
+            release = tenant.releases[rid]
+            open_qty = release.quantity - release.quantity_shipped
+            stock = [c.quantity for c in tenant.containers.values() if c.part_id == part]
+            if (
+                part not in busy
+                and open_qty > 1
+                and plex.on_hand(part, tenant=PCN) >= 1
+                and 1 not in stock
+            ):
+                return link, rid, open_qty
+    return None
 
 
 def _shippers(plex: PlexSandbox, reference: str) -> int:
