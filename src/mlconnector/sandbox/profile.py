@@ -4,7 +4,8 @@
 Both simulators listen on fixed loopback ports by default; the ShipStation simulator gets a V2
 inventory warehouse with one location per Plex building (:func:`seed_inventory`), so the
 inventory flow has somewhere to put stock. :func:`sandbox_connection` gives the settings (URLs,
-PCN, web-service user, mappings) and the sandbox-only secrets of a connection to it.
+PCN, web-service user, container split, mappings) and the sandbox-only secrets of a connection
+to it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from mlconnector.clock import FakeClock
 from mlconnector.sandbox.plex import (
+    CONTAINER_SPLIT_ID,
     DEFAULT_CONSUMER_KEY,
     DEFAULT_CONSUMER_SECRET,
     DEFAULT_TENANTS,
@@ -78,6 +80,8 @@ def sandbox_connection(
             "web_service_user": PlexSandbox.ws_username(tenant),
             # the seed's orders span weeks: one read window covers them
             "read_window_hours": 744,
+            # the sandbox's container-split Data Source: partial quantities split, no task
+            "container_split": {"datasource_id": CONTAINER_SPLIT_ID},
         },
         "shipstation": {"v1_base_url": ss, "v2_base_url": ss},
         "mappings": {

@@ -107,6 +107,8 @@ def test_the_readme_sandbox_steps_work_as_printed(
     # the credentials went through the vault, not into the file
     config_text = (home / "mlconnector.toml").read_text(encoding="utf-8")
     assert "sandbox-consumer-key" not in config_text
+    # partial quantities split off a container through the sandbox's Data Source, no task
+    assert "[connections.sandbox.plex.container_split]\ndatasource_id = 990001" in config_text
     assert "stored plex_api_key for sandbox" in outputs["connections add"]
     # orders reached ShipStation with a warehouse, inventory was set, backfill ran
     orders = list(ss.state.orders.values())
