@@ -12,6 +12,7 @@ shippers (filtered by a shipper number nobody uses), and a write-permission prob
 * ``write_back = "datasource"``: ``GET /api/datasources/{update_shipper_tracking}`` (the
   datasource's description) as the web-service user, which proves the user may use it without
   executing it.
+* ``plex.container_split.datasource_id`` set: the same description read of the split datasource.
 
 "auth + tenant" passes when any Plex read got through (so the key is good and the tenant is
 granted); with OAuth2 the token request is checked first. ShipStation: V1 ``GET /warehouses``
@@ -38,6 +39,7 @@ from mlconnector.commands.credentials import System, fields_of
 from mlconnector.config import ConnectionConfig
 from mlconnector.errors import (
     AuthenticationError,
+    ConfigError,
     ConnectorError,
     NotFoundError,
     PermissionDeniedError,
@@ -176,6 +178,21 @@ async def check_plex(
     results.append(
         await _write_probe(name, config, secrets, client, http, clock, rest_hint, redactor)
     )
+    split = config.plex.container_split.datasource_id
+    if split is not None:
+        results.append(
+            await _datasource_check(
+                name,
+                config,
+                secrets,
+                http,
+                clock,
+                redactor,
+                split,
+                "container split",
+                "plex.container_split.datasource_id",
+            )
+        )
     return [_auth_summary(name, client, results), *results]
 
 
@@ -212,24 +229,16 @@ async def _write_probe(
 ) -> CheckResult:
     if config.write_back == "datasource":
         datasource = config.plex.datasources.update_shipper_tracking
-        ds_client = plex_datasource_client(
-            http, config, secrets, clock=clock, retry=PING_RETRY, redactor=redactor
-        )
-
-        async def describe() -> str:
-            await ds_client.request_json("GET", f"api/datasources/{datasource}")
-            return f"web-service user may use datasource {datasource} (not executed)"
-
-        def ds_hint(exc: ConnectorError) -> str | None:
-            return _unreachable(exc, f"[connections.{name}.plex] datasource_base_url") or (
-                f"have the Plex administrator grant datasource {datasource} to the web-service "
-                f"user on 'Web Service Access By User Account'"
-                if isinstance(exc, PermissionDeniedError | NotFoundError)
-                else None
-            )
-
-        return await _run(
-            name, "Plex", f"write access (datasource {datasource})", describe, ds_hint, redactor
+        return await _datasource_check(
+            name,
+            config,
+            secrets,
+            http,
+            clock,
+            redactor,
+            datasource,
+            "write access",
+            "plex.datasources.update_shipper_tracking",
         )
 
     async def probe() -> str:
@@ -241,6 +250,45 @@ async def _write_probe(
         return "allowed"
 
     return await _run(name, "Plex", "write access (customer shippers)", probe, rest_hint, redactor)
+
+
+async def _datasource_check(
+    name: str,
+    config: ConnectionConfig,
+    secrets: Mapping[str, str],
+    http: httpx.AsyncClient,
+    clock: Clock,
+    redactor: Redactor,
+    datasource: int,
+    purpose: str,
+    setting: str,
+) -> CheckResult:
+    """The datasource's description as the web-service user: it exists and is granted
+    (``setting``: where its id is configured, for the hint)."""
+
+    async def describe() -> str:
+        ds_client = plex_datasource_client(
+            http, config, secrets, clock=clock, retry=PING_RETRY, redactor=redactor
+        )
+        await ds_client.request_json("GET", f"api/datasources/{datasource}")
+        return f"web-service user may use datasource {datasource} (not executed)"
+
+    def ds_hint(exc: ConnectorError) -> str | None:
+        if isinstance(exc, ConfigError) and exc.status is not None:  # Plex: no such datasource
+            return (
+                f"check [connections.{name}] {setting} = {datasource} against the Data Sources "
+                "screen in Plex"
+            )
+        return _unreachable(exc, f"[connections.{name}.plex] datasource_base_url") or (
+            f"have the Plex administrator grant datasource {datasource} to the web-service "
+            f"user on 'Web Service Access By User Account'"
+            if isinstance(exc, PermissionDeniedError | NotFoundError)
+            else None
+        )
+
+    return await _run(
+        name, "Plex", f"{purpose} (datasource {datasource})", describe, ds_hint, redactor
+    )
 
 
 def _auth_summary(name: str, client: PlexClient, results: list[CheckResult]) -> CheckResult:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 
+import pytest
+
 from mlconnector.sandbox.plex import DEFAULT_CONSUMER_SECRET, DEFAULT_WS_PASSWORD
 from tests.unit.cli.conftest import (
     PLEX_KEY,
@@ -211,3 +213,24 @@ def test_ping_unknown_connection_and_no_connections(cli: Cli) -> None:
     unknown = cli("ping", "--connection", "zeta")
     assert unknown.exit_code == 1
     assert "no connection named 'zeta'" in unknown.output
+
+
+@pytest.mark.parametrize(("datasource", "ok"), [(990001, True), (990099, False)])
+def test_a_configured_container_split_datasource_is_checked(
+    cli: Cli, served: Served, datasource: int, ok: bool
+) -> None:
+    setup_connection(
+        cli,
+        served,
+        plex_secrets=f"consumer_key={PLEX_KEY}\nws_password={DEFAULT_WS_PASSWORD}\n",
+        web_service_user=served.plex.ws_username(340884),
+        extra=f"[connections.acme.plex.container_split]\ndatasource_id = {datasource}\n" + MAPPED,
+    )
+    result = cli("ping")
+    assert result.exit_code == (0 if ok else 1), result.output
+    row = rows(result.output)[f"container split (datasource {datasource})"]
+    if ok:
+        assert (row[2], "not executed" in row[3]) == ("ok", True)
+    else:
+        assert row[2] == "FAIL"
+        assert f"plex.container_split.datasource_id = {datasource}" in row[4]

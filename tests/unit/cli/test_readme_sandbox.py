@@ -117,4 +117,4 @@ def test_the_readme_sandbox_steps_work_as_printed(
     assert "adjusted=" in outputs["sync inventory"]
     assert "failed=" not in outputs["sync inventory"]
     assert ss.inventory.levels
-    assert "11 checks, 0 failed" in outputs["ping --connection"]
+    assert "12 checks, 0 failed" in outputs["ping --connection"]  # + the container split
