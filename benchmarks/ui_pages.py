@@ -34,8 +34,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from mlconnector.clock import FakeClock
-from mlconnector.config import Config
-from mlconnector.store import Store, Vault, error_cause, generate_key, open_store
+from mlconnector.config import Config, WebSettings
+from mlconnector.passwords import hash_password
+from mlconnector.store import Role, Store, Vault, error_cause, generate_key, open_store
 from mlconnector.web import create_web_app
 
 TARGET_MS = 300
@@ -228,9 +229,11 @@ def pages(operations: int, audit: int) -> list[tuple[str, str]]:
 
 
 async def measure(store: Store, home: Path, operations: int, audit: int, repeat: int) -> None:
-    app = create_web_app(store=store, config=Config(home=home), clock=FakeClock())
+    config = Config(home=home, web=WebSettings(allowed_hosts=("bench",)))
+    app = create_web_app(store=store, config=config, clock=FakeClock())
     transport = httpx.ASGITransport(app)
     async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+        await _log_in(client, store)
         for label, path in pages(operations, audit):
             first = await client.get(path)
             if first.status_code != 200:
@@ -247,6 +250,23 @@ async def measure(store: Store, home: Path, operations: int, audit: int, repeat:
                 f"  {label:<34} {median:8.1f} ms  (max {max(times):7.1f})  {verdict:<4} "
                 f"{rows:>4} rows"
             )
+
+
+async def _log_in(client: httpx.AsyncClient, store: Store) -> None:
+    """Every page is behind the login: sign in once, as an operator would."""
+    password = secrets.token_urlsafe(16)
+    await store.create_user("bench", Role.OPERATOR, hash_password(password))
+    form = await client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    if token is None:
+        raise SystemExit("the login page has no CSRF token")
+    answer = await client.post(
+        "/login",
+        data={"csrf_token": token.group(1), "username": "bench", "password": password},
+        headers={"origin": "http://bench"},
+    )
+    if answer.status_code != 303:
+        raise SystemExit(f"login refused: {answer.status_code}")
 
 
 async def run(url: str, home: Path, args: argparse.Namespace, label: str) -> None:
