@@ -178,21 +178,9 @@ async def check_plex(
     results.append(
         await _write_probe(name, config, secrets, client, http, clock, rest_hint, redactor)
     )
-    split = config.plex.container_split.datasource_id
+    split = await container_split_check(name, config, secrets, http, clock)
     if split is not None:
-        results.append(
-            await _datasource_check(
-                name,
-                config,
-                secrets,
-                http,
-                clock,
-                redactor,
-                split,
-                "container split",
-                "plex.container_split.datasource_id",
-            )
-        )
+        results.append(split)
     return [_auth_summary(name, client, results), *results]
 
 
@@ -250,6 +238,30 @@ async def _write_probe(
         return "allowed"
 
     return await _run(name, "Plex", "write access (customer shippers)", probe, rest_hint, redactor)
+
+
+async def container_split_check(
+    name: str,
+    config: ConnectionConfig,
+    secrets: Mapping[str, str],
+    http: httpx.AsyncClient,
+    clock: Clock,
+) -> CheckResult | None:
+    """The configured container-split datasource exists and is granted (``None``: none set)."""
+    split = config.plex.container_split.datasource_id
+    if split is None:
+        return None
+    return await _datasource_check(
+        name,
+        config,
+        secrets,
+        http,
+        clock,
+        Redactor(secrets.values()),
+        split,
+        "container split",
+        "plex.container_split.datasource_id",
+    )
 
 
 async def _datasource_check(

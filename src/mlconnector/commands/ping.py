@@ -60,7 +60,7 @@ async def remote_mapping_checks(
     state: CliContext, config: Config, names: list[str], *, days: int
 ) -> list[CheckResult]:
     """Only the mapping checks of the named connections (``config check --remote``)."""
-    from mlconnector.commands.checks import _missing
+    from mlconnector.commands.checks import _missing, container_split_check
     from mlconnector.commands.credentials import System
     from mlconnector.commands.mappings import mapping_checks
 
@@ -78,6 +78,8 @@ async def remote_mapping_checks(
                 results += missing
                 continue
             results += await mapping_checks(name, conn, secrets[name], http, state.clock, days=days)
+            split = await container_split_check(name, conn, secrets[name], http, state.clock)
+            results += [split] if split is not None else []
     return results
 
 

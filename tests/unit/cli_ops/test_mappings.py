@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import tomllib
+from typing import Any
 
-from tests.unit.cli_ops.conftest import Ops
+from mlconnector.sandbox.plex import DEFAULT_WS_PASSWORD, PlexSandbox
+from mlconnector.store import CredentialKind
+from tests.unit.cli_ops.conftest import PCN, Ops
 
 MAPPED = '[connections.acme.mappings]\nwarehouses = { "DET" = 200, "TOL" = 201, "LON" = 200 }\n'
 
@@ -55,6 +58,41 @@ def test_remote_check_passes_when_everything_is_mapped(ops: Ops) -> None:
     result = ops("config", "check", "--remote")
     assert result.exit_code == 0, result.output
     assert "0 failed" in result.output
+
+
+def test_remote_check_verifies_a_configured_container_split(ops: Ops) -> None:
+    _append(ops, MAPPED)
+    config = ops.home / "mlconnector.toml"
+    text = config.read_text(encoding="utf-8")
+    rest = next(line for line in text.splitlines() if line.startswith("rest_base_url"))
+    plex_url = rest.split('"')[1]
+    user = PlexSandbox.ws_username(PCN)
+    config.write_text(
+        text.replace(
+            rest, f'{rest}\ndatasource_base_url = "{plex_url}"\nweb_service_user = "{user}"', 1
+        )
+        + "[connections.acme.plex.container_split]\ndatasource_id = 990001\n",
+        encoding="utf-8",
+    )
+
+    async def ws_password(store: Any) -> None:
+        await store.set_credential("acme", CredentialKind.PLEX_WS_PASSWORD, DEFAULT_WS_PASSWORD)
+
+    ops.with_store(ws_password)
+    result = ops("config", "check", "--remote")
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "container split" in line)
+    assert "(datasource 990001)" in row
+    assert "not executed" in row
+    # an id Plex does not have fails, naming the setting
+    config.write_text(
+        config.read_text(encoding="utf-8").replace("datasource_id = 990001", "datasource_id = 7"),
+        encoding="utf-8",
+    )
+    result = ops("config", "check", "--remote")
+    assert result.exit_code == 1, result.output
+    assert "container split (datasource 7)" in _failed_rows(result.output)
+    assert "plex.container_split.datasource_id = 7" in result.output
 
 
 def test_lookup_lists_the_ids_and_its_snippet_makes_the_check_pass(ops: Ops) -> None:
