@@ -23,8 +23,10 @@ from mlconnector.store import CredentialKind
 
 #: how far back ``ping`` looks for open releases whose building must be mapped
 DEFAULT_DAYS = 7
-#: at most this many open orders are loaded in full for the building check
+#: at most this many orders are loaded in full for the building check (``config check
+#: --remote``); ``ping`` looks at fewer, to stay quick
 MAX_ORDERS = 100
+PING_MAX_ORDERS = 20
 
 
 def _lookup_hint(name: str, key: str) -> str:
@@ -54,6 +56,7 @@ async def mapping_checks(
     clock: Clock,
     *,
     days: int = DEFAULT_DAYS,
+    max_orders: int = MAX_ORDERS,
 ) -> list[CheckResult]:
     """One result per mapping kind (warehouses, stores, inventory locations, Plex buildings)."""
     redactor = Redactor(secrets.values())
@@ -106,7 +109,7 @@ async def mapping_checks(
         orders = []
         async for order in plex.iter_orders_modified(end - timedelta(days=days), end):
             orders.append(order)
-            if len(orders) >= MAX_ORDERS:
+            if len(orders) >= max_orders:
                 break
         unmapped: dict[str, list[str]] = {}
         open_orders = 0

@@ -101,7 +101,7 @@ async def ping_connections(
     credentials work, its mappings are checked against both systems too."""
     # the clients are imported here, not at start-up: `--help` should not pay for them
     from mlconnector.commands.checks import check_connection
-    from mlconnector.commands.mappings import mapping_checks
+    from mlconnector.commands.mappings import PING_MAX_ORDERS, mapping_checks
     from mlconnector.commands.progress import Activity
 
     secrets = await _secrets(state, config, names)
@@ -118,7 +118,12 @@ async def ping_connections(
                 if mappings and all(r.ok for r in found):
                     activity.step(f"{name}: mappings")
                     results += await mapping_checks(
-                        name, config.connections[name], secrets[name], http, state.clock
+                        name,
+                        config.connections[name],
+                        secrets[name],
+                        http,
+                        state.clock,
+                        max_orders=PING_MAX_ORDERS,
                     )
     return results
 
