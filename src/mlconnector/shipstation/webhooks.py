@@ -51,6 +51,10 @@ _V2_EVENT = re.compile(r"^[A-Z][A-Z0-9_]{0,60}_V2$")
 #: deliveries are tiny pointers; anything bigger is not from ShipStation
 MAX_DELIVERY_BYTES = 64 * 1024
 MAX_RESOURCE_URL = 2048
+#: a pointer is flat; V2 events add a small ``data`` object. Deeper bodies are refused
+MAX_DELIVERY_DEPTH = 16
+#: the longest ``x-shipengine-timestamp`` value looked at
+MAX_TIMESTAMP_CHARS = 64
 
 
 class MalformedDeliveryError(SignatureError):
@@ -86,6 +90,10 @@ def parse_delivery(raw: bytes, *, max_bytes: int = MAX_DELIVERY_BYTES) -> Webhoo
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedDeliveryError("webhook body is not JSON") from exc
+    except RecursionError as exc:  # nesting deeper than the interpreter's stack
+        raise MalformedDeliveryError(_TOO_DEEP) from exc
+    if _depth_over(body, MAX_DELIVERY_DEPTH):
+        raise MalformedDeliveryError(_TOO_DEEP)
     if not isinstance(body, dict):
         raise MalformedDeliveryError("webhook body is not a JSON object")
     url, kind = body.get("resource_url"), body.get("resource_type")
@@ -100,6 +108,25 @@ def parse_delivery(raw: bytes, *, max_bytes: int = MAX_DELIVERY_BYTES) -> Webhoo
         )
     extra = {k: v for k, v in body.items() if k not in ("resource_url", "resource_type")}
     return WebhookDelivery(resource_url=url, resource_type=kind, extra=extra)
+
+
+_TOO_DEEP = f"webhook body is nested deeper than {MAX_DELIVERY_DEPTH} levels"
+
+
+def _depth_over(value: Any, limit: int) -> bool:
+    """Whether arrays/objects nest more than ``limit`` levels (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 # --- the resource_url allow-list ---------------------------------------------------------------
@@ -163,9 +190,13 @@ class AllowList:
             parsed = httpx.URL(url) if isinstance(url, str) else url
         except (httpx.InvalidURL, ValueError) as exc:
             raise ForeignURLError(f"{what} is not a valid URL") from exc
-        if not self.allows(parsed):
+        try:
+            allowed, host = self.allows(parsed), parsed.host
+        except ValueError as exc:  # e.g. an IDNA label that does not decode (a UnicodeError)
+            raise ForeignURLError(f"{what} is not a valid URL") from exc
+        if not allowed:
             raise ForeignURLError(
-                f"{what} points at {parsed.scheme}://{parsed.host}{parsed.path[:80]}, "
+                f"{what} points at {parsed.scheme}://{host[:100]}{parsed.path[:80]}, "
                 "which is not an allowed ShipStation API address; nothing was sent",
                 hint="only the configured ShipStation base URLs may receive credentials; if this "
                 "is a genuine ShipStation host, add it to the connection's base URLs",
@@ -238,16 +269,23 @@ def keys_from_jwks(document: Any) -> dict[str, rsa.RSAPublicKey]:
 
 
 def _parse_timestamp(value: str) -> datetime:
+    """The instant of a timestamp header, as UTC; :class:`SignatureError` for anything that is
+    not one or lies outside what a datetime holds (``0001-01-01T00:00:00+14:00`` is year 0 in
+    UTC)."""
     value = value.strip()
-    if re.fullmatch(r"\d{9,13}(\.\d+)?", value):
-        seconds = float(value)
-        if seconds > 1e11:  # milliseconds
-            seconds /= 1000
-        return datetime.fromtimestamp(seconds, tz=UTC)
+    if len(value) > MAX_TIMESTAMP_CHARS:
+        raise SignatureError("webhook timestamp is too long to be a timestamp")
     try:
-        return parse_iso_offset(value)
+        if re.fullmatch(r"\d{9,13}(\.\d{1,9})?", value):
+            seconds = float(value)
+            if seconds > 1e11:  # milliseconds
+                seconds /= 1000
+            return datetime.fromtimestamp(seconds, tz=UTC)
+        return parse_iso_offset(value).astimezone(UTC)
     except TimeFormatError as exc:
         raise SignatureError(f"webhook timestamp {value[:40]!r} is not a timestamp") from exc
+    except (OverflowError, ValueError, OSError) as exc:
+        raise SignatureError(f"webhook timestamp {value[:40]!r} is out of range") from exc
 
 
 def signed_bytes(layout: str, timestamp: str, body: bytes) -> bytes:
@@ -300,7 +338,10 @@ class SignatureVerifier:
         if not key_id or not signature or not timestamp:
             raise MissingSignatureError("webhook delivery is missing its signature headers")
         sent = _parse_timestamp(timestamp)
-        skew = abs((self.clock.now() - sent).total_seconds())
+        try:
+            skew = abs((self.clock.now() - sent).total_seconds())
+        except OverflowError as exc:
+            raise SignatureError("webhook timestamp is out of range") from exc
         if skew > self.tolerance:
             raise SignatureError(
                 f"webhook timestamp is {skew:.0f}s from now (tolerance {self.tolerance:.0f}s)",
