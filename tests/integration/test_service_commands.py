@@ -103,7 +103,8 @@ v2_base_url = "{ss_url}"
 
                 async def healthy() -> bool:
                     try:
-                        return (await http.get("/healthz")).status_code == 200
+                        # /livez: /healthz turns 503 as soon as a flow fails (inventory here)
+                        return (await http.get("/livez")).status_code == 200
                     except httpx.TransportError:
                         return False
 

@@ -20,7 +20,7 @@ import httpx
 
 from mlconnector.commands.context import CliContext
 from mlconnector.commands.state import ensure_connection_row, opened_store
-from mlconnector.config import Config
+from mlconnector.config import Config, WebSettings
 
 if TYPE_CHECKING:
     import uvicorn
@@ -97,18 +97,20 @@ def pick_connections(state: CliContext, config: Config, connection: str | None) 
     return names
 
 
-def web_server(app: ASGIApp, host: str, port: int) -> uvicorn.Server:
-    """A uvicorn server that leaves signal handling to the command (no access log: webhook
-    paths carry a secret token)."""
+def web_server(app: ASGIApp, settings: WebSettings) -> uvicorn.Server:
+    """A uvicorn server with the ``[web]`` limits and read timeouts
+    (:func:`mlconnector.web.server_config`: no access log, webhook paths carry a secret token)
+    that leaves signal handling to the command."""
     import uvicorn
+
+    from mlconnector.web.server import server_config
 
     class _Server(uvicorn.Server):
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
             yield
 
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
-    return _Server(config)
+    return _Server(server_config(app, settings))
 
 
 @contextlib.contextmanager

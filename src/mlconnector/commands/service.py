@@ -69,10 +69,11 @@ async def _run(state: CliContext, config: Config, *, web: bool, engine: bool) ->
     # (a worker's reach a separate `serve` only through PROMETHEUS_MULTIPROC_DIR)
     metrics = Metrics(env=state.env)
     async with opened_engine(state, config, observer=metrics) as (eng, store):
+        await check_master_key(store, "run" if web and engine else "serve" if web else "worker")
         server = None
         if web:
             app = build_web_app(state, config, store, eng if engine else None, metrics)
-            server = web_server(app, config.web.host, config.web.port)
+            server = web_server(app, config.web)
             state.console.print(f"web: http://{config.web.host}:{config.web.port}/")
 
         def stop() -> None:
@@ -88,6 +89,20 @@ async def _run(state: CliContext, config: Config, *, web: bool, engine: bool) ->
                 state.console.print(f"scheduler: {', '.join(eng.connections()) or 'no connection'}")
                 tasks.append(asyncio.create_task(_engine_then_stop(eng, stop)))
             await asyncio.gather(*tasks)
+
+
+async def check_master_key(store: Store, command: str) -> None:
+    """Decrypt every stored credential before anything starts: with a wrong master key the
+    command stops here, naming the credential and the key's source, instead of answering 500
+    to every webhook and page."""
+    from mlconnector.errors import VaultError
+
+    try:
+        await store.verify_credentials()
+    except VaultError as exc:
+        raise VaultError(
+            f"`{command}` did not start: {exc.message}", record=exc.record, hint=exc.hint
+        ) from exc
 
 
 async def _engine_then_stop(engine: Engine, stop: object) -> None:

@@ -952,13 +952,16 @@ class Store(AccountsRepository, ConsoleQueries, BatchRepository, QuarantineRepos
         async with self._reader.connect() as conn:
             return [to_inbox(r) for r in await conn.execute(query)]
 
-    async def count_pending_webhooks(self) -> dict[str, int]:
-        """Deliveries not yet processed, per connection (a connection with none is absent)."""
+    async def count_pending_webhooks(self, *, connection: str | None = None) -> dict[str, int]:
+        """Deliveries not yet processed, per connection (a connection with none is absent);
+        only ``connection``'s when given."""
         query = (
             select(webhook_inbox.c.connection, func.count())
             .where(webhook_inbox.c.processed_at.is_(None))
             .group_by(webhook_inbox.c.connection)
         )
+        if connection is not None:
+            query = query.where(webhook_inbox.c.connection == connection)
         async with self._reader.connect() as conn:
             return {name: int(n) for name, n in await conn.execute(query)}
 

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
@@ -22,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlconnector.clock import Clock
-from mlconnector.config import Config, WebSettings
+from mlconnector.config import Config
 from mlconnector.store import Store
 from mlconnector.sync.outbox import replay as outbox_replay
 from mlconnector.web.auth import AuthGuard, WebAuth, install_template_globals
@@ -70,20 +69,6 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-
-def server_config(app: ASGIApp, settings: WebSettings) -> uvicorn.Config:
-    """The uvicorn settings to serve the app with: ``[web]`` host/port, lifespan on, and **no
-    access log** (the webhook path carries the token)."""
-    return uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        lifespan="on",
-        access_log=False,
-        server_header=False,
-        log_level="warning",
-    )
 
 
 def create_web_app(

@@ -5,7 +5,10 @@ A delivery goes through these steps, in this order, and stops at the first that 
 1. the connection must exist in the store → else **404**;
 2. the path token must equal the connection's ``webhook_token`` credential, compared in constant
    time (:func:`hmac.compare_digest`) → else **404**, the same answer as step 1, so a caller cannot
-   tell a wrong token from a wrong connection;
+   tell a wrong token from a wrong connection (and both cost one read and one decryption);
+2b. more than ``[web] inbox_max_pending`` deliveries of the connection wait in the inbox →
+   **503** with ``Retry-After: [web] inbox_retry_after_seconds``, before the body is read:
+   ShipStation delivers again later, and nothing already accepted is dropped;
 3. the body is read incrementally and refused past ``max_body_bytes`` → **413** (a declared
    ``Content-Length`` above the cap is refused before anything is read);
 4. :func:`~mlconnector.shipstation.parse_delivery` → **400** for anything malformed;
@@ -176,6 +179,9 @@ class WebhookReceiver:
         if not await self._authorised(name, token):
             log.info("webhook refused for connection %r: unknown connection or token", name[:40])
             return _not_found()
+        busy = await self._backlog_full(name)
+        if busy is not None:
+            return busy
         try:
             body = await read_capped(request, self.options.max_body_bytes)
         except BodyTooLargeError:
@@ -213,6 +219,24 @@ class WebhookReceiver:
         )
 
     # --- the steps -----------------------------------------------------------------------------
+    async def _backlog_full(self, name: str) -> Response | None:
+        """``503`` + ``Retry-After`` while ``[web] inbox_max_pending`` deliveries of this
+        connection wait: ShipStation delivers again later, so nothing is lost, and nothing
+        already accepted is ever dropped (the check is before the body is even read)."""
+        web = self.config.web
+        pending = (await self.store.count_pending_webhooks(connection=name)).get(name, 0)
+        if pending < web.inbox_max_pending:
+            return None
+        log.warning(
+            "webhook for %r deferred: %d deliveries wait in the inbox (inbox_max_pending %d)",
+            name, pending, web.inbox_max_pending,
+        )  # fmt: skip
+        return PlainTextResponse(
+            "Service Unavailable: the inbox of this connection is full; deliver again later.",
+            status_code=503,
+            headers={"Retry-After": str(web.inbox_retry_after_seconds)},
+        )
+
     async def _authorised(self, name: str, token: str) -> bool:
         """Known connection and the right token. A wrong token and an unknown connection take the
         same path through ``compare_digest`` so neither is cheaper to probe."""
