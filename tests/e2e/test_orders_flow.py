@@ -529,3 +529,49 @@ async def test_partial_label_written_back_to_plex_does_not_shrink_the_order(env:
     after = env.ss_by_key()[key]
     assert after["items"][0]["quantity"] == item["quantity"]
     assert after["orderStatus"] == "awaiting_shipment"
+
+
+async def test_an_unreadable_shipstation_order_is_quarantined_by_the_status_poll(
+    env: Env,
+) -> None:
+    rt, _flow = await _first_run(env)
+    key, _release_id = await _ship_one(env, rt)
+    link = await rt.store.get_link("acme", key)
+    assert link is not None
+    assert link.ss_order_id is not None
+    ss_id = int(link.ss_order_id)
+    env.ss.set_raw_field("orders", ss_id, "items", "not a list of items")  # lenient: None
+    env.ss.set_raw_field("orders", ss_id, "orderId", "12ab")  # identity: unreadable
+    env.step()
+    status = await OrderStatusFlow().run(rt)
+    assert (status.quarantined, status.frozen) == (1, 0)
+    [row] = await rt.store.list_quarantined(connection="acme", flow="order_status")
+    assert (row.record_kind, row.field, row.value_excerpt) == (
+        "ShipStation order",
+        "orderId",
+        "'12ab'",
+    )
+    assert row.record_id == "12ab"  # its id as sent
+    assert row.retry_key is None  # no readable id: retried when a window brings it again
+    env.ss.clear_raw_fields("orders", ss_id)
+    env.ss.set_raw_field("orders", ss_id, "orderKey", {"k": 1})  # readable id, bad key
+    env.ss.state.orders[ss_id].modify_date = env.clock.now()  # modified again: in the window
+    env.step()
+    again = await OrderStatusFlow().run(rt)
+    assert again.quarantined == 1
+    rows = await rt.store.list_quarantined(connection="acme", flow="order_status")
+    keyed = [r for r in rows if r.retry_key == f"ss-order:{ss_id}"]
+    assert len(keyed) == 1
+    env.ss.clear_raw_fields("orders", ss_id)
+    env.step()
+    fixed = await OrderStatusFlow().run(rt)  # re-read by id though the cursor moved on
+    assert (fixed.quarantined, fixed.frozen) == (0, 1)
+    [resolved] = [
+        r
+        for r in await rt.store.list_quarantined(connection="acme", state=None)
+        if r.retry_key == f"ss-order:{ss_id}"
+    ]
+    assert resolved.state.value == "resolved"
+    frozen = await rt.store.get_link("acme", key)
+    assert frozen is not None
+    assert frozen.ss_status == "shipped"

@@ -31,7 +31,7 @@ from mlconnector.errors import (
     RemoteValidationError,
 )
 from mlconnector.http import ApiClient, RateLimiterRegistry, Redactor, RequestEvent, RetryPolicy
-from mlconnector.lenient import Unreadable
+from mlconnector.lenient import Unreadable, UnreadableRecordError
 from mlconnector.shipstation._common import (
     M,
     body_request_id,
@@ -304,8 +304,21 @@ class ShipStationV1Client(ApiClient):
         return matched
 
     async def get_order(self, order_id: int) -> Order:
+        """One order; an answer that is not a readable order raises
+        :class:`~mlconnector.lenient.UnreadableRecordError` (a skip naming the field)."""
         raw = await self.request_json("GET", f"/orders/{order_id}", record=f"order {order_id}")
-        return _parse(Order, raw, "order")
+        bad: list[Unreadable] = []
+        order = parse_or_report(
+            Order,
+            raw,
+            "order",
+            service=self.service,
+            on_unreadable=bad.append,
+            where=f"/orders/{order_id}",
+        )
+        if order is None:
+            raise UnreadableRecordError(bad)
+        return order
 
     async def delete_order(self, order_id: int) -> None:
         """Soft-delete an order (it becomes inactive; ShipStation keeps it)."""
@@ -328,8 +341,10 @@ class ShipStationV1Client(ApiClient):
         sort_dir: str | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
         max_pages: int | None = None,
+        on_unreadable: UnreadableSink | None = None,
     ) -> AsyncIterator[Order]:
-        """Every order matching the filters, page by page.
+        """Every order matching the filters, page by page (unreadable ones go to
+        ``on_unreadable``; without a sink they raise :class:`InvalidResponseError`).
 
         ``order_number`` is ShipStation's **prefix** match (``1001`` also finds ``10010``); use
         :meth:`find_orders_by_number` for an exact match.
@@ -351,7 +366,11 @@ class ShipStationV1Client(ApiClient):
             }
         )
         async for item in self._iter("/orders", "orders", params, page_size, max_pages):
-            yield _parse(Order, item, "order")
+            order = parse_or_report(
+                Order, item, "order", service=self.service, on_unreadable=on_unreadable
+            )
+            if order is not None:
+                yield order
 
     async def find_orders_by_number(self, order_number: str) -> list[Order]:
         """Orders whose ``orderNumber`` is exactly ``order_number`` (the filter is a prefix)."""

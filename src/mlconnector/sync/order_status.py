@@ -9,11 +9,13 @@ an order that reopened (a voided label) is unfrozen, because ShipStation is the 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 
 from mlconnector.errors import FatalError
+from mlconnector.lenient import Unreadable, UnreadableRecordError
 from mlconnector.shipstation import FROZEN_STATUSES, Order
-from mlconnector.store import Link, Operation
+from mlconnector.store import Link, Operation, QuarantineEntry
 from mlconnector.sync.base import FlowResult, PlanItem, Resolution, audit
 from mlconnector.sync.cursor import (
     DEFAULT_INITIAL_LOOKBACK,
@@ -23,6 +25,7 @@ from mlconnector.sync.cursor import (
     advance,
     read_window,
 )
+from mlconnector.sync.quarantine import QuarantineBook, entry_of
 from mlconnector.sync.runtime import ConnectionRuntime
 
 FLOW = "order_status"
@@ -34,6 +37,17 @@ def frozen_reason(order: Order) -> str | None:
         return None
     when = order.modify_date.isoformat() if order.modify_date else "unknown time"
     return f"ShipStation order {order.order_number} is {order.order_status} (seen {when})"
+
+
+def order_entries(problems: Iterable[Unreadable]) -> list[QuarantineEntry]:
+    """Quarantine entries for unreadable ShipStation orders, retried by ``orderId`` when the
+    record names a readable one."""
+    entries = []
+    for problem in problems:
+        order_id = problem.ref("orderId") or problem.record_id
+        key = f"ss-order:{order_id}" if order_id.isdigit() else None
+        entries.append(entry_of(problem, key))
+    return entries
 
 
 class OrderStatusFlow:
@@ -65,8 +79,14 @@ class OrderStatusFlow:
             safety_lag=self.safety_lag,
             initial_lookback=self.initial_lookback,
         )
+        book = QuarantineBook(rt, FLOW, result, dry_run)
+        await book.load()
+        await self._retry(rt, book, result, dry_run)
         pairs = []
-        async for order in rt.ss_v1.iter_orders(modify_date_start=start, modify_date_end=end):
+        problems: list[Unreadable] = []
+        async for order in rt.ss_v1.iter_orders(
+            modify_date_start=start, modify_date_end=end, on_unreadable=problems.append
+        ):
             if order.order_id is None:
                 continue
             pairs.append((str(order.order_id), order.modify_date))
@@ -74,6 +94,8 @@ class OrderStatusFlow:
                 continue
             result.count("read")
             await self._apply(rt, order, result, dry_run)
+        # unreadable orders: quarantined, re-read by id on later passes (the cursor moves on)
+        await book.put_all(order_entries(problems))
         if dry_run:
             return result
         new_state = advance(state, pairs, end, overlap=self.overlap)
@@ -81,6 +103,20 @@ class OrderStatusFlow:
             await rt.store.set_cursor(rt.name, FLOW, new_state.to_json())
             result.cursor = new_state.to_json()
         return result
+
+    async def _retry(
+        self, rt: ConnectionRuntime, book: QuarantineBook, result: FlowResult, dry_run: bool
+    ) -> None:
+        """Re-read each quarantined order by id; one that reads now is applied."""
+        for order_id in book.retry_ids("ss-order"):
+            try:
+                order = await rt.ss_v1.get_order(int(order_id))
+            except UnreadableRecordError as exc:
+                await book.put_all(order_entries(exc.problems))
+                continue
+            result.count("read")
+            await self._apply(rt, order, result, dry_run)
+            await book.read_ok(f"ss-order:{order_id}")
 
     async def _apply(
         self, rt: ConnectionRuntime, order: Order, result: FlowResult, dry_run: bool

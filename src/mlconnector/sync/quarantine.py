@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 #: the flows that quarantine records (each has a ``mlconnector_quarantined_records`` series)
-QUARANTINE_FLOWS = ("orders", "shipments", "inventory")
+QUARANTINE_FLOWS = ("orders", "shipments", "inventory", "order_status")
 
 
 def entry_of(

@@ -190,8 +190,8 @@ class ShipStationSandbox:
         return self.state.create_labels([request])[0]
 
     def set_raw_field(self, resource: str, ident: int, field: str, value: object) -> None:
-        """Make ``GET /{resource}`` (``shipments`` or ``fulfillments``) send ``value`` as
-        ``field`` of record ``ident`` (a malformed record, as a real account may send)."""
+        """Make ``GET /{resource}`` (``orders``, ``shipments``, ``fulfillments``) send ``value``
+        as ``field`` of record ``ident`` (a malformed record, as a real account may send)."""
         self.state.raw_fields.setdefault((resource, ident), {})[field] = value
 
     def clear_raw_fields(self, resource: str, ident: int) -> None:

@@ -307,11 +307,12 @@ class V1Api:
             default=lambda o: o.order_id,
         )
         page, meta = paginate(request, rows)
-        return {"orders": [render_order(o) for o in page], **meta}
+        return {"orders": [self._raw("orders", o.order_id, render_order(o)) for o in page], **meta}
 
     async def get_order(self, request: Request) -> JsonDict:
         """``GET /orders/{orderId}``."""
-        return render_order(self._order_or_404(request))
+        order = self._order_or_404(request)
+        return self._raw("orders", order.order_id, render_order(order))
 
     async def delete_order(self, request: Request) -> JsonDict:
         """``DELETE /orders/{orderId}``: a soft delete."""
