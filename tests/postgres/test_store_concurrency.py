@@ -1,23 +1,23 @@
-"""PostgreSQL only: leases between separate connections use FOR UPDATE SKIP LOCKED."""
+"""PostgreSQL only: what separate server sessions share — the rate budget row (stepped under its
+row lock, no update lost) and the flow locks of one-off runs (advisory locks, and their
+handshake with the engine's running jobs)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from mlconnector.clock import FakeClock
+from mlconnector.http.ratelimit import BudgetState
 from mlconnector.store import Store, open_store
-from mlconnector.store.schema import leases, metadata
-from tests.dbutil import temporary_database
+from mlconnector.store.schema import metadata
 
 pytestmark = pytest.mark.postgres
 
-TTL = timedelta(seconds=60)
-#: a guard against a hang, not a timing assertion: SKIP LOCKED must not wait on the held lock
+#: a guard against a hang, not a timing assertion
 GUARD = 30
 
 
@@ -36,79 +36,42 @@ async def stores(pg_url: str, fake_clock: FakeClock) -> AsyncIterator[tuple[Stor
         await second.close()
 
 
-async def test_locked_lease_row_is_skipped_not_waited_for(stores: tuple[Store, Store]) -> None:
-    first, second = stores
-    await first.create_connection("acme")
-    await first.claim_any_lease("seed", ["orders", "inventory"], TTL)  # creates both rows
-    await first.release_lease("acme", "orders", "seed")
-    await first.release_lease("acme", "inventory", "seed")
+async def test_concurrent_budget_steps_lose_no_update(stores: tuple[Store, Store]) -> None:
+    initial = BudgetState(limit=1000)
 
-    async with first.engine.connect() as holder:
-        # Session 1 holds the (acme, orders) row lock, as a worker mid-claim would.
-        await holder.execute(
-            select(leases)
-            .where(leases.c.connection == "acme", leases.c.flow == "orders")
-            .with_for_update()
-        )
-        taken = await asyncio.wait_for(second.try_acquire_lease("acme", "orders", "w2", TTL), GUARD)
-        assert taken is None
-        other = await asyncio.wait_for(
-            second.claim_any_lease("w2", ["orders", "inventory"], TTL), GUARD
-        )
-        assert other is not None
-        assert (other.flow, other.owner) == ("inventory", "w2")
-        await holder.rollback()
-    # Once the lock is gone the lease is free again.
-    assert await second.try_acquire_lease("acme", "orders", "w2", TTL) is not None
+    def take(state: BudgetState) -> int | None:
+        state.try_start(0.0, 0.05)
+        return state.remaining
 
-
-async def test_two_engines_racing_for_one_lease(stores: tuple[Store, Store]) -> None:
-    first, second = stores
-    await first.create_connection("acme")
-    for _ in range(5):
-        results = await asyncio.gather(
-            first.try_acquire_lease("acme", "orders", "w1", TTL),
-            second.try_acquire_lease("acme", "orders", "w2", TTL),
-        )
-        winners = [r for r in results if r is not None]
-        assert len(winners) == 1
-        assert await first.release_lease("acme", "orders", winners[0].owner) is True
-
-
-async def test_many_workers_claim_disjoint_leases(stores: tuple[Store, Store]) -> None:
-    first, second = stores
-    for i in range(4):
-        await first.create_connection(f"c{i}")
-    flows = ["orders", "inventory", "shipments"]
-    claims = await asyncio.gather(
-        *((first if i % 2 else second).claim_any_lease(f"w{i}", flows, TTL) for i in range(20))
+    seen = await asyncio.wait_for(
+        asyncio.gather(*(stores[i % 2].step_budget("k", initial, take) for i in range(60))),
+        GUARD,
     )
-    pairs = [(c.connection, c.flow) for c in claims if c is not None]
-    assert len(pairs) == 12
-    assert len(set(pairs)) == 12
+    # every step saw the one before it: 60 distinct values, down to 1000 - 60
+    assert sorted(seen, reverse=True) == list(range(999, 939, -1))  # type: ignore[type-var]
 
 
-async def test_concurrent_enqueue_across_engines(stores: tuple[Store, Store]) -> None:
+async def test_a_flow_lock_is_held_across_sessions(stores: tuple[Store, Store]) -> None:
     first, second = stores
-    await first.create_connection("acme")
-    results = await asyncio.gather(
-        *(
-            (first if i % 2 else second).enqueue("acme", "orders", "create", "one-key", {"i": i})
-            for i in range(10)
-        )
-    )
-    assert sum(r.created for r in results) == 1
-    assert len({r.operation.id for r in results}) == 1
+    async with first.flow_lock("acme", "orders") as held:
+        assert held
+        assert not await second.flow_lock_free("acme", "orders")
+        async with second.flow_lock("acme", "orders") as other:
+            assert not other
+        assert await second.flow_lock_free("acme", "inventory")  # per (connection, flow)
+    assert await second.flow_lock_free("acme", "orders")
 
 
-async def test_workers_starting_together_migrate_once(fake_clock: FakeClock) -> None:
-    with temporary_database() as url:
-        opening = asyncio.gather(*(open_store(url, clock=fake_clock) for _ in range(4)))
-        stores = await asyncio.wait_for(opening, GUARD)
-        try:
-            await stores[0].create_connection("acme")
-            for store in stores:
-                assert [c.name for c in await store.list_connections()] == ["acme"]
-        finally:
-            for store in stores:
-                await store.close()
+async def test_a_running_engine_job_refuses_the_flow_lock(stores: tuple[Store, Store]) -> None:
+    first, _ = stores
+    async with first.engine.begin() as conn:  # the shape of procrastinate's jobs table
+        await conn.execute(text("CREATE TABLE procrastinate_jobs (lock text, status text)"))
+        await conn.execute(text("INSERT INTO procrastinate_jobs VALUES ('acme:orders', 'doing')"))
+    try:
+        async with first.flow_lock("acme", "orders") as held:
+            assert not held
+        async with first.flow_lock("acme", "inventory") as held:
+            assert held
+    finally:
+        async with first.engine.begin() as conn:
+            await conn.execute(text("DROP TABLE procrastinate_jobs"))

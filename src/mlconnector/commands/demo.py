@@ -261,7 +261,7 @@ async def _story(
             store,
             state.clock,
             flows=demo_flows(),
-            options=EngineOptions(tick=0.5, intervals=KEEP_INTERVALS, lease_ttl=60),
+            options=EngineOptions(tick=0.5, intervals=KEEP_INTERVALS),
             observer=metrics,
         )
         engine_box.append(engine)

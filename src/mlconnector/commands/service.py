@@ -3,9 +3,10 @@ and ``sandbox``.
 
 * ``run``: the scheduler and the web app (webhook receiver + UI) in one process; a stored webhook
   nudges the engine so the inbox is processed at once;
-* ``worker``: the scheduler only (scale-out on PostgreSQL: any number of workers share the
-  schedule through the leases);
-* ``serve``: the web app only (stateless; the workers process the inbox on their next run);
+* ``worker``: the engine only — on PostgreSQL procrastinate's worker (any number of them share
+  the jobs, one per flow run, locked per (connection, flow)); on SQLite the in-process scheduler;
+* ``serve``: the web app only (stateless; on PostgreSQL a stored webhook defers the shipments
+  job at once);
 * ``webhooks register``: subscribe the connection's ShipStation account to the shipment events at
   ``{public_url}/webhooks/shipstation/{connection}/{token}``; idempotent;
 * ``sandbox``: both simulators on loopback until Ctrl-C, with their URLs and credentials.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -24,6 +26,7 @@ from rich.table import Table
 from mlconnector.commands._engine import on_signals, opened_engine, web_server
 from mlconnector.commands.context import CliContext, get_context, reports_errors
 from mlconnector.config import Config
+from mlconnector.sync.scheduler import EngineOptions
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -49,10 +52,35 @@ def run(ctx: typer.Context) -> None:
 
 
 @reports_errors
-def worker(ctx: typer.Context) -> None:
-    """The scheduler only (run several on PostgreSQL to scale out)."""
+def worker(
+    ctx: typer.Context,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, help="Flow runs at once in this process.")
+    ] = 16,
+    stalled_after: Annotated[
+        float,
+        typer.Option(
+            "--stalled-after",
+            min=1.0,
+            help="PostgreSQL: seconds without a heartbeat after which a worker's jobs are "
+            "handed to another.",
+        ),
+    ] = 30.0,
+) -> None:
+    """The engine's worker only: procrastinate's on PostgreSQL (run several to scale out),
+    the in-process scheduler on SQLite."""
     state = get_context(ctx)
-    asyncio.run(_run(state, state.load_config(), web=False, engine=True))
+    config = state.load_config()
+    asyncio.run(
+        _run(
+            state,
+            config,
+            web=False,
+            engine=True,
+            concurrency=concurrency,
+            stalled_after=stalled_after,
+        )
+    )
 
 
 @reports_errors
@@ -62,17 +90,45 @@ def serve(ctx: typer.Context) -> None:
     asyncio.run(_run(state, state.load_config(), web=True, engine=False))
 
 
-async def _run(state: CliContext, config: Config, *, web: bool, engine: bool) -> None:
+async def _run(
+    state: CliContext,
+    config: Config,
+    *,
+    web: bool,
+    engine: bool,
+    concurrency: int = 32,
+    stalled_after: float = 30.0,
+) -> None:
     from mlconnector.web.metrics import Metrics
 
     # one set of counters per process: the engine's events show on this process's /metrics
     # (a worker's reach a separate `serve` only through PROMETHEUS_MULTIPROC_DIR)
     metrics = Metrics(env=state.env)
-    async with opened_engine(state, config, observer=metrics) as (eng, store):
+    options = EngineOptions(concurrency=concurrency)
+    async with opened_engine(state, config, options=options, observer=metrics) as (eng, store):
         await check_master_key(store, "run" if web and engine else "serve" if web else "worker")
+        if store.dialect == "postgresql":
+            await _run_scaled(
+                state,
+                config,
+                eng,
+                store,
+                web=web,
+                work=engine,
+                stalled_after=stalled_after,
+                metrics=metrics,
+            )
+            return
         server = None
         if web:
-            app = build_web_app(state, config, store, eng if engine else None, metrics)
+            app = build_web_app(
+                state,
+                config,
+                store,
+                on_webhook=eng.nudge if engine else None,
+                flow_states=_local_states(eng) if engine else None,
+                metrics=metrics,
+            )
             server = web_server(app, config.web)
             state.console.print(f"web: http://{config.web.host}:{config.web.port}/")
 
@@ -105,6 +161,84 @@ async def check_master_key(store: Store, command: str) -> None:
         ) from exc
 
 
+def _local_states(engine: Engine) -> Callable[[str], Awaitable[dict[str, str]]]:
+    async def states(connection: str) -> dict[str, str]:
+        return engine.states(connection)
+
+    return states
+
+
+async def _run_scaled(
+    state: CliContext,
+    config: Config,
+    eng: Engine,
+    store: Store,
+    *,
+    web: bool,
+    work: bool,
+    stalled_after: float = 30.0,
+    metrics: Metrics | None = None,
+) -> None:
+    """PostgreSQL: procrastinate's worker (``work``) and/or the stateless web app, whose
+    webhooks defer the shipments job at once."""
+    from mlconnector.sync.jobs import JobQueue, ensure_scheduled, opened_app, retry_stalled_jobs
+
+    url = store.engine.url.render_as_string(hide_password=False)
+    runner = eng.runner if work else None
+    async with opened_app(store, url, runner=runner, stalled_after=stalled_after) as app:
+        queue = JobQueue(app)
+
+        async def flow_states(connection: str) -> dict[str, str]:
+            return {f: s for (_c, f), s in (await queue.states(connection)).items()}
+
+        server = None
+        if web:
+            web_app = build_web_app(
+                state,
+                config,
+                store,
+                on_webhook=queue.nudge,
+                flow_states=flow_states,
+                metrics=metrics,
+            )
+            server = web_server(web_app, config.web)
+            state.console.print(f"web: http://{config.web.host}:{config.web.port}/")
+        tasks: list[asyncio.Task[None]] = []
+        if server is not None:
+            tasks.append(asyncio.create_task(server.serve()))
+        if work:
+            # at start, not at the first periodic pass: take over the jobs of dead workers, and
+            # schedule every flow that has no job yet
+            await retry_stalled_jobs(app, after=stalled_after)
+            await ensure_scheduled(eng.runner, queue)
+            state.console.print(
+                f"worker {eng.owner}: {', '.join(eng.connections()) or 'no connection'}"
+            )
+            tasks.append(
+                asyncio.create_task(
+                    app.run_worker_async(
+                        name=eng.owner,
+                        concurrency=eng.options.concurrency,
+                        install_signal_handlers=False,
+                        update_heartbeat_interval=stalled_after / 3,
+                        stalled_worker_timeout=stalled_after,
+                    )
+                )
+            )
+
+        def stop() -> None:
+            if server is not None:
+                server.should_exit = True
+            for task in tasks[1 if server is not None else 0 :]:
+                task.cancel()  # procrastinate stops gracefully: running jobs finish
+
+        with on_signals(stop):
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                raise result
+
+
 async def _engine_then_stop(engine: Engine, stop: object) -> None:
     try:
         await engine.run_forever()
@@ -117,17 +251,20 @@ def build_web_app(
     state: CliContext,
     config: Config,
     store: Store,
-    engine: Engine | None,
+    *,
+    on_webhook: Callable[[str], object] | None = None,
+    flow_states: Callable[[str], Awaitable[dict[str, str]]] | None = None,
     metrics: Metrics | None = None,
 ) -> Starlette:
-    """The web app over ``store``; stored webhooks nudge ``engine`` when there is one."""
+    """The web app over ``store``; stored webhooks call ``on_webhook`` (the engine's nudge)."""
     from mlconnector.web import create_web_app
 
     return create_web_app(
         store=store,
         config=config,
         clock=state.clock,
-        on_webhook=engine.nudge if engine is not None else None,
+        on_webhook=on_webhook,
+        flow_states=flow_states,
         metrics=metrics,
     )
 

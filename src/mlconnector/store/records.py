@@ -210,16 +210,6 @@ class Received:
 
 
 @dataclass(frozen=True, slots=True)
-class Lease:
-    """Who runs a (connection, flow) and until when."""
-
-    connection: str
-    flow: str
-    owner: str
-    expires_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class ShipmentLine:
     """One ShipStation shipment (or fulfilment) line reduced in Plex exactly once."""
 

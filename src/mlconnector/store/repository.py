@@ -18,10 +18,10 @@ import re
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from sqlalchemy import Select, and_, case, delete, func, literal, or_, select, true, update
+from sqlalchemy import Select, and_, case, delete, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -31,6 +31,7 @@ from mlconnector.clock import Clock
 from mlconnector.errors import VaultError
 from mlconnector.http.ratelimit import BudgetState
 from mlconnector.http.redact import Redactor
+from mlconnector.store import flowlock
 from mlconnector.store.accounts import AccountsRepository
 from mlconnector.store.batch import BatchRepository
 from mlconnector.store.exceptions import OperationStateError, StoreError, UnknownConnectionError
@@ -44,7 +45,6 @@ from mlconnector.store.records import (
     Cursor,
     Enqueued,
     InboxItem,
-    Lease,
     Link,
     Operation,
     OperationState,
@@ -56,7 +56,6 @@ from mlconnector.store.rows import (
     to_audit,
     to_connection,
     to_inbox,
-    to_lease,
     to_link,
     to_operation,
     to_shipment_line,
@@ -67,7 +66,6 @@ from mlconnector.store.schema import (
     credentials,
     cursors,
     inventory_snapshot,
-    leases,
     links,
     operations,
     rate_budgets,
@@ -90,7 +88,7 @@ class _Writers:
     """The queue of one process's SQLite writers (one ``asyncio.Lock`` per event loop).
 
     SQLite lets one connection write at a time. Two pooled connections of the same process that
-    both ``BEGIN IMMEDIATE`` (the flow's writes and the engine's lease renewals, or the webhook
+    both ``BEGIN IMMEDIATE`` (the flow's writes and the engine's run records, or the webhook
     receiver) would otherwise meet at the file lock, where the loser polls with growing sleeps
     (the busy timeout) while a writer that commits and begins again at once can hold it on
     every poll until the timeout ends in "database is locked". Queued here, they take turns in
@@ -112,8 +110,9 @@ class _Writers:
 
 class Store(AccountsRepository, ConsoleQueries, BatchRepository, QuarantineRepository):
     """The connector's state: connections, credentials, cursors, links, the idempotent outbox,
-    the audit trail, the webhook inbox, leases, the inventory snapshot, shipment write-backs, the
-    quarantine of unreadable records, and the web UI's operator accounts and sessions.
+    the audit trail, the webhook inbox, rate budgets, flow locks, the inventory snapshot, shipment
+    write-backs, the quarantine of unreadable records, and the web UI's operator accounts and
+    sessions.
 
     Build one with :func:`mlconnector.store.open_store`; close it with :meth:`close` (or use it as
     an async context manager). ``vault`` is needed only by the credential methods; ``redactor``
@@ -467,6 +466,15 @@ class Store(AccountsRepository, ConsoleQueries, BatchRepository, QuarantineRepos
             )
             return [Cursor(r.connection, r.flow, r.value, r.updated_at) for r in rows]
 
+    async def cursors_named(self, suffix: str) -> list[Cursor]:
+        """Every cursor, of every connection, whose flow name ends with ``suffix`` (one
+        statement: how the scheduler learns every flow's last run at start)."""
+        async with self._reader.connect() as conn:
+            rows = await conn.execute(
+                select(cursors).where(cursors.c.flow.endswith(suffix, autoescape=True))
+            )
+            return [Cursor(r.connection, r.flow, r.value, r.updated_at) for r in rows]
+
     # --- links ---------------------------------------------------------------------------------
     async def save_link(self, link: Link, *, now: datetime | None = None) -> Link:
         """Insert or replace the link for ``(link.connection, link.order_key)`` (all fields)."""
@@ -733,6 +741,26 @@ class Store(AccountsRepository, ConsoleQueries, BatchRepository, QuarantineRepos
             .limit(limit)
         )
         return await self._operations(query)
+
+    async def due_flows(self, *, now: datetime | None = None) -> set[tuple[str, str]]:
+        """Every (connection, flow) with an operation to send now (``pending``, or ``failed``
+        whose backoff has passed): the one statement of an idle scheduler tick."""
+        now = self._now(now)
+        query = (
+            select(operations.c.connection, operations.c.flow)
+            .where(
+                or_(
+                    operations.c.state == _S.PENDING.value,
+                    and_(
+                        operations.c.state == _S.FAILED.value,
+                        operations.c.next_attempt_at <= now,
+                    ),
+                )
+            )
+            .group_by(operations.c.connection, operations.c.flow)
+        )
+        async with self._reader.connect() as conn:
+            return {(r.connection, r.flow) for r in await conn.execute(query)}
 
     async def left_sent(
         self,
@@ -1009,6 +1037,22 @@ class Store(AccountsRepository, ConsoleQueries, BatchRepository, QuarantineRepos
             raise StoreError(f"no webhook inbox item {item_id}")
         return to_inbox(row)
 
+    # --- flow locks (runs that are not engine jobs) -------------------------------------------
+    @asynccontextmanager
+    async def flow_lock(self, connection: str, flow: str) -> AsyncIterator[bool]:
+        """Hold the cross-process lock of (connection, flow) for the block, yielding whether
+        it was taken; on PostgreSQL also refused while an engine job of it is running
+        (:mod:`mlconnector.store.flowlock`)."""
+        async with flowlock.flow_lock(self._engine, connection, flow) as got:
+            if got and await flowlock.flow_job_running(self._engine, connection, flow):
+                got = False
+            yield got
+
+    async def flow_lock_free(self, connection: str, flow: str) -> bool:
+        """Whether no one-off run or backfill holds the lock of (connection, flow) (what an
+        engine job checks once it is ``doing``)."""
+        return await flowlock.flow_lock_free(self._engine, connection, flow)
+
     # --- shared rate budgets ----------------------------------------------------------------
     def shared_budgets(self) -> Store | None:
         """This store as the :class:`~mlconnector.http.ratelimit.BudgetBackend` of every process
@@ -1042,170 +1086,6 @@ class Store(AccountsRepository, ConsoleQueries, BatchRepository, QuarantineRepos
                 .values(state=state.to_json(), updated_at=self._clock.now())
             )
         return result
-
-    # --- leases --------------------------------------------------------------------------------
-    def _claimable(self, owner: str, now: datetime) -> Any:
-        return or_(
-            leases.c.owner.is_(None),
-            leases.c.expires_at <= now,
-            leases.c.owner == owner,
-        )
-
-    async def try_acquire_lease(
-        self,
-        connection: str,
-        flow: str,
-        owner: str,
-        ttl: timedelta,
-        *,
-        now: datetime | None = None,
-    ) -> Lease | None:
-        """Take (or keep) the lease on ``(connection, flow)`` until ``now + ttl``. ``None`` when
-        another owner holds an unexpired lease. An expired lease is taken over."""
-        now = self._now(now)
-        key = and_(leases.c.connection == connection, leases.c.flow == flow)
-        async with self._tx(connection) as conn:
-            await conn.execute(
-                self._insert(leases)
-                .values(connection=connection, flow=flow)
-                .on_conflict_do_nothing(index_elements=["connection", "flow"])
-            )
-            if self._postgres:
-                # Another worker holding the row lock is about to take it: do not wait for it.
-                locked = await conn.execute(
-                    select(leases.c.flow)
-                    .where(key, self._claimable(owner, now))
-                    .with_for_update(skip_locked=True)
-                )
-                if locked.first() is None:
-                    return None
-            return await self._take(conn, key, owner, now, ttl)
-
-    async def _take(
-        self, conn: AsyncConnection, key: Any, owner: str, now: datetime, ttl: timedelta
-    ) -> Lease | None:
-        # The claimable condition is re-checked in the UPDATE itself, so the take is atomic on
-        # SQLite (single writer) as well as under PostgreSQL's row lock.
-        row = (
-            await conn.execute(
-                update(leases)
-                .where(key, self._claimable(owner, now))
-                .values(owner=owner, expires_at=now + ttl, updated_at=now)
-                .returning(leases)
-            )
-        ).first()
-        return to_lease(row) if row else None
-
-    async def renew_lease(
-        self,
-        connection: str,
-        flow: str,
-        owner: str,
-        ttl: timedelta,
-        *,
-        now: datetime | None = None,
-    ) -> Lease | None:
-        """Extend a lease ``owner`` still holds; ``None`` if it was lost (taken over by another
-        owner after expiring): stop working on that flow."""
-        now = self._now(now)
-        async with self._write() as conn:
-            row = (
-                await conn.execute(
-                    update(leases)
-                    .where(
-                        leases.c.connection == connection,
-                        leases.c.flow == flow,
-                        leases.c.owner == owner,
-                    )
-                    .values(expires_at=now + ttl, updated_at=now)
-                    .returning(leases)
-                )
-            ).first()
-        return to_lease(row) if row else None
-
-    async def release_lease(
-        self, connection: str, flow: str, owner: str, *, now: datetime | None = None
-    ) -> bool:
-        """Give the lease up; ``False`` if ``owner`` did not hold it."""
-        async with self._write() as conn:
-            result = await conn.execute(
-                update(leases)
-                .where(
-                    leases.c.connection == connection,
-                    leases.c.flow == flow,
-                    leases.c.owner == owner,
-                )
-                .values(owner=None, expires_at=None, updated_at=self._now(now))
-            )
-        return result.rowcount > 0
-
-    async def get_lease(self, connection: str, flow: str) -> Lease | None:
-        """The current holder of ``(connection, flow)`` (possibly expired), or ``None``."""
-        async with self._reader.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(leases).where(
-                        leases.c.connection == connection,
-                        leases.c.flow == flow,
-                        leases.c.owner.is_not(None),
-                    )
-                )
-            ).first()
-        return to_lease(row) if row else None
-
-    async def list_leases(self, *, connection: str | None = None) -> list[Lease]:
-        """Every held lease (possibly expired), by connection and flow (for status pages)."""
-        query = select(leases).where(leases.c.owner.is_not(None))
-        if connection is not None:
-            query = query.where(leases.c.connection == connection)
-        async with self._reader.connect() as conn:
-            rows = await conn.execute(query.order_by(leases.c.connection, leases.c.flow))
-            return [to_lease(r) for r in rows]
-
-    async def claim_any_lease(
-        self,
-        owner: str,
-        flows: Sequence[str],
-        ttl: timedelta,
-        *,
-        now: datetime | None = None,
-    ) -> Lease | None:
-        """For workers: take one free or expired lease among ``flows`` of every enabled
-        connection (least recently run first), or ``None`` when everything is taken. On
-        PostgreSQL concurrent workers skip each other's candidates (``SKIP LOCKED``)."""
-        now = self._now(now)
-        free = or_(leases.c.owner.is_(None), leases.c.expires_at <= now)
-        enabled = select(connections.c.name).where(connections.c.enabled.is_(True))
-        candidates = (
-            select(leases.c.connection, leases.c.flow)
-            .where(leases.c.flow.in_(list(flows)), free, leases.c.connection.in_(enabled))
-            .order_by(leases.c.updated_at.asc().nulls_first(), leases.c.connection, leases.c.flow)
-        )
-        async with self._write() as conn:
-            await self._ensure_lease_rows(conn, flows)
-            if self._postgres:
-                rows = (
-                    await conn.execute(candidates.limit(1).with_for_update(skip_locked=True))
-                ).all()
-            else:
-                rows = (await conn.execute(candidates)).all()
-            for row in rows:
-                key = and_(leases.c.connection == row.connection, leases.c.flow == row.flow)
-                lease = await self._take(conn, and_(key, free), owner, now, ttl)
-                if lease is not None:
-                    return lease
-        return None
-
-    async def _ensure_lease_rows(self, conn: AsyncConnection, flows: Sequence[str]) -> None:
-        """Every (connection, flow) pair gets its lease row, so it can be claimed."""
-        for flow in flows:
-            # ``WHERE true`` keeps SQLite from reading ON CONFLICT as part of the SELECT.
-            pairs = select(connections.c.name, literal(flow, leases.c.flow.type)).where(true())
-            await conn.execute(
-                self._insert(leases)
-                .from_select(["connection", "flow"], pairs)
-                .on_conflict_do_nothing(index_elements=["connection", "flow"])
-            )
 
     # --- inventory snapshot --------------------------------------------------------------------
     async def get_inventory_snapshot(self, connection: str) -> dict[tuple[str, str], int]:

@@ -10,7 +10,6 @@ from mlconnector.store.records import (
     AuditEvent,
     Connection,
     InboxItem,
-    Lease,
     Link,
     Operation,
     OperationState,
@@ -113,11 +112,6 @@ def to_inbox(row: Row[Any]) -> InboxItem:
         outcome=row.outcome,
         attempts=row.attempts,
     )
-
-
-def to_lease(row: Row[Any]) -> Lease:
-    """The :class:`Lease` held in a ``lease`` row."""
-    return Lease(row.connection, row.flow, row.owner, row.expires_at)
 
 
 def to_shipment_line(row: Row[Any]) -> ShipmentLine:

@@ -234,17 +234,6 @@ webhook_inbox = Table(
     Index("ix_webhook_inbox_processed_at_received_at", "processed_at", "received_at"),
 )
 
-leases = Table(
-    "leases",
-    metadata,
-    _connection_fk(),
-    Column("flow", String(64), nullable=False),
-    Column("owner", String(200)),
-    Column("expires_at", UTCDateTime),
-    Column("updated_at", UTCDateTime),
-    PrimaryKeyConstraint("connection", "flow"),
-)
-
 #: shared rate budgets per credential (key = hash of host and credential, never the secret);
 #: ``state`` is :class:`mlconnector.http.ratelimit.BudgetState`, stepped under a row lock
 rate_budgets = Table(

@@ -16,8 +16,8 @@ JSON Data Source API or the legacy SOAP ``ExecuteDataSource``):
 3. after each window is committed, the position is stored as the cursor ``(connection,
    "backfill")``: ``{"since", "until", "done_until", ...}``. A re-run with the same period
    continues after ``done_until``; a different period starts afresh;
-4. a real run holds the lease of the ``orders`` flow (renewed per window): the engine's orders
-   flow and the backfill never send at the same time.
+4. a real run holds the lock of the ``orders`` flow (``Store.flow_lock``) for its walk: the
+   engine's orders flow and the backfill never send at the same time.
 
 The history datasource id is not in the configuration: :data:`DEFAULT_HISTORY_DATASOURCE`
 (18120, ``Sales_Release_History_Get``; confirm it on the tenant's Data Sources screen) is the
@@ -65,8 +65,6 @@ FLOW = "backfill"
 DEFAULT_HISTORY_DATASOURCE = 18120
 DEFAULT_WINDOW = timedelta(days=7)
 DEFAULT_MIN_WINDOW = timedelta(hours=1)
-#: the orders lease is held this long past each committed window
-LEASE_TTL = timedelta(minutes=15)
 #: the Id Conversion API takes at most this many records per call
 ID_CHUNK = 5000
 
@@ -341,33 +339,22 @@ class Backfill:
     async def run(self, *, dry_run: bool = False) -> BackfillResult:
         """Walk the period window by window; commit each window before the next.
 
-        A real run holds the lease of the connection's ``orders`` flow (renewed after each
-        window), so the engine never sends the same groups at the same time; a dry run does not.
+        A real run holds the lock of the connection's ``orders`` flow for its whole walk
+        (``Store.flow_lock``: the engine never sends the same groups at the same time); a dry
+        run does not.
         """
         if dry_run:
             return await self._walk(dry_run=True)
         store, name = self.rt.store, self.rt.name
-        if await store.try_acquire_lease(name, ORDERS_FLOW, self.owner, LEASE_TTL) is None:
-            raise TransientError(
-                f"the orders flow of connection {name!r} is running (its lease is held); the "
-                "backfill did not start",
-                record=name,
-                hint="try again in a few minutes, or stop `mlconnector run` for the backfill",
-            )
-        try:
+        async with store.flow_lock(name, ORDERS_FLOW) as held:
+            if not held:
+                raise TransientError(
+                    f"the orders flow of connection {name!r} is running; the backfill did not "
+                    "start",
+                    record=name,
+                    hint="try again in a few minutes, or stop `mlconnector run` for the backfill",
+                )
             return await self._walk(dry_run=False)
-        finally:
-            await store.release_lease(name, ORDERS_FLOW, self.owner)
-
-    async def _renew(self) -> None:
-        lease = await self.rt.store.renew_lease(self.rt.name, ORDERS_FLOW, self.owner, LEASE_TTL)
-        if lease is None:
-            raise TransientError(
-                f"the backfill of connection {self.rt.name!r} lost the orders lease (it expired "
-                "and another worker took it); stopped after the last committed window",
-                record=self.rt.name,
-                hint="run the same backfill command again: it resumes where it stopped",
-            )
 
     async def _walk(self, *, dry_run: bool) -> BackfillResult:
         plan = self.plan
@@ -405,7 +392,6 @@ class Backfill:
             )
             if not dry_run:
                 await self.rt.store.set_cursor(self.rt.name, FLOW, state.to_json())
-                await self._renew()
             outcome.state = state
             if self.on_window is not None:
                 self.on_window(

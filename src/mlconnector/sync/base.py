@@ -239,7 +239,7 @@ class FlowResult:
 class Flow(Protocol):
     """One sync flow. Implementations are plain classes; the engine holds one per flow name."""
 
-    #: the flow's name: cursor, lease and outbox ``flow`` column (``"orders"``, ``"inventory"``)
+    #: the flow's name: cursor, flow lock and outbox ``flow`` column (``"orders"``, ``"inventory"``)
     name: str
     #: the outbox operation kinds this flow executes and resolves (``"ss.order.upsert"`` ...)
     kinds: frozenset[str]

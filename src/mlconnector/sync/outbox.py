@@ -301,7 +301,7 @@ async def recover(rt: ConnectionRuntime, flows: Sequence[Flow], *, limit: int = 
     ``sent``. A :class:`BatchResolveFlow` answers for all its operations at once (a crashed
     ``createorders`` batch costs a list read, not one look-up per order).
 
-    Call it under the connection's leases (nobody else may be mid-send), before the runs.
+    Call it under the flow's lock (nobody else may be mid-send), before the runs.
     """
     result = FlowResult(flow="recover", connection=rt.name)
     now = rt.clock.now()

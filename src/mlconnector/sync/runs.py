@@ -128,6 +128,17 @@ async def get_last_run(store: Store, connection: str, flow: str) -> LastRun | No
     return LastRun.from_json(flow, cursor.value) if cursor else None
 
 
+async def all_last_runs(store: Store) -> dict[tuple[str, str], LastRun]:
+    """The last run of every (connection, flow), in one store statement."""
+    found: dict[tuple[str, str], LastRun] = {}
+    for cursor in await store.cursors_named(LAST_RUN_SUFFIX):
+        flow = cursor.flow.removesuffix(LAST_RUN_SUFFIX)
+        run = LastRun.from_json(flow, cursor.value)
+        if run is not None:
+            found[(cursor.connection, flow)] = run
+    return found
+
+
 async def last_runs(store: Store, connection: str) -> dict[str, LastRun]:
     """The last run of every flow of ``connection`` that ever ran, by flow name."""
     found: dict[str, LastRun] = {}

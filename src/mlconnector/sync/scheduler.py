@@ -1,9 +1,8 @@
-"""Scheduler building blocks of the engine: the flow registry, lease owner names, options and the
-per-(connection, flow) schedule slot. :mod:`.engine` puts them to work."""
+"""Building blocks shared by both schedulers: the flow registry, the process name recorded with
+each run, the in-process scheduler's options and :class:`FlowBusyError`."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import logging
 import os
@@ -11,12 +10,10 @@ import socket
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Literal
 
 from mlconnector.errors import RetryableError
 from mlconnector.sync.base import Flow
-from mlconnector.sync.runs import RunReport
 
 log = logging.getLogger("mlconnector.engine")
 
@@ -49,56 +46,24 @@ def default_flows() -> dict[str, Flow]:
 
 
 def default_owner() -> str:
-    """A lease owner name unique to this process: host, pid and a random suffix."""
+    """A name unique to this process (host, pid, random suffix), recorded with each run."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def owner_is_dead_local_process(owner: str) -> bool:
-    """Whether ``owner`` (``host:pid:suffix``, :func:`default_owner`) names a process of this
-    host that is not running any more. Anything else (another host, a live or unknown pid, a
-    name in another form) is ``False``: only expiry frees such a lease."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False  # exists, owned by someone else
-    return False
-
-
 class FlowBusyError(RetryableError):
-    """Another worker holds the lease of the flow: it is running there right now."""
+    """The flow is running right now (in this process, or as a job of the engine)."""
 
 
 @dataclass(frozen=True)
 class EngineOptions:
-    """Tuning of the scheduler (defaults suit production)."""
+    """Tuning of the in-process scheduler (defaults suit production)."""
 
-    #: how long a lease lives without renewal (a dead worker's flows wait this long)
-    lease_ttl: float = 120.0
-    #: seconds between scheduler passes (due retries and lease take-overs are noticed per tick)
+    #: longest sleep between scheduler passes (due retries are noticed per pass; due runs wake
+    #: the scheduler at their time)
     tick: float = 5.0
     #: seconds between runs per flow name, overriding ``[connections.X.poll]``
     intervals: Mapping[str, float] = field(default_factory=dict)
-    #: the lease owner name (default: :func:`default_owner`)
+    #: the name recorded with each run (default: :func:`default_owner`)
     owner: str | None = None
-
-
-@dataclass
-class Slot:
-    """Scheduler state of one (connection, flow)."""
-
-    next_due: datetime | None = None  # None: ask the store when it last ran
-    failures: int = 0
-    alerted: bool = False
-    nudged: bool = False
-    recovered: bool = False
-    started: datetime | None = None
-    task: asyncio.Task[RunReport] | None = None
+    #: flow runs in progress at once in this process (the others wait their turn, FIFO)
+    concurrency: int = 32

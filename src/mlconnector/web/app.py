@@ -35,7 +35,7 @@ from mlconnector.web.metrics import (
 )
 from mlconnector.web.receiver import HttpFactory, OnWebhook, ReceiverOptions, WebhookReceiver
 from mlconnector.web.security import HostGuard, HostPolicy
-from mlconnector.web.ui import OperatorUI, ReplayFn
+from mlconnector.web.ui import FlowStates, OperatorUI, ReplayFn
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -80,6 +80,7 @@ def create_web_app(
     http_factory: HttpFactory | None = None,
     replay: ReplayFn = outbox_replay,
     on_webhook: OnWebhook | None = None,
+    flow_states: FlowStates | None = None,
     debug: bool = False,
     metrics: Metrics | None = None,
 ) -> Starlette:
@@ -89,8 +90,10 @@ def create_web_app(
     the HTTP client used to fetch V2 webhook signing keys (default: a plain client); it is opened on
     first use and closed by the app's lifespan (or :func:`close_web_app` when served without one).
     ``replay`` is the outbox replay behind the UI's Replay buttons; ``on_webhook(connection)`` is
-    called after a new delivery is stored, to nudge the engine. ``metrics`` is the process's
-    (shared with its engine, so one ``/metrics`` shows both); by default the app makes its own.
+    called after a new delivery is stored, to nudge the engine; ``flow_states(connection)``
+    tells the dashboard which flows the engine is running or has queued. ``metrics`` is the
+    process's (shared with its engine, so one ``/metrics`` shows both); by default the app makes
+    its own.
     """
     metrics = metrics or Metrics()
     receiver = WebhookReceiver(
@@ -102,7 +105,11 @@ def create_web_app(
         on_webhook=on_webhook,
     )
     ui = OperatorUI(
-        store=store, config=config, clock=clock, replay=counting_replays(replay, metrics)
+        store=store,
+        config=config,
+        clock=clock,
+        replay=counting_replays(replay, metrics),
+        flow_states=flow_states,
     )
     install_template_globals(ui.templates.env)
     policy = HostPolicy.from_config(config)

@@ -87,6 +87,9 @@ AUDIT_OUTCOMES = ("ok", "failed", "dead", "skipped", "frozen", "superseded", "re
 
 #: the outbox replay behind the Replay buttons: ``replay(store, ids, connection=..., states=...)``
 ReplayFn = Callable[..., Awaitable[list[Operation]]]
+#: ``flow_states(connection)`` → {flow: "doing" | "queued" | "scheduled"} from the engine
+#: (procrastinate's jobs on PostgreSQL, the in-process scheduler on SQLite)
+FlowStates = Callable[[str], Awaitable[dict[str, str]]]
 
 
 def templates() -> Jinja2Templates:
@@ -127,9 +130,8 @@ class FlowRow:
     cursor_summary: str
     cursor_json: str | None
     cursor_updated: str | None
-    lease_owner: str | None
-    lease_expires: str | None
-    lease_live: bool
+    #: the engine's job of this flow: ``doing``, ``queued``, ``scheduled`` or ``None``
+    job: str | None
     last_run: LastRun | None
 
 
@@ -164,18 +166,20 @@ class WebhookRow:
         )
 
 
-async def flow_rows(store: Store, connection: str, now: datetime) -> list[FlowRow]:
-    """Every flow that has a cursor, a lease or a recorded run, by name."""
+async def flow_rows(
+    store: Store, connection: str, jobs: dict[str, str] | None = None
+) -> list[FlowRow]:
+    """Every flow that has a cursor, a job of the engine or a recorded run, by name."""
     cursors = {
         c.flow: c
         for c in await store.list_cursors(connection)
         if not c.flow.endswith(LAST_RUN_SUFFIX)  # the engine's run records, shown as last_run
     }
-    leases = {lease.flow: lease for lease in await store.list_leases(connection=connection)}
+    jobs = jobs or {}
     runs = await last_runs(store, connection)
     rows = []
-    for flow in sorted(set(cursors) | set(leases) | set(runs)):
-        cursor, lease = cursors.get(flow), leases.get(flow)
+    for flow in sorted(set(cursors) | set(jobs) | set(runs)):
+        cursor = cursors.get(flow)
         rows.append(
             FlowRow(
                 flow=flow,
@@ -183,9 +187,7 @@ async def flow_rows(store: Store, connection: str, now: datetime) -> list[FlowRo
                 cursor_summary=cursor_summary(cursor.value) if cursor else "—",
                 cursor_json=pretty_json(cursor.value) if cursor else None,
                 cursor_updated=_when(cursor.updated_at) if cursor else None,
-                lease_owner=lease.owner if lease else None,
-                lease_expires=_when(lease.expires_at) if lease else None,
-                lease_live=bool(lease and lease.expires_at > now),
+                job=jobs.get(flow),
                 last_run=runs.get(flow),
             )
         )
@@ -195,11 +197,20 @@ async def flow_rows(store: Store, connection: str, now: datetime) -> list[FlowRo
 class OperatorUI:
     """The UI routes over one store; build one per app."""
 
-    def __init__(self, *, store: Store, config: Config, clock: Clock, replay: ReplayFn) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        config: Config,
+        clock: Clock,
+        replay: ReplayFn,
+        flow_states: FlowStates | None = None,
+    ) -> None:
         self.store = store
         self.config = config
         self.clock = clock
         self.replay = replay
+        self.flow_states = flow_states
         self.templates = templates()
 
     def routes(self) -> list[Route]:
@@ -269,12 +280,12 @@ class OperatorUI:
 
     # --- pages ---------------------------------------------------------------------------------
     async def dashboard(self, request: Request) -> Response:
-        """Connections with their flows (cursor, lease), operation counts and inbox backlog."""
+        """Connections with their flows (cursor, engine job), operation counts and backlog."""
         rows = []
-        now = self.clock.now()
         backlog = await self.store.count_pending_webhooks()
         for conn in await self.store.list_connections():
-            flows = await flow_rows(self.store, conn.name, now)
+            jobs = await self.flow_states(conn.name) if self.flow_states else None
+            flows = await flow_rows(self.store, conn.name, jobs)
             oldest = await self.store.pending_webhooks(connection=conn.name, limit=1)
             rows.append(
                 {

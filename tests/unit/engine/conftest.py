@@ -132,7 +132,7 @@ class EngineEnv:
         intervals: Mapping[str, float] | None = None,
         alerts: LogAlertSink | None = None,
         max_attempts: int = 3,
-        lease_ttl: float = 120.0,
+        concurrency: int = 32,
     ) -> Engine:
         return Engine(
             make_config(self.tmp_path, max_attempts=max_attempts),
@@ -142,7 +142,7 @@ class EngineEnv:
             http_factory=refusing_factory,
             alerts=alerts or LogAlertSink(),
             options=EngineOptions(
-                owner=owner, intervals=dict(intervals or {}), tick=5.0, lease_ttl=lease_ttl
+                owner=owner, intervals=dict(intervals or {}), tick=5.0, concurrency=concurrency
             ),
         )
 

@@ -1,18 +1,19 @@
-"""The engine's scheduler with a FakeClock: intervals, leases, recovery, retries and alerts."""
+"""The in-process scheduler with a FakeClock: intervals, in-process locks, due times in memory,
+recovery, retries and alerts."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import os
-from datetime import timedelta
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from mlconnector.errors import TransientError
 from mlconnector.store import OperationState
 from mlconnector.sync import LogAlertSink
-from mlconnector.sync.engine import FlowBusyError, owner_is_dead_local_process
+from mlconnector.sync.engine import FlowBusyError
 from mlconnector.sync.runs import get_last_run, last_runs
 from tests.unit.engine.conftest import CONNECTION, EngineEnv, FakeFlow, run_for
 
@@ -52,48 +53,69 @@ async def test_the_schedule_survives_a_restart(env: EngineEnv) -> None:
     assert len(flow.runs) == 1
 
 
-async def test_two_engines_on_one_database_never_run_a_flow_twice_at_once(
-    env: EngineEnv,
-) -> None:
-    flow = FakeFlow("orders", env.clock, duration=40)
-    a = env.engine({"orders": flow}, owner="worker-a", intervals={"orders": 60})
-    b = env.engine(
-        {"orders": flow}, owner="worker-b", intervals={"orders": 60}, store=await env.second_store()
-    )
-    await run_for(env, 600, a, b)
+async def test_a_run_longer_than_its_interval_never_overlaps_the_next(env: EngineEnv) -> None:
+    flow = FakeFlow("orders", env.clock, duration=100)
+    engine = env.engine({"orders": flow}, intervals={"orders": 60})
+    await run_for(env, 600, engine)
     assert flow.max_running == 1
-    # the interval is shared: two workers do not double the runs
-    assert 8 <= len(flow.runs) <= 11, flow.runs
-    assert all(gap >= 60 for gap in _gaps(flow)), str(_gaps(flow))
-    assert await env.store.get_lease(CONNECTION, "orders") is None  # released on stop
+    # the next run starts as soon as the long one ended (it was due meanwhile)
+    assert 5 <= len(flow.runs) <= 7, flow.runs
+    assert all(100 <= gap < 106 for gap in _gaps(flow)), _gaps(flow)
 
 
-async def test_an_expired_lease_is_taken_over(env: EngineEnv) -> None:
-    # a worker took the lease and died without renewing it
-    dead = await env.store.try_acquire_lease(
-        CONNECTION, "orders", "dead-worker", timedelta(seconds=120)
-    )
-    assert dead is not None
-    start = env.clock.now()
+async def test_runs_start_at_their_due_time_not_at_the_next_tick(env: EngineEnv) -> None:
     flow = FakeFlow("orders", env.clock)
-    await run_for(env, 200, env.engine({"orders": flow}, intervals={"orders": 600}))
-    assert len(flow.runs) == 1
-    assert 120 <= (flow.runs[0][0] - start).total_seconds() < 130
+    engine = env.engine({"orders": flow}, intervals={"orders": 63})
+    await run_for(env, 700, engine)
+    assert _gaps(flow) == pytest.approx([63.0] * (len(flow.runs) - 1))
+    assert engine.stats.lag["orders"] == pytest.approx([0.0] * len(flow.runs))
 
 
-async def test_a_long_run_renews_its_lease(env: EngineEnv) -> None:
-    flow = FakeFlow("orders", env.clock, duration=500)
-    a = env.engine({"orders": flow}, owner="worker-a", intervals={"orders": 3600}, lease_ttl=60)
-    b = env.engine(
-        {"orders": flow},
-        owner="worker-b",
-        intervals={"orders": 3600},
-        lease_ttl=60,
-        store=await env.second_store(),
-    )
-    await run_for(env, 450, a, b)
-    assert flow.max_running == 1  # b never took the lease although the run outlived its TTL
-    assert len(flow.runs) == 1
+async def test_an_idle_tick_asks_the_store_once(env: EngineEnv) -> None:
+    flows = {
+        name: FakeFlow(name, env.clock, kinds=frozenset({"x"}))
+        for name in ("orders", "shipments", "inventory", "order_status")
+    }
+    engine = env.engine(flows, intervals=dict.fromkeys(flows, 3600))
+    await run_for(env, 30, engine)  # the first runs, recorded
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        verb = str(args[2]).split()[0].upper()
+        if verb not in {"BEGIN", "COMMIT", "ROLLBACK"}:  # transaction control of the reader
+            statements.append(verb)
+
+    event.listen(env.store.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        for _ in range(10):
+            await engine.tick()
+    finally:
+        event.remove(env.store.engine.sync_engine, "before_cursor_execute", count)
+    await engine.aclose()
+    # due times live in memory: one statement per tick (which flows have due operations),
+    # whatever the number of (connection, flow) pairs
+    assert statements == ["SELECT"] * 10
+    assert all(len(f.runs) == 1 for f in flows.values())
+
+
+async def test_concurrency_bounds_the_runs_in_progress(env: EngineEnv) -> None:
+    flows = {
+        name: FakeFlow(name, env.clock, duration=10)
+        for name in ("orders", "shipments", "inventory", "order_status")
+    }
+    running: list[int] = []
+    engine = env.engine(flows, intervals=dict.fromkeys(flows, 3600), concurrency=2)
+    task = asyncio.create_task(engine.run_forever())
+    await env.run(1)
+    running.append(sum(f.running for f in flows.values()))
+    assert sorted(engine.states(CONNECTION).values()) == ["doing", "doing", "queued", "queued"]
+    await env.run(15)
+    running.append(sum(f.running for f in flows.values()))
+    engine.stop()
+    while not task.done():
+        await env.run(1)
+    assert running == [2, 2]
+    assert all(len(f.runs) == 1 for f in flows.values())
 
 
 async def test_sent_operations_are_resolved_before_anything_is_resent(env: EngineEnv) -> None:
@@ -175,26 +197,23 @@ async def test_a_nudge_runs_the_inbox_flow_at_once(env: EngineEnv) -> None:
     await task
 
 
-async def test_stop_finishes_the_running_step_and_releases_the_lease(env: EngineEnv) -> None:
+async def test_stop_finishes_the_running_step(env: EngineEnv) -> None:
     flow = FakeFlow("orders", env.clock, duration=100)
     engine = env.engine({"orders": flow}, intervals={"orders": 600})
     task = asyncio.create_task(engine.run_forever())
     await env.run(10)
-    lease = await env.store.get_lease(CONNECTION, "orders")
-    assert lease is not None
-    assert lease.owner == "worker-a"
+    assert engine.states(CONNECTION) == {"orders": "doing"}
     engine.stop()
     while not task.done():
         await env.run(1)
     assert len(flow.runs) == 1  # the run was not cut short
     assert (flow.runs[0][1] - flow.runs[0][0]).total_seconds() == pytest.approx(100)
-    assert await env.store.get_lease(CONNECTION, "orders") is None
+    assert engine.states(CONNECTION) == {}
 
 
-async def test_run_once_dry_run_takes_no_lease_and_records_nothing(env: EngineEnv) -> None:
+async def test_run_once_dry_run_records_nothing(env: EngineEnv) -> None:
     flow = FakeFlow("orders", env.clock)
     engine = env.engine({"orders": flow})
-    await env.store.try_acquire_lease(CONNECTION, "orders", "other", timedelta(seconds=60))
     report = await engine.run_once(CONNECTION, "orders", dry_run=True)
     await engine.aclose()
     assert report.ok
@@ -204,40 +223,24 @@ async def test_run_once_dry_run_takes_no_lease_and_records_nothing(env: EngineEn
     assert await get_last_run(env.store, CONNECTION, "orders") is None
 
 
-async def test_run_once_refuses_a_flow_running_elsewhere(env: EngineEnv) -> None:
-    flow = FakeFlow("orders", env.clock)
-    engine = env.engine({"orders": flow})
-    await env.store.try_acquire_lease(CONNECTION, "orders", "other", timedelta(seconds=60))
-    with pytest.raises(FlowBusyError, match="running elsewhere"):
+async def test_run_once_refuses_a_flow_running_in_this_process(env: EngineEnv) -> None:
+    flow = FakeFlow("orders", env.clock, duration=60)
+    engine = env.engine({"orders": flow}, intervals={"orders": 3600})
+    task = asyncio.create_task(engine.run_forever())
+    await env.run(1)
+    with pytest.raises(FlowBusyError, match="running in this process"):
         await engine.run_once(CONNECTION, "orders")
-    assert flow.calls == []
-    env.clock.advance(61)
-    report = await engine.run_once(CONNECTION, "orders")
+    assert len(flow.runs) == 0
+    await env.run(60)
+    engine.stop()
+    while not task.done():
+        await env.run(1)
+    once = asyncio.create_task(engine.run_once(CONNECTION, "orders"))
+    await env.run(61)  # the run lasts 60 virtual seconds
+    report = await once
     await engine.aclose()
     assert report.ok
-    assert flow.calls == [("run", "real")]
+    assert len(flow.runs) == 2
     last = await get_last_run(env.store, CONNECTION, "orders")
     assert last is not None
     assert last.ok
-
-
-async def test_a_lease_left_by_a_dead_process_of_this_host_is_taken_over_at_once(
-    env: EngineEnv,
-) -> None:
-    import socket
-    import sys
-
-    child = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
-    await child.wait()
-    pid = str(child.pid)
-    dead_owner = f"{socket.gethostname()}:{pid}:deadbeef"
-    assert owner_is_dead_local_process(dead_owner)
-    assert not owner_is_dead_local_process(f"{socket.gethostname()}:{os.getpid()}:x")
-    assert not owner_is_dead_local_process(f"another-host:{pid}:x")
-    await env.store.try_acquire_lease(CONNECTION, "orders", dead_owner, timedelta(seconds=600))
-    flow = FakeFlow("orders", env.clock)
-    engine = env.engine({"orders": flow})
-    report = await engine.run_once(CONNECTION, "orders")
-    await engine.aclose()
-    assert report.ok
-    assert flow.calls == [("run", "real")]

@@ -242,16 +242,15 @@ def test_open_order_keys_skips_closed_and_fully_shipped_rows() -> None:
 
 
 async def test_a_running_orders_flow_keeps_the_backfill_out(env: OpsEnv) -> None:
-    held = await env.store.try_acquire_lease(CONNECTION, "orders", "engine-1", timedelta(minutes=5))
-    assert held is not None
-    with pytest.raises(TransientError, match="lease"):
-        await backfill(env, plan())
+    async with env.store.flow_lock(CONNECTION, "orders") as held:  # e.g. `sync orders --once`
+        assert held
+        with pytest.raises(TransientError, match="orders flow of connection"):
+            await backfill(env, plan())
     assert env.ss_order_keys() == []
-    await env.store.release_lease(CONNECTION, "orders", "engine-1")
     done = await backfill(env, plan())
     assert done.result.created > 0
     # released after the run: the engine can take the orders flow again
-    assert await env.store.try_acquire_lease(CONNECTION, "orders", "engine-1", timedelta(minutes=5))
+    assert await env.store.flow_lock_free(CONNECTION, "orders")
 
 
 def test_stored_state_round_trips_and_garbage_means_fresh() -> None:

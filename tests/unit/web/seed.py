@@ -1,5 +1,5 @@
 """Data for the UI tests (unit and browser): operations in every interesting state, audit events
-(one with HTML in its details), a cursor, a lease, a link and a pending webhook."""
+(one with HTML in its details), a cursor, a link and a pending webhook."""
 
 from __future__ import annotations
 
@@ -78,7 +78,6 @@ async def seed(store: Store, connection: str = "acme") -> Seeded:
     failed_run = LastRun("shipments", now, False, 0.5, "worker-2@host", error=f"Plex refused {XSS}")
     for run in (orders_run, failed_run):
         await store.set_cursor(connection, last_run_cursor(run.flow), run.to_json())
-    await store.try_acquire_lease(connection, "orders", "worker-1@host", timedelta(minutes=5))
     await store.save_link(
         Link(
             connection=connection,

@@ -28,7 +28,7 @@ async def test_dashboard_shows_flows_counts_and_backlog(
     html = page.text
     assert 'href="http://testserver/connections/acme"' in html
     assert "2026-01-15T11:00:00Z" in html  # the orders cursor
-    assert "worker-1@host" in html  # its lease owner
+    assert "worker-1@host" in html  # its last run's owner
     # last runs recorded by the engine, not listed as flows of their own
     assert "orders.last_run" not in html
     assert "orders@acme: created=2" in html
@@ -256,3 +256,33 @@ async def test_unknown_connection_page_is_404(client: httpx.AsyncClient) -> None
     assert page.status_code == 404
     assert "<b>nobody" not in page.text
     assert "&lt;b&gt;nobody" in page.text
+
+
+async def test_dashboard_shows_the_engines_job_state_per_flow(
+    store: Store, seeded: Seeded, tmp_path: object
+) -> None:
+    from mlconnector.clock import FakeClock
+    from mlconnector.web import create_web_app
+    from tests.unit.web.conftest import make_config
+
+    asked: list[str] = []
+
+    async def flow_states(connection: str) -> dict[str, str]:
+        asked.append(connection)
+        return {"orders": "doing", "inventory": "queued"} if connection == "acme" else {}
+
+    app = create_web_app(
+        store=store, config=make_config(tmp_path), clock=FakeClock(), flow_states=flow_states
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app), base_url="http://testserver"
+    ) as client:
+        page = (await client.get("/")).text
+    assert "acme" in asked
+    orders = page.split("<td>orders</td>")[1].split("</tr>")[0]
+    assert '<td class="job">doing</td>' in orders
+    # a flow known only from the engine (queued, never ran) is listed too
+    inventory = page.split("<td>inventory</td>")[1].split("</tr>")[0]
+    assert '<td class="job">queued</td>' in inventory
+    shipments = page.split("<td>shipments</td>")[1].split("</tr>")[0]
+    assert '<td class="job">—</td>' in shipments

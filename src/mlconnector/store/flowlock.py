@@ -1,0 +1,94 @@
+"""Flow locks across processes, for the runs that are not engine jobs (``sync --once``, a
+backfill, the embedded scheduler) — held while the run lasts, released when the process dies.
+
+* **PostgreSQL**: a session advisory lock (``pg_try_advisory_lock``) on a connection of its own.
+  A procrastinate job does not hold it (that would keep a connection per running job); it
+  checks the lock is free *after* it is marked ``doing``, while a lock holder checks no job is
+  ``doing`` *after* taking the lock — so one of the two always sees the other.
+* **SQLite**: an exclusive ``flock`` on a file next to the database (one box, many processes);
+  an in-memory database has only the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+def lock_id(connection: str, flow: str) -> int:
+    """A signed 64-bit advisory lock id for (connection, flow)."""
+    digest = hashlib.sha256(f"mlconnector:flow:{connection}:{flow}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _lock_file(engine: AsyncEngine, connection: str, flow: str) -> Path | None:
+    database = make_url(str(engine.url)).database
+    if not database or database == ":memory:":
+        return None
+    name = hashlib.sha256(f"{connection}\0{flow}".encode()).hexdigest()[:16]
+    return Path(f"{database}-flow-{name}.lock")
+
+
+@contextlib.asynccontextmanager
+async def flow_lock(engine: AsyncEngine, connection: str, flow: str) -> AsyncIterator[bool]:
+    """Hold the cross-process lock of (connection, flow) for the block; yields whether it
+    was taken (``False``: someone else holds it, nothing was taken)."""
+    if engine.dialect.name == "postgresql":
+        async with engine.connect() as conn:
+            key = {"k": lock_id(connection, flow)}
+            got = bool((await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), key)).scalar())
+            await conn.commit()
+            try:
+                yield got
+            finally:
+                if got:
+                    await conn.execute(text("SELECT pg_advisory_unlock(:k)"), key)
+                    await conn.commit()
+        return
+    path = _lock_file(engine, connection, flow)
+    if path is None:
+        yield True
+        return
+    fd = await asyncio.to_thread(os.open, path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+async def flow_lock_free(engine: AsyncEngine, connection: str, flow: str) -> bool:
+    """Whether nobody holds the lock of (connection, flow) right now."""
+    async with flow_lock(engine, connection, flow) as got:
+        return got
+
+
+async def flow_job_running(engine: AsyncEngine, connection: str, flow: str) -> bool:
+    """PostgreSQL: whether an engine job of (connection, flow) is ``doing`` (procrastinate's
+    jobs table, when it exists). Always ``False`` on SQLite."""
+    if engine.dialect.name != "postgresql":
+        return False
+    async with engine.connect() as conn:
+        if (await conn.execute(text("SELECT to_regclass('procrastinate_jobs')"))).scalar() is None:
+            return False
+        row = await conn.execute(
+            text("SELECT 1 FROM procrastinate_jobs WHERE lock = :lock AND status = 'doing'"),
+            {"lock": f"{connection}:{flow}"},
+        )
+        return row.first() is not None
