@@ -7,7 +7,12 @@ import html
 import httpx
 import pytest
 
+from mlconnector.clock import FakeClock
+from mlconnector.config import Config
 from mlconnector.store import AuditQuery, OperationState, Store
+from mlconnector.web import create_web_app
+from tests.unit.web.conftest import ORIGIN as ORIGIN_URL
+from tests.unit.web.conftest import log_in
 from tests.unit.web.seed import XSS, Seeded, seed
 
 ORIGIN = {"origin": "http://testserver"}
@@ -259,24 +264,20 @@ async def test_unknown_connection_page_is_404(client: httpx.AsyncClient) -> None
 
 
 async def test_dashboard_shows_the_engines_job_state_per_flow(
-    store: Store, seeded: Seeded, tmp_path: object
+    store: Store, seeded: Seeded, config: Config, fake_clock: FakeClock
 ) -> None:
-    from mlconnector.clock import FakeClock
-    from mlconnector.web import create_web_app
-    from tests.unit.web.conftest import make_config
-
     asked: list[str] = []
 
     async def flow_states(connection: str) -> dict[str, str]:
         asked.append(connection)
         return {"orders": "doing", "inventory": "queued"} if connection == "acme" else {}
 
-    app = create_web_app(
-        store=store, config=make_config(tmp_path), clock=FakeClock(), flow_states=flow_states
-    )
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app), base_url="http://testserver"
-    ) as client:
+    app = create_web_app(store=store, config=config, clock=fake_clock, flow_states=flow_states)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url=ORIGIN_URL) as client,
+    ):
+        await log_in(client, store)
         page = (await client.get("/")).text
     assert "acme" in asked
     orders = page.split("<td>orders</td>")[1].split("</tr>")[0]

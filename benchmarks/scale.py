@@ -1,0 +1,387 @@
+"""Many connections on one engine: schedule lag, runs started vs due, CPU per run, store
+statements per scheduler tick, overlaps.
+
+**sqlite N** — one process, the in-process scheduler (``mlconnector run``), N connections × 4
+flows at the default intervals (orders 300 s, shipments 300 s, order_status 600 s, inventory
+900 s), the real flows against both simulators in-process (each connection its own ShipStation
+account; one Plex tenant with no open orders, so every run is a scheduled no-change run). The
+last run of every (connection, flow) is seeded at a random instant of its past interval, as in a
+deployment that has been running for a while: runs fall due spread over time, and a bounded
+window (``--seconds``, default 120) measures the steady state (the connections' runtimes are
+built before the window, as a long-running process has them). Real time.
+
+**postgres W N** — W ``mlconnector worker`` processes (procrastinate) on a fresh PostgreSQL
+database, N connections, the simulators served on loopback by this process; the same seeding.
+Lag per run is procrastinate's own record: a job's ``started`` event minus its ``scheduled_at``.
+
+Prints per flow: lag p50/p99 (s), runs started / due in the window; then CPU per run (engine
+only: the simulators' CPU is measured apart and taken off; for PostgreSQL, the workers' CPU from
+/proc), scheduler store statements per tick, overlaps (must be 0).
+
+Run: ``uv run python benchmarks/scale.py sqlite 100 [--seconds 120]``
+     ``uv run python benchmarks/scale.py postgres 4 200 [--seconds 120]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from mlconnector.clock import SystemClock
+from mlconnector.config import Config, ConnectionConfig, PlexSettings, ShipStationSettings
+from mlconnector.sandbox.plex import DEFAULT_CONSUMER_KEY, TenantSpec, create_plex_sandbox
+from mlconnector.sandbox.shipstation import ShipStationAccount, create_shipstation_sandbox
+from mlconnector.store import CredentialKind, Store, Vault, generate_key, open_store
+from mlconnector.sync import ConnectionRuntime, FlowResult, LogAlertSink
+from mlconnector.sync.engine import Engine, EngineOptions, default_flows
+from mlconnector.sync.runs import LastRun, last_run_cursor
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _sync_env import Metered  # noqa: E402
+
+PCN = 340884
+PLEX_URL = "http://plex.scale"
+SS_URL = "http://shipstation.scale"
+INTERVALS = {"orders": 300, "shipments": 300, "order_status": 600, "inventory": 900}
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Guarded:
+    """A flow wrapper that notices two runs of one (connection, flow) at once."""
+
+    def __init__(self, inner: Any, overlaps: Counter[str]) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.kinds = inner.kinds
+        self.running: Counter[str] = Counter()
+        self.overlaps = overlaps
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def run(self, rt: ConnectionRuntime, *, dry_run: bool = False) -> FlowResult:
+        self.running[rt.name] += 1
+        if self.running[rt.name] > 1:
+            self.overlaps[self.name] += 1
+        try:
+            result: FlowResult = await self.inner.run(rt, dry_run=dry_run)
+            return result
+        finally:
+            self.running[rt.name] -= 1
+
+
+def names(n: int) -> list[str]:
+    return [f"plant{i:04d}" for i in range(n)]
+
+
+def accounts(n: int) -> list[ShipStationAccount]:
+    return [
+        ShipStationAccount(api_key=f"k{i}", api_secret=f"s{i}", v2_api_key=f"v2-{i}")
+        for i in range(n)
+    ]
+
+
+def config(home: Path, conns: list[str], plex_url: str, ss_url: str) -> Config:
+    plex = PlexSettings(pcn=str(PCN), rest_base_url=plex_url, requests_per_minute=10_000)
+    ss = ShipStationSettings(v1_base_url=ss_url, v2_base_url=ss_url)
+    return Config(
+        home=home,
+        connections={c: ConnectionConfig(plex=plex, shipstation=ss) for c in conns},
+    )
+
+
+def config_toml(home: Path, conns: list[str], plex_url: str, ss_url: str) -> str:
+    parts = [f'home = "{home}"']
+    for c in conns:
+        parts.append(
+            f'[connections.{c}.plex]\npcn = "{PCN}"\nrest_base_url = "{plex_url}"\n'
+            f"requests_per_minute = 10000\n[connections.{c}.shipstation]\n"
+            f'v1_base_url = "{ss_url}"\nv2_base_url = "{ss_url}"\n'
+        )
+    return "\n".join(parts)
+
+
+async def seed(store: Store, conns: list[str], accts: list[ShipStationAccount]) -> dict[Any, Any]:
+    """Connections, credentials and a last run per (connection, flow) at a random past
+    instant of its interval; returns the first due time of each."""
+    rng = random.Random(12)
+    now = datetime.now(UTC)
+    due: dict[tuple[str, str], datetime] = {}
+    for c, acct in zip(conns, accts, strict=True):
+        await store.create_connection(c, plex_pcn=str(PCN))
+        for kind, value in {
+            CredentialKind.PLEX_API_KEY: DEFAULT_CONSUMER_KEY,
+            CredentialKind.SS_V1_KEY: acct.api_key,
+            CredentialKind.SS_V1_SECRET: acct.api_secret,
+            CredentialKind.SS_V2_KEY: acct.v2_api_key or "",
+        }.items():
+            await store.set_credential(c, kind, value)
+        for flow, interval in INTERVALS.items():
+            at = now - timedelta(seconds=rng.uniform(0, interval))
+            run = LastRun(flow, at, True, 0.0, "seed", "seeded")
+            await store.set_cursor(c, last_run_cursor(flow), run.to_json())
+            due[(c, flow)] = at + timedelta(seconds=interval)
+    return due
+
+
+def due_in(due: Mapping[tuple[str, str], datetime], start: datetime, end: datetime) -> Counter[str]:
+    """Runs due in [start, end] per flow (first due time, then every interval)."""
+    counts: Counter[str] = Counter()
+    for (_, flow), first in due.items():
+        at = first
+        while at <= end:
+            if at >= start - timedelta(seconds=1):
+                counts[flow] += 1
+            at += timedelta(seconds=INTERVALS[flow])
+    return counts
+
+
+def sims(clock: SystemClock, n: int) -> tuple[Any, Any, list[ShipStationAccount]]:
+    plex = create_plex_sandbox(
+        clock,
+        tenants=[
+            TenantSpec(pcn=PCN, code="mlauto", name="Midland", customers=2, parts=5, orders=0)
+        ],
+    )
+    plex.set_rate_limit(1_000_000)
+    accts = accounts(n)
+    ss = create_shipstation_sandbox(clock, accounts=accts)
+    return plex, ss, accts
+
+
+def report(
+    title: str,
+    lag: dict[str, list[float]],
+    started: Counter[str],
+    due: Counter[str],
+    cpu_per_run_ms: float,
+    per_tick: float,
+    overlaps: int,
+    extra: str = "",
+) -> None:
+    print(f"\n== {title}")
+    print(f"{'flow':<13} {'lag p50 s':>9} {'lag p99 s':>9} {'started':>8} {'due':>6}")
+    for flow in INTERVALS:
+        values = lag.get(flow, [])
+        print(
+            f"{flow:<13} {pct(values, 0.5):9.2f} {pct(values, 0.99):9.2f} "
+            f"{started[flow]:8d} {due[flow]:6d}"
+        )
+    print(f"CPU per run (engine): {cpu_per_run_ms:.2f} ms")
+    print(f"scheduler store statements per tick: {per_tick:.2f}")
+    print(f"overlaps: {overlaps}")
+    if extra:
+        print(extra)
+
+
+# --- one SQLite process ----------------------------------------------------------------------
+async def sqlite_scenario(n: int, seconds: float) -> None:
+    clock = SystemClock()
+    plex, ss, accts = sims(clock, n)
+    plex_app, ss_app = Metered(plex.app, clock), Metered(ss.app, clock)  # type: ignore[arg-type]
+    home = Path(tempfile.mkdtemp(prefix="mlc-scale-"))
+    store = await open_store(
+        f"sqlite+aiosqlite:///{home / 'scale.db'}",
+        clock=clock,
+        vault=Vault([generate_key()], source="benchmark"),
+    )
+    conns = names(n)
+    due = await seed(store, conns, accts)
+    overlaps: Counter[str] = Counter()
+    flows = {name: Guarded(flow, overlaps) for name, flow in default_flows().items()}
+
+    def http(service: str, base_url: str) -> httpx.AsyncClient:
+        app = plex_app if service.startswith("plex") else ss_app
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url)
+
+    calls: Counter[str] = Counter()
+    for method in ("due_flows", "cursors_named"):
+        inner = getattr(store, method)
+
+        def counted(*a: Any, _inner: Any = inner, _m: str = method, **k: Any) -> Any:
+            calls[_m] += 1
+            return _inner(*a, **k)
+
+        setattr(store, method, counted)
+    engine = Engine(
+        config(home, conns, PLEX_URL, SS_URL),
+        store,
+        clock,
+        flows=flows,  # type: ignore[arg-type]
+        http_factory=http,
+        alerts=LogAlertSink(),
+        options=EngineOptions(concurrency=32),
+    )
+    for c in conns:  # built once per process, as a long-running process has them
+        await engine.runtime(c)
+    plex_app.cpu = ss_app.cpu = 0.0
+    start = datetime.now(UTC)
+    cpu0 = time.process_time()
+    task = asyncio.create_task(engine.run_forever())
+    await asyncio.sleep(seconds)
+    engine.stop()
+    await task
+    cpu = time.process_time() - cpu0 - plex_app.cpu - ss_app.cpu
+    end = datetime.now(UTC)
+    started = Counter({f: len(v) for f, v in engine.stats.lag.items()})
+    runs = sum(started.values())
+    report(
+        f"SQLite, one process, {n} connections x 4 flows, {seconds:.0f} s window",
+        engine.stats.lag,
+        started,
+        due_in(due, start, end),
+        1000 * cpu / max(1, runs),
+        sum(calls.values()) / max(1, engine.stats.ticks),
+        sum(overlaps.values()),
+        f"ticks: {engine.stats.ticks}; simulators' CPU {plex_app.cpu + ss_app.cpu:.1f} s "
+        f"(not counted); engine CPU {cpu:.1f} s = {100 * cpu / seconds:.0f}% of a core",
+    )
+    await store.close()
+
+
+# --- PostgreSQL, W worker processes ------------------------------------------------------------
+def proc_cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def postgres_scenario(workers: int, n: int, seconds: float) -> None:
+    from sqlalchemy import text
+
+    from mlconnector.sandbox.server import serve
+    from mlconnector.store import init_home, load_vault
+    from tests.dbutil import temporary_database
+
+    clock = SystemClock()
+    plex, ss, accts = sims(clock, n)
+    plex_app, ss_app = Metered(plex.app, clock), Metered(ss.app, clock)  # type: ignore[arg-type]
+    home = Path(tempfile.mkdtemp(prefix="mlc-scale-pg-"))
+    conns = names(n)
+    with temporary_database() as url:
+        env = {
+            "HOME": str(home),
+            "MLCONNECTOR_HOME": str(home / "home"),
+            "MLCONNECTOR_DATABASE_URL": url,
+            "PATH": os.environ.get("PATH", ""),
+            "MLCONNECTOR_LOG_LEVEL": "WARNING",
+        }
+        init_home(env)
+        async with serve(plex_app) as plex_url, serve(ss_app) as ss_url:
+            (home / "home" / "mlconnector.toml").write_text(
+                config_toml(home / "home", conns, plex_url, ss_url)
+            )
+            store = await open_store(url, clock=clock, vault=load_vault(env))
+            due = await seed(store, conns, accts)
+            start = datetime.now(UTC)
+            procs = []
+            for i in range(workers):
+                log = open(home / f"worker-{i}.log", "wb")  # noqa: SIM115, ASYNC230
+                procs.append(
+                    await asyncio.create_subprocess_exec(
+                        sys.executable,
+                        "-m",
+                        "mlconnector.cli",
+                        "worker",
+                        "--concurrency",
+                        "16",
+                        env=env,
+                        stdout=log,
+                        stderr=log,
+                    )
+                )
+            await asyncio.sleep(seconds)
+            cpu = sum(proc_cpu(p.pid) for p in procs)
+            for p in procs:
+                p.send_signal(signal.SIGTERM)
+            for p in procs:
+                await p.wait()
+            end = datetime.now(UTC)
+            async with store.engine.connect() as conn:
+                rows = (
+                    await conn.execute(
+                        text(
+                            "SELECT j.args->>'flow' AS flow, j.args->>'connection' AS c, "
+                            "j.args->>'reason' AS reason, j.scheduled_at, e.at AS started "
+                            "FROM procrastinate_jobs j JOIN procrastinate_events e "
+                            "ON e.job_id = j.id AND e.type = 'started' "
+                            "WHERE j.task_name = 'mlconnector.run_flow'"
+                        )
+                    )
+                ).all()
+                spans = (
+                    await conn.execute(
+                        text(
+                            "SELECT j.lock, s.at AS a, f.at AS b FROM procrastinate_jobs j "
+                            "JOIN procrastinate_events s ON s.job_id = j.id AND s.type='started' "
+                            "JOIN procrastinate_events f ON f.job_id = j.id AND f.type IN "
+                            "('succeeded', 'failed') WHERE j.task_name='mlconnector.run_flow'"
+                        )
+                    )
+                ).all()
+            await store.close()
+    lag: dict[str, list[float]] = {}
+    started: Counter[str] = Counter()
+    for r in rows:
+        at = r.scheduled_at or r.started
+        lag.setdefault(r.flow, []).append(max(0.0, (r.started - at).total_seconds()))
+        started[r.flow] += 1
+    by_lock: dict[str, list[tuple[datetime, datetime]]] = {}
+    for s in spans:
+        by_lock.setdefault(s.lock, []).append((s.a, s.b))
+    overlaps = 0
+    for runs in by_lock.values():
+        runs.sort()
+        overlaps += sum(1 for (_, b), (a2, _) in zip(runs, runs[1:], strict=False) if a2 < b)
+    total = sum(started.values())
+    report(
+        f"PostgreSQL, {workers} worker processes, {n} connections x 4 flows, {seconds:.0f} s",
+        lag,
+        started,
+        due_in(due, start, end),
+        1000 * cpu / max(1, total),
+        float("nan"),
+        overlaps,
+        f"workers' CPU {cpu:.1f} s = {100 * cpu / seconds:.0f}% of a core (includes start-up "
+        f"and procrastinate's polling); simulators' CPU {plex_app.cpu + ss_app.cpu:.1f} s; "
+        "scheduler statements: see docs (per 30-s pass: 2 queue listings + 1 store statement)",
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("backend", choices=["sqlite", "postgres"])
+    parser.add_argument("numbers", type=int, nargs="+", help="N, or W N for postgres")
+    parser.add_argument("--seconds", type=float, default=120.0)
+    args = parser.parse_args()
+    if args.backend == "sqlite":
+        asyncio.run(sqlite_scenario(args.numbers[0], args.seconds))
+    else:
+        workers, n = args.numbers
+        asyncio.run(postgres_scenario(workers, n, args.seconds))
+
+
+if __name__ == "__main__":
+    main()
