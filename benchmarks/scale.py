@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import random
 import signal
-import statistics
 import sys
 import tempfile
 import time
@@ -51,7 +51,7 @@ from mlconnector.sync.engine import Engine, EngineOptions, default_flows
 from mlconnector.sync.runs import LastRun, last_run_cursor
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _sync_env import Metered  # noqa: E402
+from _sync_env import Metered
 
 PCN = 340884
 PLEX_URL = "http://plex.scale"
@@ -270,10 +270,10 @@ def proc_cpu(pid: int) -> float:
 
 async def postgres_scenario(workers: int, n: int, seconds: float) -> None:
     from sqlalchemy import text
+    from tests.dbutil import temporary_database
 
     from mlconnector.sandbox.server import serve
     from mlconnector.store import init_home, load_vault
-    from tests.dbutil import temporary_database
 
     clock = SystemClock()
     plex, ss, accts = sims(clock, n)
@@ -354,7 +354,7 @@ async def postgres_scenario(workers: int, n: int, seconds: float) -> None:
     overlaps = 0
     for runs in by_lock.values():
         runs.sort()
-        overlaps += sum(1 for (_, b), (a2, _) in zip(runs, runs[1:], strict=False) if a2 < b)
+        overlaps += sum(1 for (_, b), (a2, _) in itertools.pairwise(runs) if a2 < b)
     total = sum(started.values())
     report(
         f"PostgreSQL, {workers} worker processes, {n} connections x 4 flows, {seconds:.0f} s",
