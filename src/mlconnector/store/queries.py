@@ -124,6 +124,33 @@ def _keyset(rows: Sequence[T], limit: int, *, backwards: bool, from_cursor: bool
     return Page(items, has_newer=from_cursor, has_older=more)
 
 
+AUDIT_EQUALITY_FILTERS = (
+    "connection",
+    "flow",
+    "plex_order_id",
+    "order_key",
+    "ss_order_id",
+    "ss_order_number",
+    "shipment_id",
+    "idempotency_key",
+    "outcome",
+    "sku",
+)
+
+
+def audit_filters(stmt: Select[Any], query: AuditQuery) -> Select[Any]:
+    """``stmt`` narrowed to the audit events matching every filter set in ``query``."""
+    for name in AUDIT_EQUALITY_FILTERS:
+        value = getattr(query, name)
+        if value is not None:
+            stmt = stmt.where(audit_events.c[name] == value)
+    if query.since is not None:
+        stmt = stmt.where(audit_events.c.at >= query.since)
+    if query.until is not None:
+        stmt = stmt.where(audit_events.c.at < query.until)
+    return stmt
+
+
 class ConsoleQueries:
     """The operator console's part of :class:`~mlconnector.store.repository.Store`."""
 
@@ -354,26 +381,7 @@ class ConsoleQueries:
         """A page of events matching ``query`` (``query.limit`` of them), newest first by
         ``(at, id)``: the first page, the page older than ``before`` or newer than ``after``."""
         a = audit_events.c
-        stmt = select(audit_events)
-        for name in (
-            "connection",
-            "flow",
-            "plex_order_id",
-            "order_key",
-            "ss_order_id",
-            "ss_order_number",
-            "shipment_id",
-            "idempotency_key",
-            "outcome",
-            "sku",
-        ):
-            value = getattr(query, name)
-            if value is not None:
-                stmt = stmt.where(a[name] == value)
-        if query.since is not None:
-            stmt = stmt.where(a.at >= query.since)
-        if query.until is not None:
-            stmt = stmt.where(a.at < query.until)
+        stmt = audit_filters(select(audit_events), query)
         if after is not None:
             at, op_id = after
             # "at >= x" first: an index range the planner can use; the OR settles the ties

@@ -33,10 +33,10 @@ from mlconnector.http.ratelimit import BudgetState
 from mlconnector.http.redact import Redactor
 from mlconnector.store import flowlock
 from mlconnector.store.accounts import AccountsRepository
-from mlconnector.store.batch import BatchRepository
+from mlconnector.store.batch import BatchRepository, link_values
 from mlconnector.store.exceptions import OperationStateError, StoreError, UnknownConnectionError
 from mlconnector.store.quarantine import QuarantineRepository
-from mlconnector.store.queries import ConsoleQueries, error_cause
+from mlconnector.store.queries import ConsoleQueries, audit_filters, error_cause
 from mlconnector.store.records import (
     AuditEvent,
     AuditQuery,
@@ -479,18 +479,7 @@ class Store(AccountsRepository, ConsoleQueries, BatchRepository, QuarantineRepos
     async def save_link(self, link: Link, *, now: datetime | None = None) -> Link:
         """Insert or replace the link for ``(link.connection, link.order_key)`` (all fields)."""
         now = self._now(now)
-        values = {
-            "connection": link.connection,
-            "order_key": link.order_key,
-            "plex_order_id": link.plex_order_id,
-            "group_key": link.group_key,
-            "ss_order_id": link.ss_order_id,
-            "content_hash": link.content_hash,
-            "ss_status": link.ss_status,
-            "frozen_reason": link.frozen_reason,
-            "release_ids": list(link.release_ids),
-            "updated_at": now,
-        }
+        values = link_values(link, now)
         stmt = self._insert(links).values(values)
         stmt = stmt.on_conflict_do_update(
             index_elements=["connection", "order_key"],
@@ -881,26 +870,7 @@ class Store(AccountsRepository, ConsoleQueries, BatchRepository, QuarantineRepos
 
     async def search_audit(self, query: AuditQuery) -> list[AuditEvent]:
         """Events matching every filter set in ``query``, newest first, at most ``query.limit``."""
-        stmt = select(audit_events)
-        for name in (
-            "connection",
-            "flow",
-            "plex_order_id",
-            "order_key",
-            "ss_order_id",
-            "ss_order_number",
-            "shipment_id",
-            "idempotency_key",
-            "outcome",
-            "sku",
-        ):
-            value = getattr(query, name)
-            if value is not None:
-                stmt = stmt.where(audit_events.c[name] == value)
-        if query.since is not None:
-            stmt = stmt.where(audit_events.c.at >= query.since)
-        if query.until is not None:
-            stmt = stmt.where(audit_events.c.at < query.until)
+        stmt = audit_filters(select(audit_events), query)
         stmt = stmt.order_by(audit_events.c.at.desc(), audit_events.c.id.desc()).limit(query.limit)
         async with self._reader.connect() as conn:
             return [to_audit(r) for r in await conn.execute(stmt)]
