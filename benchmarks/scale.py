@@ -51,6 +51,7 @@ from mlconnector.sync.engine import Engine, EngineOptions, default_flows
 from mlconnector.sync.runs import LastRun, last_run_cursor
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(1, str(Path(__file__).parent.parent))  # tests.dbutil for the PostgreSQL scenario
 from _sync_env import Metered
 
 PCN = 340884
