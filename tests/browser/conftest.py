@@ -18,13 +18,19 @@ import asyncio
 import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mlconnector.clock import FakeClock
+from mlconnector.config import Config
 from mlconnector.passwords import hash_password
-from mlconnector.store import Role, Store
+from mlconnector.sandbox.server import serve
+from mlconnector.store import Role, Store, Vault, generate_key, open_store
+from mlconnector.web import create_web_app
+from tests.unit.web.seed import Seeded, seed
 
 CHROMIUM = os.environ.get("MLCONNECTOR_TEST_CHROMIUM", "/usr/bin/chromium")
 #: a name Chromium resolves to 127.0.0.1 (a rebinding attacker's domain)
@@ -156,3 +162,28 @@ def viewer_page(browser: Any) -> PageFactory:
         return await log_in(page, url, store, name="viewer", role=Role.VIEWER)
 
     return make
+
+
+@dataclass
+class Served:
+    """The web app on loopback over a store seeded by :func:`tests.unit.web.seed.seed`."""
+
+    url: str
+    store: Store
+    seeded: Seeded
+
+
+@pytest.fixture
+async def served(tmp_path: Path, fake_clock: FakeClock) -> AsyncIterator[Served]:
+    vault = Vault([generate_key()], source="a test key")
+    store = await open_store(
+        f"sqlite+aiosqlite:///{tmp_path / 'mlc.db'}", clock=fake_clock, vault=vault
+    )
+    try:
+        await store.create_connection("acme", plex_pcn="79870")
+        seeded = await seed(store)
+        app = create_web_app(store=store, config=Config(home=tmp_path), clock=fake_clock)
+        async with app.router.lifespan_context(app), serve(app) as url:
+            yield Served(url, store, seeded)
+    finally:
+        await store.close()

@@ -2,56 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mlconnector.clock import FakeClock
-from mlconnector.config import Config
 from mlconnector.passwords import hash_password
-from mlconnector.sandbox.server import serve
 from mlconnector.store import (
     AuditQuery,
     OperationState,
     Role,
     Store,
-    Vault,
-    generate_key,
-    open_store,
 )
-from mlconnector.web import create_web_app
-from tests.browser.conftest import PASSWORD, REBOUND_HOST, PageFactory
-from tests.unit.web.seed import Seeded, seed
+from tests.browser.conftest import PASSWORD, REBOUND_HOST, PageFactory, Served
 
 pytestmark = pytest.mark.browser
 
-UI_PAGES = ["/", "/operations", "/audit", "/connections/acme"]
-
-
-@dataclass
-class Served:
-    url: str
-    store: Store
-    seeded: Seeded
-
-
-@pytest.fixture
-async def served(tmp_path: Path, fake_clock: FakeClock) -> AsyncIterator[Served]:
-    vault = Vault([generate_key()], source="a test key")
-    store = await open_store(
-        f"sqlite+aiosqlite:///{tmp_path / 'mlc.db'}", clock=fake_clock, vault=vault
-    )
-    try:
-        await store.create_connection("acme", plex_pcn="79870")
-        seeded = await seed(store)
-        app = create_web_app(store=store, config=Config(home=tmp_path), clock=fake_clock)
-        async with app.router.lifespan_context(app), serve(app) as url:
-            yield Served(url, store, seeded)
-    finally:
-        await store.close()
+UI_PAGES = ["/", "/operations", "/runs", "/audit", "/quarantine", "/connections/acme"]
 
 
 @pytest.fixture
