@@ -47,6 +47,7 @@ from mlconnector.sandbox.plex import DEFAULT_CONSUMER_KEY, TenantSpec, create_pl
 from mlconnector.sandbox.shipstation import ShipStationAccount, create_shipstation_sandbox
 from mlconnector.store import CredentialKind, Store, Vault, generate_key, open_store
 from mlconnector.sync import ConnectionRuntime, FlowResult, LogAlertSink
+from mlconnector.sync.cursor import CursorState
 from mlconnector.sync.engine import Engine, EngineOptions, default_flows
 from mlconnector.sync.runs import LastRun, last_run_cursor
 
@@ -141,6 +142,12 @@ async def seed(store: Store, conns: list[str], accts: list[ShipStationAccount]) 
             at = now - timedelta(seconds=rng.uniform(0, interval))
             run = LastRun(flow, at, True, 0.0, "seed", "seeded")
             await store.set_cursor(c, last_run_cursor(flow), run.to_json())
+            if flow == "orders":
+                # a running deployment's read cursor is at its newest order: without it every
+                # run walks the 60-day initial lookback (120 Plex windows), which spends the
+                # Plex key's budget shared by all connections and caps the runs per minute
+                cursor = CursorState(since=at - timedelta(minutes=5))
+                await store.set_cursor(c, flow, cursor.to_json())
             due[(c, flow)] = at + timedelta(seconds=interval)
     return due
 
