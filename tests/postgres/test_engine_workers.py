@@ -208,4 +208,6 @@ async def test_a_dead_workers_job_is_handed_to_another(
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
     await runner.aclose()
-    assert [(c, f) for c, f, _, _ in log] == [("acme", "orders")]
+    # the handed-over job ran once; the worker's periodic schedule pass (every 30 s, on the
+    # clock's :00/:30) may also start the other connections' first runs inside the window
+    assert [(c, f) for c, f, _, _ in log if c == "acme"] == [("acme", "orders")]
