@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import tempfile
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -272,7 +273,8 @@ async def _story(
         try:
             await _chapters(engine, store, plex, ss, summary, web_url)
             if keep:
-                await _keep_running(state, engine, summary)
+                login = await demo_login(store)
+                await _keep_running(state, engine, summary, login)
         finally:
             await engine.aclose()
 
@@ -450,9 +452,28 @@ def _shippers(plex: PlexSandbox, reference: str) -> int:
     )
 
 
-async def _keep_running(state: CliContext, engine: Engine, summary: DemoSummary) -> None:
+#: the operator account ``demo --keep`` makes in its temporary home, so the UI can be opened
+DEMO_USER = "demo"
+
+
+async def demo_login(store: Store) -> str:
+    """Create the demo home's operator account with a fresh random password and return it (the
+    UI has no default account; this one lives only in the demo's throw-away home)."""
+    from mlconnector.passwords import hash_password
+    from mlconnector.store import Role
+
+    password = secrets.token_urlsafe(12)
+    await store.create_user(DEMO_USER, Role.OPERATOR, hash_password(password))
+    return password
+
+
+async def _keep_running(
+    state: CliContext, engine: Engine, summary: DemoSummary, password: str
+) -> None:
     state.console.print(
-        f"[bold]kept running[/]: UI {summary.ui_url} (scheduler every 10-20 s); Ctrl-C stops."
+        f"[bold]kept running[/]: UI {summary.ui_url} (scheduler every 10-20 s); Ctrl-C stops.\n"
+        f"log in as [bold]{DEMO_USER}[/] with password [bold]{escape(password)}[/] "
+        "(made for this demo home only)"
     )
     with on_signals(engine.stop):
         await engine.run_forever()
