@@ -20,13 +20,6 @@ pytestmark = pytest.mark.browser
 UI_PAGES = ["/", "/operations", "/runs", "/audit", "/quarantine", "/connections/acme"]
 
 
-@pytest.fixture
-def expect(browser: Any) -> Any:
-    from playwright.async_api import expect
-
-    return expect
-
-
 async def state_of(store: Store, op_id: int) -> OperationState:
     op = await store.get_operation(op_id)
     assert op is not None
@@ -34,10 +27,10 @@ async def state_of(store: Store, op_id: int) -> OperationState:
 
 
 async def test_every_page_asks_for_a_login_then_brings_the_operator_back(
-    browser: Any, served: Served, expect: Any
+    context: Any, served: Served, expect: Any
 ) -> None:
     await served.store.create_user("ana", Role.OPERATOR, hash_password(PASSWORD))
-    page = await browser.new_page()
+    page = await context.new_page()
     for path in UI_PAGES:
         await page.goto(served.url + path)
         await expect(page).to_have_title("Log in · ml-connector")
@@ -61,9 +54,9 @@ async def test_every_page_asks_for_a_login_then_brings_the_operator_back(
     await expect(page).to_have_title("Log in · ml-connector")
 
 
-async def test_a_wrong_password_is_refused(browser: Any, served: Served, expect: Any) -> None:
+async def test_a_wrong_password_is_refused(context: Any, served: Served, expect: Any) -> None:
     await served.store.create_user("ana", Role.OPERATOR, hash_password(PASSWORD))
-    page = await browser.new_page()
+    page = await context.new_page()
     await page.goto(served.url + "/login")
     await page.get_by_label("Name").fill("ana")
     await page.get_by_label("Password").fill("not the password at all")
@@ -107,12 +100,12 @@ async def test_a_form_without_its_csrf_token_is_refused(
 
 
 async def test_a_foreign_host_is_refused(
-    browser: Any, operator_page: PageFactory, served: Served, expect: Any
+    context: Any, operator_page: PageFactory, served: Served, expect: Any
 ) -> None:
     """A DNS-rebinding page: the browser reaches 127.0.0.1 under the attacker's name."""
     port = served.url.rsplit(":", 1)[1]
     page = await operator_page(served.url, served.store)  # logged in on the real address
-    rebound = await browser.new_page()
+    rebound = await context.new_page()
     for path in ("/", "/operations", "/login"):
         response = await rebound.goto(f"http://{REBOUND_HOST}:{port}{path}")
         assert response is not None

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from mlconnector.clock import FakeClock
 from mlconnector.config import Config
@@ -68,7 +69,7 @@ async def _seed(store: Store, clock: FakeClock) -> None:
         await conn.execute(operations.insert(), rows)
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")
 async def console(tmp_path: Path, fake_clock: FakeClock) -> AsyncIterator[Console]:
     vault = Vault([generate_key()], source="a test key")
     store = await open_store(
@@ -84,7 +85,7 @@ async def console(tmp_path: Path, fake_clock: FakeClock) -> AsyncIterator[Consol
         await store.close()
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")
 async def page(operator_page: PageFactory, console: Console) -> AsyncIterator[Any]:
     """A page logged in as an operator, whose console must stay clean (the conftest saves a
     screenshot when a test fails)."""
@@ -96,13 +97,6 @@ async def page(operator_page: PageFactory, console: Console) -> AsyncIterator[An
         assert errors == []
     finally:
         await page.close()
-
-
-@pytest.fixture
-def expect(browser: Any) -> Any:
-    from playwright.async_api import expect
-
-    return expect
 
 
 async def _ids(page: Any) -> list[int]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from mlconnector.clock import FakeClock
 from mlconnector.config import Config, ConnectionConfig, PlexSettings, ShipStationSettings
@@ -65,15 +66,7 @@ class Watched:
     dialogs: list[str] = field(default_factory=list)
 
 
-@pytest.fixture
-def expect(browser: Any) -> Any:
-    """Playwright's auto-waiting assertions (imported once ``browser`` proved Playwright works)."""
-    from playwright.async_api import expect
-
-    return expect
-
-
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")
 async def site(tmp_path: Path, fake_clock: FakeClock) -> AsyncIterator[Site]:
     """Two connections on loopback: ``acme`` (configured, every credential, two dead operations,
     two pending webhooks) and ``beta`` (not in the configuration file, different last runs)."""
@@ -132,7 +125,7 @@ async def site(tmp_path: Path, fake_clock: FakeClock) -> AsyncIterator[Site]:
         await store.close()
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")
 async def watched(operator_page: PageFactory, site: Site) -> AsyncIterator[Watched]:
     page = await operator_page(site.url, site.store)
     seen = Watched(page)
