@@ -1,4 +1,4 @@
-"""Store throughput: outbox life cycles, audit appends and lease claims per second.
+"""Store throughput: outbox life cycles and audit appends per second, and a due() scan.
 
 Run: ``uv run python benchmarks/store_outbox.py [--n 2000] [--postgres URL]``. Prints figures; it
 asserts nothing about time. SQLite runs in a temporary folder; PostgreSQL (optional) in a database
@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from pathlib import Path
 
-import psycopg
-from psycopg import sql
-from sqlalchemy.engine import make_url
+# web_receiver.py imports these two names from here
+from _pgdb import create_database as _create_database
+from _pgdb import drop_database as _drop_database
 
 from mlconnector.clock import SystemClock
 from mlconnector.store import AuditEvent, Store, open_store
@@ -35,8 +33,6 @@ async def _timed(label: str, n: int, body: Callable[[int], Awaitable[object]]) -
 async def bench(store: Store, n: int) -> None:
     """Sequential figures: one caller, one transaction per method call."""
     await store.create_connection("bench")
-    for c in range(20):
-        await store.create_connection(f"c{c}")
 
     async def lifecycle(i: int) -> None:
         op = (await store.enqueue("bench", "orders", "create", f"key-{i}", {"i": i})).operation
@@ -50,14 +46,9 @@ async def bench(store: Store, n: int) -> None:
         event = AuditEvent("bench", "orders", "plex->ss", "order", "create", "ok", order_key=str(i))
         await store.append_audit(event)
 
-    async def claim(i: int) -> None:
-        lease = await store.claim_any_lease(f"w{i}", ["orders", "inventory"], timedelta(0))
-        assert lease is not None  # ttl 0: every lease is free again at once
-
     await _timed("enqueue + mark_sent + confirm (3 tx)", n, lifecycle)
     await _timed("enqueue of an existing key (insert-or-get)", n, duplicate)
     await _timed("append_audit", n, audit)
-    await _timed("claim_any_lease over 42 (connection, flow)", n, claim)
     started = time.perf_counter()
     due = await store.due("bench", "orders", limit=1000)
     print(
@@ -91,22 +82,6 @@ async def main() -> None:
                 await store.close()
         finally:
             _drop_database(args.postgres, url)
-
-
-def _create_database(admin_url: str) -> str:
-    name = f"mlc_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = make_url(admin_url).set(drivername="postgresql+psycopg", database=name)
-    return url.render_as_string(hide_password=False)
-
-
-def _drop_database(admin_url: str, url: str) -> None:
-    name = make_url(url).database
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
 
 
 if __name__ == "__main__":

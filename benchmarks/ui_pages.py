@@ -28,10 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import psycopg
-from psycopg import sql
+from _pgdb import create_database, drop_database
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from mlconnector.clock import FakeClock
 from mlconnector.config import Config, WebSettings
@@ -296,27 +294,11 @@ async def main() -> None:
             url = f"sqlite+aiosqlite:///{Path(home) / 'bench.db'}"
             await run(url, Path(home), args, "SQLite (WAL)")
         if args.backend in ("postgresql", "both"):
-            url = _create_database(args.postgres)
+            url = create_database(args.postgres)
             try:
                 await run(url, Path(home), args, "PostgreSQL")
             finally:
-                _drop_database(args.postgres, url)
-
-
-def _create_database(admin_url: str) -> str:
-    name = f"mlc_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = make_url(admin_url).set(drivername="postgresql+psycopg", database=name)
-    return url.render_as_string(hide_password=False)
-
-
-def _drop_database(admin_url: str, url: str) -> None:
-    name = make_url(url).database
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+                drop_database(args.postgres, url)
 
 
 if __name__ == "__main__":

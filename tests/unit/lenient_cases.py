@@ -1,11 +1,16 @@
 """Shared by the lenient-model property tests of Plex and ShipStation: mutate one field of a
-realistic payload and parse a page of such records element by element."""
+realistic payload and parse a page of such records element by element.
+
+:func:`lenient_model_tests` makes the three tests both suites run over their own table of cases."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Mapping, Set
 from typing import Any
 
+import pytest
+from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
@@ -72,3 +77,57 @@ def assert_strict_field_fails(
     assert len(good) == len(page) - 1, f"{model.__name__}.{field} = {value!r} was accepted"
     assert len(bad) == 1
     assert bad[0].field.split(".")[0] == field, bad[0].describe()
+
+
+#: model → (realistic payload, {strict field: values that must make the record unreadable})
+Cases = Mapping[type[BaseModel], tuple[dict[str, Any], dict[str, tuple[Any, ...]]]]
+
+
+def lenient_model_tests(
+    cases: Cases, not_mutated: Mapping[type[BaseModel], Set[str]]
+) -> tuple[Callable[..., None], Callable[..., None], Callable[..., None]]:
+    """The three tests of a table of ``cases`` (``not_mutated``: optional fields left alone on
+    purpose), to be bound to test names in the suite's module:
+
+    * every realistic payload parses as it is;
+    * a page parses whatever an optional field holds (a property test per model);
+    * an unreadable id or quantity fails naming the field (one test per strict value).
+    """
+    models = sorted(cases, key=lambda m: m.__name__)
+    strict_cases = [
+        (model, field, value)
+        for model, (_payload, strict) in cases.items()
+        for field, values in strict.items()
+        for value in values
+    ]
+
+    def test_every_realistic_payload_parses_as_it_is() -> None:
+        for model, (payload, _strict) in cases.items():
+            model.model_validate(payload)
+
+    @pytest.mark.parametrize("model", models, ids=lambda m: m.__name__)
+    @given(data=st.data())
+    def test_a_page_parses_whatever_an_optional_field_holds(
+        model: type[BaseModel], data: Any
+    ) -> None:
+        payload, strict = cases[model]
+        fields = optional_fields(model, frozenset(strict) | not_mutated.get(model, frozenset()))
+        assert fields, model
+        field, value = data.draw(mutation(payload, fields))
+        assert_page_parses(model, payload, field, value)
+
+    @pytest.mark.parametrize(
+        ("model", "field", "value"),
+        strict_cases,
+        ids=[f"{m.__name__}.{f}={v!r}" for m, f, v in strict_cases],
+    )
+    def test_an_unreadable_id_or_quantity_fails_naming_the_field(
+        model: type[BaseModel], field: str, value: Any
+    ) -> None:
+        assert_strict_field_fails(model, cases[model][0], field, value)
+
+    return (
+        test_every_realistic_payload_parses_as_it_is,
+        test_a_page_parses_whatever_an_optional_field_holds,
+        test_an_unreadable_id_or_quantity_fails_naming_the_field,
+    )

@@ -9,8 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from mlconnector.clock import FakeClock
@@ -33,10 +31,8 @@ from mlconnector.plex.models import (
 from tests.unit.lenient_cases import (
     BAD_IDS,
     BAD_QUANTITIES,
-    assert_page_parses,
-    assert_strict_field_fails,
-    mutation,
-    optional_fields,
+    Cases,
+    lenient_model_tests,
 )
 from tests.unit.plex.conftest import plex_client
 
@@ -180,7 +176,7 @@ INVENTORY_SHIPMENT = {
 }
 
 #: model → (realistic payload, {strict field: values that must make the record unreadable})
-CASES: dict[type[BaseModel], tuple[dict[str, Any], dict[str, tuple[Any, ...]]]] = {
+CASES: Cases = {
     SalesOrder: (ORDER, {"id": BAD_IDS}),
     OrderLine: (LINE, {"id": BAD_IDS}),
     Release: (
@@ -199,41 +195,11 @@ CASES: dict[type[BaseModel], tuple[dict[str, Any], dict[str, tuple[Any, ...]]]] 
 }
 #: fields that are not lenient on purpose: ``containers`` is a raw list kept as Plex sent it
 NOT_MUTATED: dict[type[BaseModel], set[str]] = {InventoryShipment: {"containers"}}
-MODELS = sorted(CASES, key=lambda m: m.__name__)
-
-
-def test_every_realistic_payload_parses_as_it_is() -> None:
-    for model, (payload, _strict) in CASES.items():
-        model.model_validate(payload)
-
-
-@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
-@given(data=st.data())
-def test_a_page_parses_whatever_an_optional_field_holds(model: type[BaseModel], data: Any) -> None:
-    payload, strict = CASES[model]
-    fields = optional_fields(model, frozenset(strict) | NOT_MUTATED.get(model, set()))
-    assert fields, model
-    field, value = data.draw(mutation(payload, fields))
-    assert_page_parses(model, payload, field, value)
-
-
-STRICT_CASES = [
-    (model, field, value)
-    for model, (_payload, strict) in CASES.items()
-    for field, values in strict.items()
-    for value in values
-]
-
-
-@pytest.mark.parametrize(
-    ("model", "field", "value"),
-    STRICT_CASES,
-    ids=[f"{m.__name__}.{f}={v!r}" for m, f, v in STRICT_CASES],
-)
-def test_an_unreadable_id_or_quantity_fails_naming_the_field(
-    model: type[BaseModel], field: str, value: Any
-) -> None:
-    assert_strict_field_fails(model, CASES[model][0], field, value)
+(
+    test_every_realistic_payload_parses_as_it_is,
+    test_a_page_parses_whatever_an_optional_field_holds,
+    test_an_unreadable_id_or_quantity_fails_naming_the_field,
+) = lenient_model_tests(CASES, NOT_MUTATED)
 
 
 def test_date_only_dates_are_utc_midnight_and_numbers_become_text() -> None:

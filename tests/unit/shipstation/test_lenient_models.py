@@ -8,10 +8,6 @@ from datetime import date
 from typing import Any
 
 import httpx
-import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-from pydantic import BaseModel
 
 from mlconnector.lenient import parse_each
 from mlconnector.shipstation import (
@@ -34,10 +30,8 @@ from tests.unit.lenient_cases import (
     BAD_IDS,
     BAD_NUMERIC_IDS,
     BAD_QUANTITIES,
-    assert_page_parses,
-    assert_strict_field_fails,
-    mutation,
-    optional_fields,
+    Cases,
+    lenient_model_tests,
 )
 from tests.unit.shipstation.conftest import json_response
 
@@ -261,7 +255,7 @@ V2_WEBHOOK = {
 }
 
 #: model → (realistic payload, {strict field: values that must make the record unreadable})
-CASES: dict[type[BaseModel], tuple[dict[str, Any], dict[str, tuple[Any, ...]]]] = {
+CASES: Cases = {
     Address: (ADDRESS, {}),
     OrderItem: (ITEM, {"quantity": BAD_NUMERIC_IDS}),
     ShipmentItem: (ITEM, {"quantity": BAD_QUANTITIES}),
@@ -293,41 +287,11 @@ NOT_MUTATED = {
     ShipmentItem: {"lineItemKey"},
     CreateOrderResult: {"orderKey", "success", "frozen"},
 }
-MODELS = sorted(CASES, key=lambda m: m.__name__)
-
-
-def test_every_realistic_payload_parses_as_it_is() -> None:
-    for model, (payload, _strict) in CASES.items():
-        model.model_validate(payload)
-
-
-@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
-@given(data=st.data())
-def test_a_page_parses_whatever_an_optional_field_holds(model: type[BaseModel], data: Any) -> None:
-    payload, strict = CASES[model]
-    fields = optional_fields(model, frozenset(strict) | NOT_MUTATED.get(model, set()))
-    assert fields, model
-    field, value = data.draw(mutation(payload, fields))
-    assert_page_parses(model, payload, field, value)
-
-
-STRICT_CASES = [
-    (model, field, value)
-    for model, (_payload, strict) in CASES.items()
-    for field, values in strict.items()
-    for value in values
-]
-
-
-@pytest.mark.parametrize(
-    ("model", "field", "value"),
-    STRICT_CASES,
-    ids=[f"{m.__name__}.{f}={v!r}" for m, f, v in STRICT_CASES],
-)
-def test_an_unreadable_id_or_quantity_fails_naming_the_field(
-    model: type[BaseModel], field: str, value: Any
-) -> None:
-    assert_strict_field_fails(model, CASES[model][0], field, value)
+(
+    test_every_realistic_payload_parses_as_it_is,
+    test_a_page_parses_whatever_an_optional_field_holds,
+    test_an_unreadable_id_or_quantity_fails_naming_the_field,
+) = lenient_model_tests(CASES, NOT_MUTATED)
 
 
 def test_a_shipment_item_with_an_unreadable_quantity_names_the_item_field() -> None:
