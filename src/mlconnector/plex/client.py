@@ -257,6 +257,39 @@ class PlexClient(ApiClient):
         """Walk ``[start, end]`` in windows, check each answer, de-duplicate window edges.
 
         Unreadable records go to ``on_unreadable`` (see :meth:`get_list`)."""
+        pages = self.iter_windowed_pages(
+            path,
+            model,
+            start,
+            end,
+            begin_param=begin_param,
+            end_param=end_param,
+            date_of=date_of,
+            id_of=id_of,
+            extra=extra,
+            on_unreadable=on_unreadable,
+        )
+        async for page in pages:
+            for record in page:
+                yield record
+
+    async def iter_windowed_pages(
+        self,
+        path: str,
+        model: type[M],
+        start: datetime,
+        end: datetime,
+        *,
+        begin_param: str,
+        end_param: str,
+        date_of: Callable[[M], datetime | None],
+        id_of: Callable[[M], str],
+        extra: Params | None = None,
+        on_unreadable: UnreadableSink | None = None,
+    ) -> AsyncIterator[list[M]]:
+        """:meth:`iter_windowed` one window at a time: one list per window of
+        :func:`~mlconnector.plex.windows.windows` (``settings.window``), empty windows
+        included, so two walks of the same ``[start, end]`` stay in step."""
         previous_edge: set[tuple[str, datetime | None]] = set()
         for low, high in windows(start, end, self.settings.window):
             params = [
@@ -273,14 +306,17 @@ class PlexClient(ApiClient):
                 filter_names=f"{begin_param}/{end_param}",
             )
             edge: set[tuple[str, datetime | None]] = set()
+            page: list[M] = []
             for record in records:
                 key = (id_of(record), date_of(record))
                 if key in previous_edge:
                     continue  # already yielded by the previous window (inclusive bounds)
                 if key[1] == high:
                     edge.add(key)
-                yield record
+                page.append(record)
             previous_edge = edge
+            del records
+            yield page
 
     # --- sales -----------------------------------------------------------------------------------
     def iter_orders_modified(
@@ -304,6 +340,39 @@ class PlexClient(ApiClient):
     ) -> AsyncIterator[Release]:
         """Releases modified in ``[start, end]`` (``modifiedDateBegin/End``), window by window."""
         return self.iter_windowed(
+            "sales/v1/releases",
+            Release,
+            start,
+            end,
+            begin_param="modifiedDateBegin",
+            end_param="modifiedDateEnd",
+            date_of=lambda r: r.modified_date,
+            id_of=lambda r: r.id,
+            on_unreadable=on_unreadable,
+        )
+
+    def order_pages_modified(
+        self, start: datetime, end: datetime, *, on_unreadable: UnreadableSink | None = None
+    ) -> AsyncIterator[list[SalesOrder]]:
+        """:meth:`iter_orders_modified`, one list per read window."""
+        return self.iter_windowed_pages(
+            "sales/v1/orders",
+            SalesOrder,
+            start,
+            end,
+            begin_param="modifiedByDateBegin",
+            end_param="modifiedByDateEnd",
+            date_of=lambda o: o.modified_date,
+            id_of=lambda o: o.id,
+            on_unreadable=on_unreadable,
+        )
+
+    def release_pages_modified(
+        self, start: datetime, end: datetime, *, on_unreadable: UnreadableSink | None = None
+    ) -> AsyncIterator[list[Release]]:
+        """:meth:`iter_releases_modified`, one list per read window (the same windows as
+        :meth:`order_pages_modified` for the same bounds)."""
+        return self.iter_windowed_pages(
             "sales/v1/releases",
             Release,
             start,

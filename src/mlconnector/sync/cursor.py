@@ -14,7 +14,7 @@ The stored value is JSON: ``{"since": "...Z", "seen": [[id, modified], ...]}``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -101,3 +101,41 @@ def advance(
     seen = {(rid, format_utc_z(m)) for rid, m in pairs if m >= floor}
     seen |= {(rid, m) for rid, m in state.seen if parse_utc_z(m) >= floor}
     return CursorState(since=since, seen=frozenset(seen))
+
+
+class ReadPairs:
+    """The ``(id, modified)`` pairs a run reads, kept only as far as :func:`advance` needs them.
+
+    :func:`advance` uses the newest timestamp and the pairs within ``overlap`` of the new
+    ``since`` (which is at least that newest timestamp); a pair older than ``newest − overlap``
+    can never be kept, so it is dropped as the reads go on. A long pass therefore holds the
+    pairs of its last ``overlap``, not one per record read: ``advance(state, pairs, end)``
+    gives the same state as with every pair.
+    """
+
+    def __init__(self, window_end: datetime, *, overlap: timedelta = DEFAULT_OVERLAP) -> None:
+        self.window_end = window_end
+        self.overlap = overlap
+        self.newest: datetime | None = None
+        self._pairs: list[tuple[str, datetime]] = []
+        self._prune_at = 1024
+
+    def add(self, record_id: str, modified: datetime | None) -> None:
+        """One record read (``modified`` ``None`` or past the window end: not counted)."""
+        if modified is None or modified > self.window_end:
+            return
+        if self.newest is None or modified > self.newest:
+            self.newest = modified
+        elif modified < self.newest - self.overlap:
+            return
+        self._pairs.append((record_id, modified))
+        if len(self._pairs) >= self._prune_at:
+            floor = self.newest - self.overlap
+            self._pairs = [(i, m) for i, m in self._pairs if m >= floor]
+            self._prune_at = max(1024, 2 * len(self._pairs))
+
+    def __iter__(self) -> Iterator[tuple[str, datetime | None]]:
+        return iter(self._pairs)
+
+    def __len__(self) -> int:
+        return len(self._pairs)

@@ -19,8 +19,9 @@ was sent (paged) and matches them by exact ``orderKey``; ``resolve`` looks one o
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -43,6 +44,7 @@ from mlconnector.sync.cursor import (
     DEFAULT_OVERLAP,
     DEFAULT_SAFETY_LAG,
     CursorState,
+    ReadPairs,
     advance,
     read_window,
 )
@@ -69,9 +71,9 @@ from mlconnector.sync.order_links import (
 )
 from mlconnector.sync.orders_read import (
     Changes,
+    iter_changes,
     load_bundles,
     orders_of_releases_by_links,
-    read_changes,
     retry_releases,
     shipped_in_shipstation,
     window_entries,
@@ -124,20 +126,26 @@ class OrdersFlow:
         rt.plex.forget_cached()
         book = QuarantineBook(rt, FLOW, result, dry_run)
         await book.load()
-        changes = await read_changes(rt.plex, start, end, state.is_new)
-        await retry_releases(rt.plex, book, changes)
-        counts = {"orders": len(changes.orders), "releases": len(changes.releases)}
-        result.count("read", counts["orders"] + counts["releases"])
         sender = None if dry_run else _Sender(self, rt, result)
-        await self._decide_all(rt, changes, result, dry_run, sender, book)
-        # unreadable records of the window lists not already set aside with their order: they
-        # are retried by id on later passes, so the cursor may move past them (docs/sync.md)
-        await book.put_all(e for e in window_entries(changes.unreadable) if not book.seen(e))
+        pass_ = _Pass(set(book.retry_ids("order")))
+        pairs = ReadPairs(end, overlap=self.overlap)
+        # one Plex read window at a time: read, decide, hand to the sender, then the next window
+        # (a pass holds one window's records and one chunk of bundles, not the whole read)
+        async for changes in iter_changes(rt.plex, start, end, state.is_new, pairs):
+            await self._decide_window(rt, changes, pass_, result, dry_run, sender, book)
+            # unreadable records of the window lists not already set aside with their order:
+            # they are retried by id on later passes, so the cursor may move past them
+            entries = window_entries(changes.unreadable)
+            await book.put_all(e for e in entries if not book.seen(e))
+        last = Changes()
+        await retry_releases(rt.plex, book, last)
+        await self._decide_window(rt, last, pass_, result, dry_run, sender, book, final=True)
+        counts = {"orders": pass_.orders, "releases": pass_.releases}
         if sender is None:
             return result
         await sender.flush()
         # every chunk of the window is sent and linked: only now may the cursor move (§1 rule 2)
-        new_state = advance(state, changes.pairs, end, overlap=self.overlap)
+        new_state = advance(state, pairs, end, overlap=self.overlap)
         if new_state != state:
             await rt.store.set_cursor(rt.name, FLOW, new_state.to_json())
             result.cursor = new_state.to_json()
@@ -156,27 +164,42 @@ class OrdersFlow:
         )
         return result
 
-    async def _decide_all(
+    async def _decide_window(
         self,
         rt: ConnectionRuntime,
         changes: Changes,
+        pass_: _Pass,
         result: FlowResult,
         dry_run: bool,
         sender: _Sender | None,
         book: QuarantineBook,
+        *,
+        final: bool = False,
     ) -> None:
-        """Decide the changed orders (and the quarantined ones, retried) a chunk at a time and
-        hand each chunk's decisions to the sender, so a run holds one chunk of bundles and
-        decisions, not the whole window."""
+        """Decide the orders changed in one read window a chunk at a time and hand each
+        chunk's decisions to the sender, so a run holds one chunk of bundles and decisions.
+
+        A release whose order line was not loaded stays pending (id and line only) until a
+        later window loads its line; the ``final`` step (after the last window) also retries
+        the quarantined orders not read again, and finds the orders of the releases still
+        pending through the links of groups already synced."""
+        pass_.orders += len(changes.orders)
+        pass_.releases += len(changes.releases)
+        result.count("read", len(changes.orders) + len(changes.releases))
         hints = {hint for _, _, hint in changes.releases if hint}
-        wanted = set(changes.orders) | hints | set(book.retry_ids("order"))
+        wanted = set(changes.orders) | hints
+        if final:
+            wanted |= pass_.retry
+        pass_.retry -= wanted
         loaded_lines: set[str] = set()
         await self._decide_chunks(
             rt, sorted(wanted), changes, result, dry_run, loaded_lines, sender, book
         )
-        orphans = [rid for rid, line_id, _ in changes.releases if line_id not in loaded_lines]
-        if not orphans:
+        pending = pass_.orphans + [(rid, line_id) for rid, line_id, _ in changes.releases]
+        pass_.orphans = [(rid, line_id) for rid, line_id in pending if line_id not in loaded_lines]
+        if not final or not pass_.orphans:
             return
+        orphans = [rid for rid, _ in pass_.orphans]
         by_link = await orders_of_releases_by_links(rt.store, rt.name, orphans)
         more = sorted(set(by_link.values()) - wanted)
         await self._decide_chunks(rt, more, changes, result, dry_run, loaded_lines, sender, book)
@@ -607,6 +630,17 @@ async def _landed(rt: ConnectionRuntime, payload: dict[str, Any], remote: Order)
     return str(remote.order_id)
 
 
+@dataclass
+class _Pass:
+    """What a pass carries from one read window to the next: counts, the quarantined orders
+    not decided yet, and the releases whose order was not found yet (usually none)."""
+
+    retry: set[str]
+    orders: int = 0
+    releases: int = 0
+    orphans: list[tuple[str, str]] = field(default_factory=list)
+
+
 class _Sender:
     """Collects decisions as they are made and sends them in full ``createorders`` batches, so a
     run never holds more than one batch (plus one chunk of decisions) of unsent orders.
@@ -622,19 +656,23 @@ class _Sender:
         self.rt = rt
         self.result = result
         self.box = Outbox(rt, FLOW)
-        self.waiting: list[Decision] = []
+        #: decisions not sent yet, by orderKey
+        self.waiting: dict[str, Decision] = {}
 
     async def add(self, decisions: Sequence[Decision]) -> None:
-        """Queue decisions; send every full batch."""
-        self.waiting.extend(decisions)
+        """Queue decisions; send every full batch. A newer decision for an order still waiting
+        (decided again in a later read window, e.g. through a release's order id) replaces it:
+        the older one was never enqueued."""
+        for decision in decisions:
+            self.waiting[decision.order_key] = decision
         size = self.flow.batch_size
         while len(self.waiting) >= size:
-            batch, self.waiting = self.waiting[:size], self.waiting[size:]
-            await self._send(batch)
+            keys = list(itertools.islice(self.waiting, size))
+            await self._send([self.waiting.pop(key) for key in keys])
 
     async def flush(self) -> None:
         """Send what is left (the last, partial batch)."""
-        batch, self.waiting = self.waiting, []
+        batch, self.waiting = list(self.waiting.values()), {}
         if batch:
             await self._send(batch)
 

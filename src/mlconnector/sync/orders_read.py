@@ -9,7 +9,7 @@ synced. A release whose order cannot be found is reported, not guessed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -18,22 +18,20 @@ from mlconnector.lenient import Unreadable, UnreadableRecordError
 from mlconnector.plex import OrderLine, Part, PlexClient, Release, SalesOrder
 from mlconnector.shipstation import ShipStationV1Client
 from mlconnector.store import QuarantineEntry, Store
+from mlconnector.sync.cursor import ReadPairs
 from mlconnector.sync.mapping import OrderBundle
 from mlconnector.sync.quarantine import QuarantineBook, entry_of
 
 
 @dataclass
 class Changes:
-    """Records modified in one read window (after de-duplication against the cursor), kept
-    compact: a window can hold 100,000 orders, and each is needed only when its chunk is loaded.
-    """
+    """Records modified in one Plex read window (after de-duplication against the cursor), kept
+    compact until their chunk is loaded; a pass holds one window's at a time."""
 
     #: new orders by id (lower-case), as JSON until :meth:`take_order` (a third of the model)
     orders: dict[str, bytes] = field(default_factory=dict)
     #: new releases: ``(id, order line id (lower-case), sales order id hint)``
     releases: list[tuple[str, str, str | None]] = field(default_factory=list)
-    #: every ``(id, modified)`` read, de-duplicated or not, for advancing the cursor
-    pairs: list[tuple[str, datetime | None]] = field(default_factory=list)
     #: records of the window's lists that could not be read (quarantined by the flow)
     unreadable: list[Unreadable] = field(default_factory=list)
 
@@ -43,26 +41,33 @@ class Changes:
         return SalesOrder.model_validate_json(raw) if raw is not None else None
 
 
-async def read_changes(
+async def iter_changes(
     plex: PlexClient,
     start: datetime,
     end: datetime,
     is_new: Callable[[str, datetime | None], bool],
-) -> Changes:
-    """Orders and releases modified in ``[start, end]`` that the cursor has not committed yet."""
-    changes = Changes()
-    sink = changes.unreadable.append
-    async for order in plex.iter_orders_modified(start, end, on_unreadable=sink):
-        key = order.id.lower()
-        changes.pairs.append((f"o:{key}", order.modified_date))
-        if is_new(f"o:{key}", order.modified_date):
-            changes.orders[key] = order.model_dump_json(by_alias=True).encode()
-    async for release in plex.iter_releases_modified(start, end, on_unreadable=sink):
-        changes.pairs.append((f"r:{release.id.lower()}", release.modified_date))
-        if is_new(f"r:{release.id.lower()}", release.modified_date):
-            line_id = (release.order_line_id or "").lower()
-            changes.releases.append((release.id, line_id, order_id_hint(release)))
-    return changes
+    pairs: ReadPairs,
+) -> AsyncIterator[Changes]:
+    """Orders and releases modified in ``[start, end]`` that the cursor has not committed yet,
+    one Plex read window at a time (its orders, then its releases); every ``(id, modified)``
+    read, new or not, goes to ``pairs`` for advancing the cursor."""
+    bad: list[Unreadable] = []
+    releases = plex.release_pages_modified(start, end, on_unreadable=bad.append)
+    async for order_page in plex.order_pages_modified(start, end, on_unreadable=bad.append):
+        changes = Changes()
+        for order in order_page:
+            key = order.id.lower()
+            pairs.add(f"o:{key}", order.modified_date)
+            if is_new(f"o:{key}", order.modified_date):
+                changes.orders[key] = order.model_dump_json(by_alias=True).encode()
+        del order_page
+        for release in await anext(releases, []):
+            pairs.add(f"r:{release.id.lower()}", release.modified_date)
+            if is_new(f"r:{release.id.lower()}", release.modified_date):
+                line_id = (release.order_line_id or "").lower()
+                changes.releases.append((release.id, line_id, order_id_hint(release)))
+        changes.unreadable, bad[:] = list(bad), []
+        yield changes
 
 
 def window_entries(problems: Sequence[Unreadable]) -> list[QuarantineEntry]:

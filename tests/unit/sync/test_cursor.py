@@ -11,6 +11,7 @@ from mlconnector.sync.cursor import (
     DEFAULT_OVERLAP,
     DEFAULT_SAFETY_LAG,
     CursorState,
+    ReadPairs,
     advance,
     read_window,
 )
@@ -94,3 +95,41 @@ def test_a_short_overlap_would_miss_the_fall_back_hour() -> None:
     assert to_pacific_naive(short) > to_pacific_naive(record)  # would be missed
     full, _ = read_window(CursorState(since=since), since + timedelta(days=1))
     assert to_pacific_naive(full) <= to_pacific_naive(record)
+
+
+def test_read_pairs_keep_what_advance_needs_and_advance_the_same() -> None:
+    base = datetime(2026, 1, 15, tzinfo=UTC)
+    end = base + timedelta(hours=50)
+    # 5,000 records over 48 h (in read order, window by window), some re-read, one past the end
+    every = [(f"o:{n}", base + timedelta(seconds=35 * n)) for n in range(5000)]
+    every += [("o:17", base + timedelta(seconds=35 * 17)), ("o:late", end + timedelta(seconds=1))]
+    every.append(("o:none", None))
+    pairs = ReadPairs(end, overlap=DEFAULT_OVERLAP)
+    for record_id, modified in every:
+        pairs.add(record_id, modified)
+    state = CursorState(
+        since=base - timedelta(hours=1), seen=frozenset({("o:old", "2026-01-14T23:30:00Z")})
+    )
+    assert advance(state, pairs, end) == advance(state, every, end)
+    # the pairs of the last overlap (2 h ≈ 206 records) plus at most one pruning period
+    assert len(pairs) < 1024 + 2 * 206
+    assert pairs.newest == base + timedelta(seconds=35 * 4999)
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 30), st.integers(0, 6 * 3600)), max_size=3000),
+    st.integers(0, 6 * 3600),
+)
+def test_read_pairs_advance_like_every_pair_in_any_read_order(
+    records: list[tuple[int, int]], end_offset: int
+) -> None:
+    end = T0 + timedelta(seconds=end_offset)
+    every = [(f"r:{i}", T0 + timedelta(seconds=s)) for i, s in records]
+    pairs = ReadPairs(end, overlap=timedelta(minutes=30))
+    for record_id, modified in every:
+        pairs.add(record_id, modified)
+    state = CursorState(since=T0, seen=frozenset({("r:0", "2026-03-01T12:00:00Z")}))
+    overlap = timedelta(minutes=30)
+    assert advance(state, pairs, end, overlap=overlap) == advance(
+        state, every, end, overlap=overlap
+    )

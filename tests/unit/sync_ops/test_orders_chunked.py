@@ -4,14 +4,16 @@ full ``createorders`` batches) and still moves its cursor only after the whole w
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mlconnector.plex import FilterIgnoredError, OrderLine
+from mlconnector.sandbox.plex import LinePlan, ReleasePlan
 from mlconnector.sync.orders import OrdersFlow
-from tests.unit.sync_ops.conftest import CONNECTION, OpsEnv, close_env, make_env
+from tests.unit.sync_ops.conftest import CONNECTION, PCN, OpsEnv, close_env, make_env
 
 
 def gets(env: OpsEnv, path: str) -> int:
@@ -88,5 +90,38 @@ async def test_cursor_waits_for_the_last_chunk(
         assert len(keys) == len(set(keys)) > len(early)  # nothing doubled, the rest sent
         assert result.created == len(keys) - len(early)
         assert result.unchanged >= len(early)
+    finally:
+        await close_env(env)
+
+
+async def test_a_pass_sends_window_by_window_and_moves_the_cursor_once(tmp_path: Path) -> None:
+    env = await make_env(tmp_path, orders=3)
+    try:
+        rt = await env.runtime()
+        flow = OrdersFlow(batch_size=2)
+        await flow.run(rt)
+        before = await env.store.get_cursor(CONNECTION, "orders")
+        data = env.plex.tenant(PCN)
+        customer = next(iter(data.customers))
+        part = next(p.id for p in data.parts.values() if p.status == "Active")
+        for n in range(6):  # one new order an hour
+            env.clock.advance(3600)
+            plan = ReleasePlan(float(n + 1), env.clock.now() + timedelta(days=3))
+            env.plex.add_order(customer, [LinePlan(part, [plan])], tenant=PCN)
+        env.clock.advance(600)
+        rt.plex.settings = rt.plex.settings.model_copy(update={"window": timedelta(hours=1)})
+        mark = len(env.calls)
+        result = await flow.run(rt)
+        assert result.created == 6
+        calls = [(m, p) for _, m, p, _ in env.calls[mark:]]
+        reads = [i for i, c in enumerate(calls) if c == ("GET", "/sales/v1/orders")]
+        sends = [i for i, c in enumerate(calls) if c[1].endswith("/orders/createorders")]
+        assert len(reads) >= 6 and len(sends) == 3
+        # the first orders are in ShipStation before the last windows are read
+        assert sends[0] < reads[-2]
+        after = await env.store.get_cursor(CONNECTION, "orders")
+        assert before is not None and after is not None and after.value != before.value
+        assert result.cursor == after.value
+        assert len({o["orderKey"] for o in env.ss.all_orders()}) == len(env.ss.all_orders())
     finally:
         await close_env(env)
