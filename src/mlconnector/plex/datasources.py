@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -193,7 +194,7 @@ class PlexDataSourceClient(ApiClient):
         code, message = self._first_error(response)
         if code is None:
             return with_rate_limit_wait(super().classify(response), self.settings.rate_limit_wait)
-        datasource_id = response.request.url.path.rstrip("/").split("/")[-2]
+        datasource_id = self._datasource_id(response.request.url.path)
         kwargs: dict[str, Any] = {
             "status": response.status_code,
             "request_id": self.request_id(response),
@@ -208,6 +209,13 @@ class PlexDataSourceClient(ApiClient):
         return classify_datasource_code(
             code, self.redactor.text(message or ""), datasource_id, kwargs
         )
+
+    def _datasource_id(self, path: str) -> str:
+        """The ``{id}`` segment of a request path made from the configured execute path
+        (whatever its shape; the whole path when it does not match)."""
+        before, _, after = self.settings.endpoints.datasource_execute_path.partition("{id}")
+        found = re.search(f"{re.escape(before)}([^/]+){re.escape(after)}/?$", path)
+        return found.group(1) if found else path
 
     @staticmethod
     def _first_error(response: httpx.Response) -> tuple[str | None, str | None]:

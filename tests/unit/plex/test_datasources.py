@@ -111,6 +111,25 @@ async def test_datasource_error_codes(http_factory, settings, fake_clock, code, 
         assert "Web Service Access By User Account" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "execute_path", ["/api/datasources/{id}/execute", "/api/datasources/{id}", "/ds/{id}/run/v2"]
+)
+async def test_the_hint_names_the_datasource_id_whatever_the_execute_path(
+    http_factory, fake_clock, execute_path
+) -> None:
+    body = {"errors": [{"code": "DATA_SOURCE_INPUT_REQUIRED", "message": "Shipper_Key"}]}
+    settings = make_settings(endpoints={"datasource_execute_path": execute_path})
+    client = datasource_client(
+        http_factory(lambda r: httpx.Response(400, json=body)), settings, fake_clock
+    )
+    with pytest.raises(ConfigError) as info:
+        await client.execute(230447)
+    assert info.value.hint == (
+        "check datasource 230447 and its input names on the Data Sources screen"
+    )
+    assert "Plex datasource 230447:" in str(info.value)
+
+
 async def test_errors_in_an_http_200_body_raise(http_factory, settings, fake_clock) -> None:
     body = {"errors": [{"code": "USER_ACCESS_DENIED", "message": "no"}], "rows": []}
     client = datasource_client(
