@@ -12,6 +12,8 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -112,6 +114,8 @@ class ApiClient:
         self.timeout = timeout
         #: requests actually sent (every attempt), for benchmarks and tests
         self.calls = 0
+        #: the ``Date`` header of the latest successful response, raw (see :meth:`server_time`)
+        self.server_date: str | None = None
 
     # --- hooks ---------------------------------------------------------------------------------
     async def auth_headers(self) -> dict[str, str]:
@@ -179,6 +183,17 @@ class ApiClient:
         return None
 
     # --- the request loop ------------------------------------------------------------------------
+    def server_time(self) -> datetime | None:
+        """The server's clock at its latest successful answer (its ``Date`` header, whole
+        seconds, UTC), or ``None`` when it sent none or one that does not parse."""
+        if not self.server_date:
+            return None
+        try:
+            when = parsedate_to_datetime(self.server_date)
+        except (TypeError, ValueError, IndexError):
+            return None
+        return when.astimezone(UTC) if when.tzinfo is not None else None
+
     def url_for(self, path_or_url: str) -> httpx.URL:
         if path_or_url.startswith(("http://", "https://")):
             return httpx.URL(path_or_url)
@@ -322,8 +337,9 @@ class ApiClient:
             elapsed = self.clock.monotonic() - started
             exchange = (method, url, response, status, tries, elapsed, error)
             if error is None:
-                self._emit(*exchange)
                 assert response is not None
+                self.server_date = response.headers.get("date")
+                self._emit(*exchange)
                 return response, body
             if isinstance(error, AuthenticationError) and not refreshed:
                 refreshed = True

@@ -7,6 +7,14 @@
 * Records re-read in the overlap are de-duplicated on ``(id, modified)``.
 * The cursor advances only after the batch is committed: compute the next state with
   :func:`advance`, store it with ``store.set_cursor`` at the very end of the run.
+* A source that stays quiet would otherwise keep the cursor at its last record for ever (a
+  tenant without orders re-read the whole 60-day initial lookback every run): a run that read
+  its **whole** window without error passes ``read_through`` (:func:`read_bound`: the window
+  end, or the server's own clock minus the safety lag when that is earlier), and ``since``
+  moves to ``read_through − overlap`` once that is at least one overlap ahead of it. The next
+  window then starts two overlaps before what was read, so late-committed records and a clock
+  up to ``2 × overlap + safety lag`` ahead of the server's are still read (and de-duplicated);
+  the step of one overlap keeps a quiet connection at one cursor write per overlap, not per run.
 
 The stored value is JSON: ``{"since": "...Z", "seen": [[id, modified], ...]}``.
 """
@@ -78,23 +86,47 @@ def read_window(
     return min(start, end), end
 
 
+def read_bound(
+    window_end: datetime,
+    server_time: datetime | None,
+    *,
+    safety_lag: timedelta = DEFAULT_SAFETY_LAG,
+) -> datetime:
+    """How far a completed read of ``[start, window_end]`` really reached: the window end, or
+    the server's clock at the read minus the safety lag when that is earlier (our clock ahead
+    of the server's: what lies beyond did not exist there yet)."""
+    if server_time is None:
+        return window_end
+    return min(window_end, server_time - safety_lag)
+
+
 def advance(
     state: CursorState,
     records: Iterable[tuple[str, datetime | None]],
     window_end: datetime,
     *,
     overlap: timedelta = DEFAULT_OVERLAP,
+    read_through: datetime | None = None,
 ) -> CursorState:
     """The state after committing ``records`` (``(id, modified)`` pairs read this run).
 
     ``since`` becomes the newest record timestamp (never past ``window_end``, never backwards);
     ``seen`` keeps the pairs inside the next overlap so they are not processed twice.
+
+    ``read_through`` (only for a read of the whole window that raised nothing and left out no
+    record it cannot read again): ``since`` also moves to ``read_through − overlap`` (never
+    past ``window_end − overlap``) when that is at least one overlap ahead of it, so a quiet
+    source's window stays a few overlaps wide instead of growing from its last record.
     """
     pairs = [(rid, m) for rid, m in records if m is not None and m <= window_end]
     newest = max((m for _, m in pairs), default=None)
     since = state.since
     if newest is not None and (since is None or newest > since):
         since = newest
+    if read_through is not None:
+        target = min(read_through, window_end) - overlap
+        if since is None or target >= since + overlap:
+            since = target
     if since is None:
         return state
     floor = since - overlap

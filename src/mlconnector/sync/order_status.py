@@ -23,6 +23,7 @@ from mlconnector.sync.cursor import (
     DEFAULT_SAFETY_LAG,
     CursorState,
     advance,
+    read_bound,
     read_window,
 )
 from mlconnector.sync.quarantine import QuarantineBook, entry_of
@@ -94,11 +95,17 @@ class OrderStatusFlow:
                 continue
             result.count("read")
             await self._apply(rt, order, result, dry_run)
-        # unreadable orders: quarantined, re-read by id on later passes (the cursor moves on)
-        await book.put_all(order_entries(problems))
+        read_to = read_bound(end, rt.ss_v1.server_time(), safety_lag=self.safety_lag)
+        # unreadable orders: quarantined, re-read by id on later passes (the cursor moves on);
+        # one without a readable id is found again only by a later window
+        entries = order_entries(problems)
+        await book.put_all(entries)
         if dry_run:
             return result
-        new_state = advance(state, pairs, end, overlap=self.overlap)
+        whole = all(e.retry_key for e in entries)
+        new_state = advance(
+            state, pairs, end, overlap=self.overlap, read_through=read_to if whole else None
+        )
         if new_state != state:
             await rt.store.set_cursor(rt.name, FLOW, new_state.to_json())
             result.cursor = new_state.to_json()

@@ -46,6 +46,7 @@ from mlconnector.sync.cursor import (
     CursorState,
     ReadPairs,
     advance,
+    read_bound,
     read_window,
 )
 from mlconnector.sync.mapping import (
@@ -131,11 +132,15 @@ class OrdersFlow:
         pairs = ReadPairs(end, overlap=self.overlap)
         # one Plex read window at a time: read, decide, hand to the sender, then the next window
         # (a pass holds one window's records and one chunk of bundles, not the whole read)
+        # a record of a window without a readable id is found again only by a later window:
+        # then the cursor may not step to the window's end (``whole``)
+        whole = True
         async for changes in iter_changes(rt.plex, start, end, state.is_new, pairs):
             await self._decide_window(rt, changes, pass_, result, dry_run, sender, book)
             # unreadable records of the window lists not already set aside with their order:
             # they are retried by id on later passes, so the cursor may move past them
             entries = window_entries(changes.unreadable)
+            whole = whole and all(e.retry_key for e in entries)
             await book.put_all(e for e in entries if not book.seen(e))
         last = Changes()
         await retry_releases(rt.plex, book, last)
@@ -145,7 +150,14 @@ class OrdersFlow:
             return result
         await sender.flush()
         # every chunk of the window is sent and linked: only now may the cursor move (§1 rule 2)
-        new_state = advance(state, pairs, end, overlap=self.overlap)
+        read_to = read_bound(end, rt.plex.server_time(), safety_lag=self.safety_lag)
+        new_state = advance(
+            state,
+            pairs,
+            end,
+            overlap=self.overlap,
+            read_through=read_to if whole else None,
+        )
         if new_state != state:
             await rt.store.set_cursor(rt.name, FLOW, new_state.to_json())
             result.cursor = new_state.to_json()

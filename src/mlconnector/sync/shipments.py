@@ -56,6 +56,7 @@ from mlconnector.sync.cursor import (
     DEFAULT_OVERLAP,
     DEFAULT_SAFETY_LAG,
     advance,
+    read_bound,
     read_window,
 )
 from mlconnector.sync.outbox import Outbox
@@ -108,6 +109,8 @@ class _Run:
     spans: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
     #: deliveries left to this run's polls: (inbox item id, covering poll), finished after them
     covered: list[tuple[int, str]] = field(default_factory=list)
+    #: polls whose window had a record without a readable id (only a later window finds it)
+    unretried: set[str] = field(default_factory=set)
 
     @property
     def dry_run(self) -> bool:
@@ -304,12 +307,18 @@ class ShipmentsFlow:
             start, end = run.spans[poll]
             windows[poll] = [format_utc_z(start), format_utc_z(end)]
             pairs: list[tuple[str, Any]] = []
-            for rec, stamp in await self._read(rt, run, poll, start, end):
+            found = await self._read(rt, run, poll, start, end)
+            read_to = read_bound(end, rt.ss_v1.server_time(), safety_lag=self.safety_lag)
+            for rec, stamp in found:
                 pairs.append((str(rec.ss_id), stamp))
                 if state.is_new(str(rec.ss_id), stamp):
                     run.result.count("read")
                     await self._handle(rt, run, rec)
-            new = new.with_state(poll, advance(state, pairs, end, overlap=self.overlap))
+            whole = poll not in run.unretried
+            moved = advance(
+                state, pairs, end, overlap=self.overlap, read_through=read_to if whole else None
+            )
+            new = new.with_state(poll, moved)
         if not run.dry_run and new != cursors:
             stored_value = new.to_json()
             await rt.store.set_cursor(rt.name, FLOW, stored_value)
@@ -330,7 +339,7 @@ class ShipmentsFlow:
                 rec = from_fulfillment(fulfillment)
                 if rec is not None:
                     found.append((rec, rec.create_date))
-            await run.book.put_all(unreadable_entries(problems))
+            await self._set_aside(run, poll, problems)
             return found
         window = (
             {"create_date_start": start, "create_date_end": end}
@@ -344,8 +353,15 @@ class ShipmentsFlow:
             if rec is None or (poll == "voided" and not rec.voided):
                 continue
             found.append((rec, rec.create_date if poll == "created" else rec.void_date))
-        await run.book.put_all(unreadable_entries(problems))
+        await self._set_aside(run, poll, problems)
         return found
+
+    @staticmethod
+    async def _set_aside(run: _Run, poll: str, problems: list[Unreadable]) -> None:
+        entries = unreadable_entries(problems)
+        if not all(e.retry_key for e in entries):
+            run.unretried.add(poll)
+        await run.book.put_all(entries)
 
     # --- the one idempotent path ---------------------------------------------------------------
     async def _handle(self, rt: ConnectionRuntime, run: _Run, rec: Shipped) -> None:

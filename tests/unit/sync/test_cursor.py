@@ -13,6 +13,7 @@ from mlconnector.sync.cursor import (
     CursorState,
     ReadPairs,
     advance,
+    read_bound,
     read_window,
 )
 from mlconnector.timezones import to_pacific_naive
@@ -133,3 +134,67 @@ def test_read_pairs_advance_like_every_pair_in_any_read_order(
     assert advance(state, pairs, end, overlap=overlap) == advance(
         state, every, end, overlap=overlap
     )
+
+
+def test_a_whole_read_of_a_quiet_source_moves_the_cursor_to_the_end_minus_the_overlap() -> None:
+    run_start = T0
+    start, end = read_window(CursorState(), run_start)
+    assert start == T0 - timedelta(days=60)  # the first run walks the initial lookback
+    # nothing read, the whole window read without error
+    moved = advance(CursorState(), [], end, read_through=end)
+    assert moved.since == end - DEFAULT_OVERLAP
+    # the next window re-reads two overlaps before what was read (late commits, clock skew)
+    later = run_start + timedelta(minutes=5)
+    start2, end2 = read_window(moved, later)
+    assert start2 == end - 2 * DEFAULT_OVERLAP
+    assert end2 - start2 < timedelta(hours=5)
+    # without read_through (a read left incomplete) the old rule holds: nothing read, no move
+    assert advance(CursorState(), [], end) == CursorState()
+
+
+def test_a_quiet_cursor_steps_once_per_overlap_not_every_run() -> None:
+    state = advance(CursorState(), [], T0, read_through=T0)
+    writes, widest = 0, timedelta(0)
+    for minutes in range(5, 48 * 60, 5):  # two days of runs every 5 minutes
+        run_start = T0 + timedelta(minutes=minutes)
+        start, end = read_window(state, run_start)
+        widest = max(widest, end - start)
+        new = advance(state, [], end, read_through=end)
+        writes += new != state
+        state = new
+    assert 20 <= writes <= 25  # one step per 2 h overlap, not 575 writes
+    assert widest <= 3 * DEFAULT_OVERLAP + timedelta(minutes=5)
+
+
+def test_read_through_never_passes_the_window_end_nor_goes_backwards() -> None:
+    end = T0 - DEFAULT_SAFETY_LAG
+    # asked to go past the window end: capped at it
+    assert advance(CursorState(), [], end, read_through=end + timedelta(days=1)).since == (
+        end - DEFAULT_OVERLAP
+    )
+    # a recent record keeps the record rule (the step would be less than one overlap)
+    recent = T0 - timedelta(minutes=30)
+    state = advance(CursorState(), [("a", recent)], end, read_through=end)
+    assert state.since == recent
+    assert not state.is_new("a", recent)
+    # an old cursor with nothing new: steps forward, keeps what is still inside the overlap
+    old = CursorState(since=T0 - timedelta(days=3))
+    assert advance(old, [], end, read_through=end).since == end - DEFAULT_OVERLAP
+    # a step backwards is never taken
+    ahead = CursorState(since=end - timedelta(minutes=1))
+    assert advance(ahead, [], end, read_through=end).since == ahead.since
+    # a record just before the end, re-read in the next overlap, is de-duplicated there
+    near_end = end - timedelta(minutes=1)
+    state = advance(old, [("b", near_end)], end, read_through=end)
+    assert state.since == near_end
+    assert not state.is_new("b", near_end)
+
+
+def test_read_bound_is_the_server_clock_when_it_is_behind_ours() -> None:
+    end = T0 - DEFAULT_SAFETY_LAG
+    assert read_bound(end, None) == end
+    assert read_bound(end, T0 + timedelta(hours=1)) == end  # server ahead: our window end
+    behind = T0 - timedelta(hours=5)  # our clock five hours ahead of the server's
+    assert read_bound(end, behind) == behind - DEFAULT_SAFETY_LAG
+    moved = advance(CursorState(), [], end, read_through=read_bound(end, behind))
+    assert moved.since == behind - DEFAULT_SAFETY_LAG - DEFAULT_OVERLAP
