@@ -116,11 +116,14 @@ async def test_a_pass_sends_window_by_window_and_moves_the_cursor_once(tmp_path:
         calls = [(m, p) for _, m, p, _ in env.calls[mark:]]
         reads = [i for i, c in enumerate(calls) if c == ("GET", "/sales/v1/orders")]
         sends = [i for i, c in enumerate(calls) if c[1].endswith("/orders/createorders")]
-        assert len(reads) >= 6 and len(sends) == 3
+        assert len(reads) >= 6
+        assert len(sends) == 3
         # the first orders are in ShipStation before the last windows are read
         assert sends[0] < reads[-2]
         after = await env.store.get_cursor(CONNECTION, "orders")
-        assert before is not None and after is not None and after.value != before.value
+        assert before is not None
+        assert after is not None
+        assert after.value != before.value
         assert result.cursor == after.value
         assert len({o["orderKey"] for o in env.ss.all_orders()}) == len(env.ss.all_orders())
     finally:
