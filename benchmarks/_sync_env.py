@@ -138,13 +138,9 @@ class Bench:
         await self.store.close()
 
 
-async def make_bench(home: Path | None = None) -> Bench:
-    """Both simulators (Plex: the default seed, ~40 orders in PCN 340884) and a fresh store."""
-    folder = home or Path(tempfile.mkdtemp(prefix="mlc-bench-"))
-    clock = FakeClock(START)
-    plex = create_plex_sandbox(clock)
-    account = ShipStationAccount()
-    ss = create_shipstation_sandbox(clock, accounts=[account])
+async def open_sandbox_store(folder: Path, clock: FakeClock, account: ShipStationAccount) -> Store:
+    """A fresh SQLite store in ``folder`` with connection ``CONNECTION`` holding the Plex
+    sandbox's credentials and ``account``'s ShipStation keys."""
     store = await open_store(
         f"sqlite+aiosqlite:///{folder / 'bench.db'}",
         clock=clock,
@@ -160,4 +156,15 @@ async def make_bench(home: Path | None = None) -> Bench:
     }
     for kind, value in secrets.items():
         await store.set_credential(CONNECTION, kind, value)
+    return store
+
+
+async def make_bench(home: Path | None = None) -> Bench:
+    """Both simulators (Plex: the default seed, ~40 orders in PCN 340884) and a fresh store."""
+    folder = home or Path(tempfile.mkdtemp(prefix="mlc-bench-"))
+    clock = FakeClock(START)
+    plex = create_plex_sandbox(clock)
+    account = ShipStationAccount()
+    ss = create_shipstation_sandbox(clock, accounts=[account])
+    store = await open_sandbox_store(folder, clock, account)
     return Bench(clock, plex, ss, Metered(plex.app, clock), Metered(ss.app, clock), store, folder)

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _sync_env import _UUID, CONNECTION, PCN, START
+from _sync_env import _UUID, CONNECTION, PCN, START, open_sandbox_store
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -58,8 +58,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mlconnector.clock import FakeClock
 from mlconnector.config import Config, ConnectionConfig, PlexSettings, ShipStationSettings
 from mlconnector.sandbox.plex import (
-    DEFAULT_CONSUMER_KEY,
-    DEFAULT_WS_PASSWORD,
     LinePlan,
     PlexSandbox,
     ReleasePlan,
@@ -67,7 +65,6 @@ from mlconnector.sandbox.plex import (
 )
 from mlconnector.sandbox.server import serve
 from mlconnector.sandbox.shipstation import ShipStationAccount, create_shipstation_sandbox
-from mlconnector.store import CredentialKind, Vault, generate_key, open_store
 from mlconnector.sync import LogAlertSink, build_runtime
 from mlconnector.sync.orders import OrdersFlow
 
@@ -228,21 +225,7 @@ async def measure(
 
     home = Path(tempfile.mkdtemp(prefix="mlc-memory-"))
     account = ShipStationAccount()
-    store = await open_store(
-        f"sqlite+aiosqlite:///{home / 'bench.db'}",
-        clock=clock,
-        vault=Vault([generate_key()], source="benchmark"),
-    )
-    await store.create_connection(CONNECTION, plex_pcn=str(PCN))
-    secrets = {
-        CredentialKind.PLEX_API_KEY: DEFAULT_CONSUMER_KEY,
-        CredentialKind.PLEX_WS_PASSWORD: DEFAULT_WS_PASSWORD,
-        CredentialKind.SS_V1_KEY: account.api_key,
-        CredentialKind.SS_V1_SECRET: account.api_secret,
-        CredentialKind.SS_V2_KEY: account.v2_api_key or "",
-    }
-    for kind, value in secrets.items():
-        await store.set_credential(CONNECTION, kind, value)
+    store = await open_sandbox_store(home, clock, account)
     rt = await build_runtime(
         connector_config(home, urls, window_hours),
         CONNECTION,

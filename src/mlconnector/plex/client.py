@@ -319,37 +319,21 @@ class PlexClient(ApiClient):
             yield page
 
     # --- sales -----------------------------------------------------------------------------------
-    def iter_orders_modified(
+    async def iter_orders_modified(
         self, start: datetime, end: datetime, *, on_unreadable: UnreadableSink | None = None
     ) -> AsyncIterator[SalesOrder]:
         """Sales orders modified in ``[start, end]`` (``modifiedByDateBegin/End``), by window."""
-        return self.iter_windowed(
-            "sales/v1/orders",
-            SalesOrder,
-            start,
-            end,
-            begin_param="modifiedByDateBegin",
-            end_param="modifiedByDateEnd",
-            date_of=lambda o: o.modified_date,
-            id_of=lambda o: o.id,
-            on_unreadable=on_unreadable,
-        )
+        async for page in self.order_pages_modified(start, end, on_unreadable=on_unreadable):
+            for order in page:
+                yield order
 
-    def iter_releases_modified(
+    async def iter_releases_modified(
         self, start: datetime, end: datetime, *, on_unreadable: UnreadableSink | None = None
     ) -> AsyncIterator[Release]:
         """Releases modified in ``[start, end]`` (``modifiedDateBegin/End``), window by window."""
-        return self.iter_windowed(
-            "sales/v1/releases",
-            Release,
-            start,
-            end,
-            begin_param="modifiedDateBegin",
-            end_param="modifiedDateEnd",
-            date_of=lambda r: r.modified_date,
-            id_of=lambda r: r.id,
-            on_unreadable=on_unreadable,
-        )
+        async for page in self.release_pages_modified(start, end, on_unreadable=on_unreadable):
+            for release in page:
+                yield release
 
     def order_pages_modified(
         self, start: datetime, end: datetime, *, on_unreadable: UnreadableSink | None = None

@@ -135,7 +135,10 @@ class OrdersFlow:
         # a record of a window without a readable id is found again only by a later window:
         # then the cursor may not step to the window's end (``whole``)
         whole = True
+        read_to = read_bound(end, rt.plex.server_time(), safety_lag=self.safety_lag)
         async for changes in iter_changes(rt.plex, start, end, state.is_new, pairs):
+            # the server's clock as the window was read (before the loads its decisions make)
+            read_to = read_bound(end, rt.plex.server_time(), safety_lag=self.safety_lag)
             await self._decide_window(rt, changes, pass_, result, dry_run, sender, book)
             # unreadable records of the window lists not already set aside with their order:
             # they are retried by id on later passes, so the cursor may move past them
@@ -150,7 +153,6 @@ class OrdersFlow:
             return result
         await sender.flush()
         # every chunk of the window is sent and linked: only now may the cursor move (§1 rule 2)
-        read_to = read_bound(end, rt.plex.server_time(), safety_lag=self.safety_lag)
         new_state = advance(
             state,
             pairs,
