@@ -53,6 +53,20 @@ from mlconnector.sync.runtime import ConnectionRuntime
 
 _S = OperationState
 
+#: the first segment of an operation kind (``{target}.{entity}.{verb}``): where the write goes
+_DIRECTIONS = {"ss": "plex->ss", "plex": "ss->plex"}
+
+
+def audit_labels(kind: str) -> tuple[str, str]:
+    """The audit ``(direction, entity)`` of an operation of ``kind``: ``ss.order.upsert`` →
+    ``("plex->ss", "order")``, ``plex.shipment.write_back`` → ``("ss->plex", "shipment")``,
+    ``ss.inventory.adjust`` → ``("plex->ss", "inventory")``; a kind of another shape is labelled
+    ``("internal", "operation")``."""
+    parts = kind.split(".")
+    if len(parts) >= 3 and parts[0] in _DIRECTIONS and parts[1]:
+        return _DIRECTIONS[parts[0]], parts[1]
+    return "internal", "operation"
+
 
 class Outbox:
     """The outbox of one flow of one connection, with auditing and alerting built in.
@@ -74,6 +88,13 @@ class Outbox:
         self.flow = flow
         self.direction = direction
         self.entity = entity
+
+    @classmethod
+    def for_operation(cls, rt: ConnectionRuntime, op: Operation) -> Outbox:
+        """The outbox that audits ``op`` under the labels of its kind (retries, recovery: paths
+        that hold an operation, not a flow's own outbox)."""
+        direction, entity = audit_labels(op.kind)
+        return cls(rt, op.flow, direction=direction, entity=entity)
 
     async def record(self, action: str, outcome: str, **fields: Any) -> AuditEvent:
         fields.setdefault("entity", self.entity)
@@ -335,7 +356,7 @@ async def recover(rt: ConnectionRuntime, flows: Sequence[Flow], *, limit: int = 
                 await _unresolved(rt, op, exc, result)
                 continue
             except OperationFatalError as exc:
-                dead = await Outbox(rt, op.flow).needs_operator(op, exc, action="resolve")
+                dead = await Outbox.for_operation(rt, op).needs_operator(op, exc, action="resolve")
                 result.add(PlanItem("skip", "operation", op.idempotency_key, str(exc)), "failed")
                 result.errors.append(f"{op.idempotency_key}: {exc} ({dead.state.value})")
                 continue
@@ -347,7 +368,7 @@ async def _unresolved(
     rt: ConnectionRuntime, op: Operation, exc: RetryableError, result: FlowResult
 ) -> None:
     """The remote system could not be asked now: the operation stays ``sent``."""
-    await Outbox(rt, op.flow).record("resolve", "failed", op=op, error=exc)
+    await Outbox.for_operation(rt, op).record("resolve", "failed", op=op, error=exc)
     result.add(PlanItem("skip", "operation", op.idempotency_key, str(exc)), "failed")
 
 
@@ -355,7 +376,7 @@ async def _settle(
     rt: ConnectionRuntime, op: Operation, found: Resolution, result: FlowResult
 ) -> None:
     """Apply one resolution: confirm, make due again, or leave ``sent``."""
-    box = Outbox(rt, op.flow)
+    box = Outbox.for_operation(rt, op)
     if found is None:
         await box.record("resolve", "unknown", op=op)
         result.add(PlanItem("skip", "operation", op.idempotency_key, "cannot tell yet"))
@@ -398,11 +419,10 @@ async def retry_due(
             result.count("failed", sub.failed + sub.skipped + sub.frozen)
             result.errors.extend(sub.errors)
             continue
-        box = Outbox(rt, flow.name)
         for op in due:
             # an operation whose error is fatal for it alone goes dead here (Outbox.fail); only a
             # connection-level error stops the loop
-            done = await box.execute(flow, op)
+            done = await Outbox.for_operation(rt, op).execute(flow, op)
             counter = "retried" if done.state is _S.CONFIRMED else "failed"
             result.add(
                 PlanItem("retry", "operation", op.idempotency_key, done.state.value), counter

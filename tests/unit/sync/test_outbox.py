@@ -29,6 +29,7 @@ from mlconnector.sync import (
     replay,
     retry_due,
 )
+from mlconnector.sync.outbox import audit_labels
 
 S = OperationState
 
@@ -345,3 +346,41 @@ async def test_recover_leaves_a_batch_sent_when_the_list_read_fails(
     events = await rt.store.search_audit(AuditQuery(idempotency_key="o1"))
     assert events[0].action == "resolve"
     assert events[0].outcome == "failed"
+
+
+async def test_retry_and_recovery_audit_the_entity_of_the_operation_kind(
+    rt: ConnectionRuntime, fake_clock: FakeClock
+) -> None:
+    # a shipment write-back and an inventory adjust retried or recovered were audited as
+    # entity "order" (direction plex->ss) whatever their kind
+    ship = FakeFlow(name="shipments", kinds=frozenset({"plex.shipment.write_back"}))
+    stock = FakeFlow(name="inventory", kinds=frozenset({"ss.inventory.adjust"}))
+    ship.errors.append(TransientError("503"))
+    ship_box = Outbox(rt, "shipments", direction="ss->plex", entity="shipment")
+    await ship_box.submit(ship, "plex.shipment.write_back", "w1", {})
+    stock.errors.append(Crash("killed"))
+    with pytest.raises(Crash):
+        await Outbox(rt, "inventory", entity="inventory").submit(
+            stock, "ss.inventory.adjust", "a1", {}
+        )
+    stock.resolution = False  # not found: failed, due now
+    await recover(rt, [stock])
+    fake_clock.advance(3600)
+    await retry_due(rt, [ship, stock])
+    labels = {
+        (e.idempotency_key, e.action, e.outcome): (e.direction, e.entity)
+        for e in await rt.store.search_audit(AuditQuery())
+        if e.idempotency_key
+    }
+    assert labels == {
+        ("w1", "write", "failed"): ("ss->plex", "shipment"),
+        ("w1", "write", "ok"): ("ss->plex", "shipment"),
+        ("a1", "resolve", "not_found"): ("plex->ss", "inventory"),
+        ("a1", "write", "ok"): ("plex->ss", "inventory"),
+    }
+
+
+def test_audit_labels_come_from_the_kind() -> None:
+    assert audit_labels("ss.order.upsert") == ("plex->ss", "order")
+    assert audit_labels("plex.shipment.reverse") == ("ss->plex", "shipment")
+    assert audit_labels("test.write") == ("internal", "operation")
