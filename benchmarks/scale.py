@@ -18,7 +18,8 @@ Prints per flow: lag p50/p99 (s), runs started / due in the window; then CPU per
 only: the simulators' CPU is measured apart and taken off; for PostgreSQL, the workers' CPU from
 /proc), scheduler store statements per tick, overlaps (must be 0).
 
-Run: ``uv run python benchmarks/scale.py sqlite 100 [--seconds 120]``
+Run: ``uv run python benchmarks/scale.py sqlite 100 [--seconds 120] [--flow orders]``
+(``--flow``: schedule that flow only, so the CPU per run is that flow's)
      ``uv run python benchmarks/scale.py postgres 4 200 [--seconds 120]``
 """
 
@@ -203,7 +204,7 @@ def report(
 
 
 # --- one SQLite process ----------------------------------------------------------------------
-async def sqlite_scenario(n: int, seconds: float) -> None:
+async def sqlite_scenario(n: int, seconds: float, only: str | None = None) -> None:
     clock = SystemClock()
     plex, ss, accts = sims(clock, n)
     plex_app, ss_app = Metered(plex.app, clock), Metered(ss.app, clock)  # type: ignore[arg-type]
@@ -216,7 +217,11 @@ async def sqlite_scenario(n: int, seconds: float) -> None:
     conns = names(n)
     due = await seed(store, conns, accts)
     overlaps: Counter[str] = Counter()
-    flows = {name: Guarded(flow, overlaps) for name, flow in default_flows().items()}
+    flows = {
+        name: Guarded(flow, overlaps)
+        for name, flow in default_flows().items()
+        if only in (None, name)
+    }
 
     def http(service: str, base_url: str) -> httpx.AsyncClient:
         app = plex_app if service.startswith("plex") else ss_app
@@ -253,11 +258,12 @@ async def sqlite_scenario(n: int, seconds: float) -> None:
     end = datetime.now(UTC)
     started = Counter({f: len(v) for f, v in engine.stats.lag.items()})
     runs = sum(started.values())
+    due_now = due_in(due, start, end)
     report(
-        f"SQLite, one process, {n} connections x 4 flows, {seconds:.0f} s window",
+        f"SQLite, one process, {n} connections x {only or '4 flows'}, {seconds:.0f} s window",
         engine.stats.lag,
         started,
-        due_in(due, start, end),
+        Counter({f: v for f, v in due_now.items() if only in (None, f)}),
         1000 * cpu / max(1, runs),
         sum(calls.values()) / max(1, engine.stats.ticks),
         sum(overlaps.values()),
@@ -383,9 +389,14 @@ def main() -> None:
     parser.add_argument("backend", choices=["sqlite", "postgres"])
     parser.add_argument("numbers", type=int, nargs="+", help="N, or W N for postgres")
     parser.add_argument("--seconds", type=float, default=120.0)
+    parser.add_argument(
+        "--flow",
+        choices=list(INTERVALS),
+        help="sqlite: schedule only this flow (CPU per run of it)",
+    )
     args = parser.parse_args()
     if args.backend == "sqlite":
-        asyncio.run(sqlite_scenario(args.numbers[0], args.seconds))
+        asyncio.run(sqlite_scenario(args.numbers[0], args.seconds, args.flow))
     else:
         workers, n = args.numbers
         asyncio.run(postgres_scenario(workers, n, args.seconds))
