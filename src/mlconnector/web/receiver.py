@@ -8,7 +8,8 @@ A delivery goes through these steps, in this order, and stops at the first that 
    tell a wrong token from a wrong connection (and both cost one read and one decryption);
 2b. more than ``[web] inbox_max_pending`` deliveries of the connection wait in the inbox →
    **503** with ``Retry-After: [web] inbox_retry_after_seconds``, before the body is read:
-   ShipStation delivers again later, and nothing already accepted is dropped;
+   ShipStation delivers again later, and nothing already accepted is dropped (the count is read
+   from the store only near the cap or every ``backlog_ttl`` seconds, :mod:`.backlog`);
 3. the body is read incrementally and refused past ``max_body_bytes`` → **413** (a declared
    ``Content-Length`` above the cap is refused before anything is read);
 4. :func:`~mlconnector.shipstation.parse_delivery` → **400** for anything malformed;
@@ -62,6 +63,8 @@ from mlconnector.shipstation import (
     parse_delivery,
 )
 from mlconnector.store import AuditEvent, CredentialKind, Store
+from mlconnector.web.backlog import DEFAULT_TTL as BACKLOG_TTL
+from mlconnector.web.backlog import PendingCount
 from mlconnector.web.group_commit import DEFAULT_MAX_BATCH, DEFAULT_WINDOW, GroupCommit
 from mlconnector.web.tokens import DEFAULT_TTL, TokenCache
 
@@ -112,6 +115,9 @@ class ReceiverOptions:
     #: deliveries one transaction holds at most
     group_commit_window: float = DEFAULT_WINDOW
     group_commit_max: int = DEFAULT_MAX_BATCH
+    #: seconds a connection's inbox count is trusted while well below ``inbox_max_pending``
+    #: (:mod:`.backlog`)
+    backlog_ttl: float = BACKLOG_TTL
 
 
 def _not_found() -> Response:
@@ -170,6 +176,7 @@ class WebhookReceiver:
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _token_cache: TokenCache | None = None
     _group_commit: GroupCommit | None = None
+    _pending: PendingCount | None = None
 
     # --- the endpoint --------------------------------------------------------------------------
     async def handle(self, request: Request) -> Response:
@@ -213,6 +220,7 @@ class WebhookReceiver:
                 "Service Unavailable", status_code=503, headers={"Retry-After": "5"}
             )
         if received.created:
+            self._backlog().stored(name)
             await self._nudge(name)
         return JSONResponse(
             {"status": "ok", "id": received.item.id, "duplicate": not received.created}
@@ -224,7 +232,7 @@ class WebhookReceiver:
         connection wait: ShipStation delivers again later, so nothing is lost, and nothing
         already accepted is ever dropped (the check is before the body is even read)."""
         web = self.config.web
-        pending = (await self.store.count_pending_webhooks(connection=name)).get(name, 0)
+        pending = await self._backlog().pending(name)
         if pending < web.inbox_max_pending:
             return None
         log.warning(
@@ -250,6 +258,16 @@ class WebhookReceiver:
         if self._token_cache is None:
             self._token_cache = TokenCache(self.store, self.clock, ttl=self.options.token_ttl)
         return self._token_cache
+
+    def _backlog(self) -> PendingCount:
+        if self._pending is None:
+            self._pending = PendingCount(
+                self.store,
+                self.clock,
+                self.config.web.inbox_max_pending,
+                ttl=self.options.backlog_ttl,
+            )
+        return self._pending
 
     def _inbox(self) -> GroupCommit:
         if self._group_commit is None:
