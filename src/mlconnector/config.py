@@ -145,6 +145,9 @@ class PlexSettings(_Section):
     datasources: PlexDatasources = PlexDatasources()
     container_split: ContainerSplit = ContainerSplit()
     read_window_hours: float = Field(default=24.0, gt=0, le=24 * 31)
+    #: entries each per-run cache of the Plex client (customers, addresses, parts) keeps, the
+    #: most recently used (memory stays bounded however many a run meets)
+    cache_entries: int = Field(default=2000, ge=1, le=1_000_000)
     #: the app's REST budget; Plex documents about 200 calls/minute and sends no rate headers
     requests_per_minute: int = Field(default=200, ge=1, le=10_000)
     shippable_container_statuses: tuple[str, ...] = Field(default=("OK",), min_length=1)

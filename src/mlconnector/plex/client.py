@@ -26,6 +26,7 @@ from mlconnector.errors import (
 from mlconnector.http import ApiClient, RateLimiterRegistry, Redactor, RequestEvent, RetryPolicy
 from mlconnector.lenient import Unreadable, UnreadableRecordError, parse_each
 from mlconnector.plex.auth import PlexCredentials, TokenClient
+from mlconnector.plex.cache import LRUCache
 from mlconnector.plex.errors import classify_connect, with_rate_limit_wait
 from mlconnector.plex.models import (
     Address,
@@ -135,10 +136,12 @@ class PlexClient(ApiClient):
             on_event=on_event,
         )
         self.settings = settings
-        self._customers: dict[str, Customer] = {}
-        self._addresses: dict[str, list[Address]] = {}
+        # bounded (``settings.cache_entries`` each): a pass over orders of many customers and
+        # parts keeps the most recently used, not every one it met
+        self._customers: LRUCache[str, Customer] = LRUCache(settings.cache_entries)
+        self._addresses: LRUCache[str, list[Address]] = LRUCache(settings.cache_entries)
         #: part id (lower-case) → part, or ``None`` when Plex did not return it (per run)
-        self._parts: dict[str, Part | None] = {}
+        self._parts: LRUCache[str, Part | None] = LRUCache(settings.cache_entries)
 
     def single_shot(self) -> PlexClient:
         """This client, sharing credentials, limiter and caches, but never re-sending a request
@@ -433,7 +436,8 @@ class PlexClient(ApiClient):
 
     # --- customers, parts, locations -------------------------------------------------------------
     async def get_customer(self, customer_id: str) -> Customer:
-        """One customer (cached for the client's life: customers rarely change)."""
+        """One customer (cached until :meth:`forget_cached`, the ``cache_entries`` most
+        recently used: customers rarely change)."""
         cached = self._customers.get(customer_id)
         if cached is None:
             cached = await self.get_one(f"mdm/v1/customers/{customer_id}", Customer)
@@ -460,7 +464,8 @@ class PlexClient(ApiClient):
         )
 
     def forget_cached(self) -> None:
-        """Drop the customer, address and part caches (at the start of a sync run)."""
+        """Drop the customer, address and part caches (at the start of a sync run). Each keeps
+        at most ``settings.cache_entries`` entries, the most recently used."""
         self._customers.clear()
         self._addresses.clear()
         self._parts.clear()
@@ -474,13 +479,23 @@ class PlexClient(ApiClient):
         yet are requested, in checked multi-id requests. An id Plex did not return is
         remembered as missing and left out of the answer."""
         wanted = {i.lower(): i for i in ids}
-        missing = [original for key, original in wanted.items() if key not in self._parts]
+        answer: dict[str, Part] = {}
+        missing: list[str] = []
+        for key, original in wanted.items():
+            if key not in self._parts:
+                missing.append(original)
+            elif (found := self._parts.get(key)) is not None:
+                answer[key] = found
         if missing:
             for part in await self.list_parts(missing):
                 self._parts[part.id.lower()] = part
+                if part.id.lower() in wanted:
+                    answer[part.id.lower()] = part
             for original in missing:
                 self._parts.setdefault(original.lower(), None)
-        return {key: found for key in wanted if (found := self._parts.get(key)) is not None}
+        # the answer is built from what was read, not read back from the cache: with more ids
+        # than ``cache_entries`` the first ones are evicted before the last ones are stored
+        return {key: answer[key] for key in wanted if key in answer}
 
     async def get_part(self, part_id: str) -> Part:
         """One part."""

@@ -74,6 +74,7 @@ def settings_from_config(
         container_split=PlexContainerSplit(**section.container_split.model_dump()),
         window=timedelta(hours=section.read_window_hours),
         requests_per_minute=section.requests_per_minute,
+        cache_entries=section.cache_entries,
         shippable_statuses=tuple(section.shippable_container_statuses),
         open_shipper_statuses=tuple(section.open_shipper_statuses),
     )

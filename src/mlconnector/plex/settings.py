@@ -111,6 +111,10 @@ class PlexSettings(BaseModel):
     container_split: PlexContainerSplit = Field(default_factory=PlexContainerSplit)
     #: size of the date windows every modified-date read is cut into (lists are unpaginated)
     window: timedelta = timedelta(days=1)
+    #: entries each of the client's per-run caches (customers, customer addresses, parts)
+    #: keeps, the most recently used: a pass's memory does not grow with the customers and
+    #: parts it meets; a larger value saves re-reads when one run touches more of them
+    cache_entries: int = Field(default=2000, ge=1)
     #: REST budget; Plex documents 200 calls/minute per app
     requests_per_minute: int = 200
     #: seconds to wait after a 429 that carries no Retry-After (Plex documents none)

@@ -28,6 +28,7 @@ def test_oauth2_section_maps_consumer_key_and_secret_to_client_credentials() -> 
         pcn=340884,
         web_service_user="Ws@plex.com",
         read_window_hours=6,
+        cache_entries=500,
         shippable_container_statuses=("OK", "Hold"),
         datasources=config.PlexDatasources(update_shipper_tracking=1234),
     )
@@ -43,6 +44,7 @@ def test_oauth2_section_maps_consumer_key_and_secret_to_client_credentials() -> 
     assert auth.pcn == "340884"
     assert settings.endpoints.token_url == "https://login.example.test/token"
     assert settings.window == timedelta(hours=6)
+    assert settings.cache_entries == 500
     assert settings.shippable_statuses == ("OK", "Hold")
     assert settings.datasources.shipper_tracking_update == 1234
 

@@ -147,6 +147,34 @@ async def test_customers_and_addresses_are_cached(http_factory, settings, fake_c
     assert len(seen) == 3
 
 
+async def test_the_caches_keep_the_most_recent_cache_entries(http_factory, fake_clock) -> None:
+    """A pass over many customers and parts keeps ``cache_entries`` of each, not every one."""
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        if request.url.path.endswith("/addresses"):
+            return httpx.Response(200, json=[{"id": "A1", "city": "Troy", "shipTo": True}])
+        if request.url.path == "/mdm/v1/parts":
+            return httpx.Response(200, json=[{"id": i} for i in request.url.params.get_list("id")])
+        return httpx.Response(200, json={"id": request.url.path.rsplit("/", 1)[-1], "name": "A"})
+
+    client = plex_client(http_factory(handler), make_settings(cache_entries=3), fake_clock)
+    for n in range(50):
+        await client.get_customer(f"c{n}")
+        await client.list_addresses(f"c{n}")
+    assert len(client._customers) == 3
+    assert len(client._addresses) == 3
+    del seen[:]
+    await client.get_customer("c49")  # among the 3 most recent: cached
+    await client.get_customer("c0")  # evicted: read again
+    assert seen == ["/mdm/v1/customers/c0"]
+    # more parts in one call than the cache holds: every one is still answered
+    parts = await client.parts_by_id([f"p{i}" for i in range(10)])
+    assert sorted(parts) == sorted(f"p{i}" for i in range(10))
+    assert len(client._parts) == 3
+
+
 async def test_on_hand_sums_shippable_containers_per_part_and_location(http_factory, fake_clock):
     containers = [
         {
