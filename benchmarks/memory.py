@@ -161,6 +161,18 @@ def attribute(snapshot: tracemalloc.Snapshot) -> dict[str, float]:
     return {k: round(v, 1) for k, v in sorted(areas.items(), key=lambda kv: -kv[1])}
 
 
+def growth_by_line(first: tracemalloc.Snapshot, last: tracemalloc.Snapshot) -> list[str]:
+    """The source lines whose traced memory grew most between two snapshots (KiB, blocks)."""
+    ignore = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, __file__)]
+    diff = last.filter_traces(ignore).compare_to(first.filter_traces(ignore), "lineno")
+    top = sorted(diff, key=lambda d: -d.size_diff)[:12]
+    return [
+        f"{d.size_diff / 1024:+.0f} KiB {d.count_diff:+d} blocks "
+        f"{d.traceback[0].filename.rsplit('site-packages/', 1)[-1]}:{d.traceback[0].lineno}"
+        for d in top
+    ]
+
+
 def connector_config(home: Path, urls: dict[str, str], window_hours: float) -> Config:
     plex_url, ss_url = urls["plex"], urls["ss"]
     conn = ConnectionConfig(
@@ -212,13 +224,16 @@ async def measure(
     measuring = [False]
     last = -(-size // 100)  # the pass's last createorders (one order per Plex order)
     snapshots: list[dict[str, float]] = []
+    raw: list[tracemalloc.Snapshot] = []
 
     async def stamp(request: httpx.Request) -> None:
         request.headers[CLOCK_HEADER] = repr(clock.monotonic())
         if attr and measuring[0] and request.url.path.endswith("/orders/createorders"):
             sends[0] += 1
             if sends[0] in {1, last}:
-                snapshots.append(attribute(tracemalloc.take_snapshot()))
+                snapshot = tracemalloc.take_snapshot()
+                snapshots.append(attribute(snapshot))
+                raw.append(snapshot)
 
     def http_factory(service: str, base_url: str) -> httpx.AsyncClient:
         return httpx.AsyncClient(timeout=120.0, event_hooks={"request": [stamp]})
@@ -267,6 +282,7 @@ async def measure(
             "simulators_rss_mib": served["rss_mib"],
             "at_first_send_mib_by_area": snapshots[0] if snapshots else None,
             "at_last_send_mib_by_area": snapshots[-1] if len(snapshots) > 1 else None,
+            "grew_kib_by_line": growth_by_line(raw[0], raw[-1]) if len(raw) > 1 else None,
         }
     finally:
         await control.aclose()
@@ -301,6 +317,8 @@ def describe(r: dict[str, object]) -> str:
         areas = r.get(f"at_{when}_send_mib_by_area")
         if areas:
             extra += f"\n         traced MiB by area at the {when} createorders: {areas}"
+    for line in r.get("grew_kib_by_line") or []:
+        extra += f"\n         grew from the first to the last createorders: {line}"
     return (
         f"{r['size']:>7} orders: {state}; connector peak RSS {r['rss_peak_mib']} MiB "
         f"(seeded: {r['rss_before_mib']} MiB, +{growth(r):.1f} MiB in the pass){extra}; "
