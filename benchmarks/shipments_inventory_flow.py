@@ -11,8 +11,12 @@ the orders flow, then on a FakeClock:
 * inventory: a first run (every mapped SKU adjusted), a run with no change (no V2 request),
   and a run after one Plex container changed (one adjust).
 
-Prints, per run: the flow summary, requests by service, virtual seconds and wall seconds; for
-the shipments run also Plex requests per written-back shipment and requests per path.
+Then every SHIP_NOTIFY delivery is received again (new bytes, same pointer: followed, each
+shipment re-read though already written back).
+
+Prints, per run: the flow summary, requests by service, virtual seconds and wall seconds, and
+the store's transactions (commits) and SQL statements; for the shipments run also Plex requests,
+transactions and statements per written-back shipment, and requests per path.
 
 Run: ``uv run python benchmarks/shipments_inventory_flow.py [orders]``
 """
@@ -20,6 +24,7 @@ Run: ``uv run python benchmarks/shipments_inventory_flow.py [orders]``
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import sys
 import tempfile
@@ -27,7 +32,9 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from sqlalchemy import event
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -67,6 +74,23 @@ NAME = "bench"
 _ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\b\d+\b")
 
 
+class DbCounter:
+    """Commits (transactions) and SQL statements executed on the store's engine."""
+
+    def __init__(self, store: Store) -> None:
+        self.commits = 0
+        self.statements = 0
+        engine = store.engine.sync_engine
+        event.listen(engine, "commit", self._commit)
+        event.listen(engine, "before_cursor_execute", self._statement)
+
+    def _commit(self, *_: Any) -> None:
+        self.commits += 1
+
+    def _statement(self, *_: Any) -> None:
+        self.statements += 1
+
+
 def count_paths(rt: ConnectionRuntime) -> Counter[str]:
     """Requests per (service, method, path with ids replaced by ``{id}``), for the breakdown."""
     paths: Counter[str] = Counter()
@@ -86,21 +110,28 @@ async def timed(
     rt: ConnectionRuntime,
     flow: Flow,
     clock: FakeClock,
+    db: DbCounter,
     paths: Counter[str] | None = None,
 ) -> None:
     before = dict(rt.stats.requests)
+    commits, statements = db.commits, db.statements
     by_path = Counter(paths or {})
     virtual, wall = clock.now(), time.perf_counter()
     result = await flow.run(rt)
     requests = {k: v - before.get(k, 0) for k, v in rt.stats.requests.items()}
+    commits, statements = db.commits - commits, db.statements - statements
     print(
         f"{label:<34} {result.summary():<70} requests={requests} "
         f"virtual={(clock.now() - virtual).total_seconds():.0f}s "
         f"wall={time.perf_counter() - wall:.2f}s"
     )
+    print(f"    store: {commits} transactions, {statements} statements")
     written = result.counts().get("written_back", 0)
     if written:
-        print(f"    plex requests per written-back shipment: {requests['plex'] / written:.2f}")
+        print(
+            f"    per written-back shipment: {requests['plex'] / written:.2f} plex requests, "
+            f"{commits / written:.2f} transactions, {statements / written:.2f} statements"
+        )
     if paths is not None:
         for path, n in sorted((paths - by_path).items(), key=lambda kv: -kv[1]):
             print(f"    {n:>6}  {path}")
@@ -145,9 +176,11 @@ def top_up_stock(plex: PlexSandbox, shippable_locations: set[str]) -> tuple[int,
     return added, units
 
 
-def receiver(store: Store) -> Starlette:
+def receiver(store: Store, bodies: list[bytes]) -> Starlette:
     async def hook(request: Request) -> Response:
-        await store.receive_webhook(NAME, await request.body(), dict(request.headers))
+        body = await request.body()
+        bodies.append(body)
+        await store.receive_webhook(NAME, body, dict(request.headers))
         return Response(status_code=200)
 
     return Starlette(routes=[Route("/hook", hook, methods=["POST"])])
@@ -172,10 +205,12 @@ async def main(orders: int) -> None:
     for kind, value in secrets.items():
         await store.set_credential(NAME, kind, value)
     data = plex.tenant(PCN)
+    db = DbCounter(store)
+    bodies: list[bytes] = []
     async with (
         serve(plex.app) as plex_url,
         serve(ss.app) as ss_url,
-        serve(receiver(store)) as hook_url,
+        serve(receiver(store, bodies)) as hook_url,
     ):
         ss.public_url = ss_url
         base = ConnectionConfig(
@@ -194,7 +229,7 @@ async def main(orders: int) -> None:
         conn = base.model_copy(update={"mappings": Mappings(inventory_locations=mapping)})
         rt = await build_runtime(Config(home=home, connections={NAME: conn}), NAME, store, clock)
         await rt.ss_v1.subscribe_webhook(target_url=hook_url + "/hook", event="SHIP_NOTIFY")
-        await timed("orders (set-up)", rt, OrdersFlow(), clock)
+        await timed("orders (set-up)", rt, OrdersFlow(), clock, db)
         added, units = top_up_stock(plex, set(mapping))
         print(f"stock topped up for every open release: {added} container(s), {units:g} units")
         labels, held = 0, 0
@@ -216,14 +251,21 @@ async def main(orders: int) -> None:
         clock.advance(600)
         shipments = ShipmentsFlow()
         paths = count_paths(rt)
-        await timed("shipments: webhooks + polls", rt, shipments, clock, paths)
+        await timed("shipments: webhooks + polls", rt, shipments, clock, db, paths)
         clock.advance(600)
-        await timed("shipments: nothing new", rt, shipments, clock)
+        await timed("shipments: nothing new", rt, shipments, clock, db)
+        # every delivery sent again (a sender's retry: new bytes, same pointer), received after
+        # the polls' windows, so each is followed and its shipment re-read, already written back
+        for body in bodies:
+            again = json.loads(body) | {"redelivery": 1}
+            await store.receive_webhook(NAME, json.dumps(again).encode(), {})
+        clock.advance(600)
+        await timed(f"shipments: {len(bodies)} re-delivered", rt, shipments, clock, db)
         inventory = InventoryFlow()
         clock.advance(600)
-        await timed("inventory: first run", rt, inventory, clock)
+        await timed("inventory: first run", rt, inventory, clock, db)
         clock.advance(600)
-        await timed("inventory: no change", rt, inventory, clock)
+        await timed("inventory: no change", rt, inventory, clock, db)
         container = next(
             c
             for c in data.containers.values()
@@ -231,7 +273,7 @@ async def main(orders: int) -> None:
         )
         plex.adjust_container(container.serial_no, quantity=container.quantity + 1, tenant=PCN)
         clock.advance(600)
-        await timed("inventory: one container changed", rt, inventory, clock)
+        await timed("inventory: one container changed", rt, inventory, clock, db)
         await setup.aclose()
         await rt.aclose()
     await store.close()

@@ -47,6 +47,8 @@ from mlconnector.store.records import (
     Role,
     Run,
     ShipmentLine,
+    StagedLine,
+    StagedWrite,
     User,
     WebSession,
 )
@@ -89,6 +91,8 @@ __all__ = [
     "Role",
     "Run",
     "ShipmentLine",
+    "StagedLine",
+    "StagedWrite",
     "Store",
     "StoreError",
     "UnknownConnectionError",

@@ -56,9 +56,30 @@ _LINK_FIELDS = (
 )
 
 
-def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+def chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
     for start in range(0, len(values), _IN_CHUNK):
         yield values[start : start + _IN_CHUNK]
+
+
+def confirm_statement(now: datetime) -> Any:
+    """``confirm`` for many operations (``executemany`` with ``op_id`` and ``ref``): from any
+    state but ``confirmed``/``dead``, ``last_error`` cleared; a ``None`` ref keeps the stored
+    one."""
+    return (
+        update(operations)
+        .where(
+            operations.c.id == bindparam("op_id"),
+            operations.c.state != _S.CONFIRMED.value,
+            operations.c.state != _S.DEAD.value,
+        )
+        .values(
+            state=_S.CONFIRMED.value,
+            next_attempt_at=None,
+            last_error=None,
+            updated_at=now,
+            remote_ref=func.coalesce(bindparam("ref", type_=String), operations.c.remote_ref),
+        )
+    )
 
 
 def link_values(link: Link, now: datetime) -> dict[str, Any]:
@@ -136,7 +157,7 @@ class BatchRepository:
         async with self._tx(connection) as conn:
             created = {r.idempotency_key for r in await conn.execute(insert, list(rows.values()))}
             found: dict[str, Operation] = {}
-            for part in _chunks(keys):
+            for part in chunks(keys):
                 query = select(operations).where(operations.c.idempotency_key.in_(part))
                 found.update(
                     (r.idempotency_key, to_operation(r)) for r in await conn.execute(query)
@@ -173,7 +194,7 @@ class BatchRepository:
         states: Sequence[OperationState],
     ) -> list[Operation]:
         done: list[Operation] = []
-        for part in _chunks(list(op_ids)):
+        for part in chunks(list(op_ids)):
             stmt = (
                 update(operations)
                 .where(
@@ -206,24 +227,9 @@ class BatchRepository:
         connection = links[0].connection if links else inventory[0] if inventory else None
         async with self._tx(connection) as conn:
             if refs:
-                stmt = (
-                    update(operations)
-                    .where(
-                        operations.c.id == bindparam("op_id"),
-                        operations.c.state != _S.CONFIRMED.value,
-                        operations.c.state != _S.DEAD.value,
-                    )
-                    .values(
-                        state=_S.CONFIRMED.value,
-                        next_attempt_at=None,
-                        last_error=None,
-                        updated_at=now,
-                        remote_ref=func.coalesce(
-                            bindparam("ref", type_=String), operations.c.remote_ref
-                        ),
-                    )
+                await conn.execute(
+                    confirm_statement(now), [{"op_id": i, "ref": r} for i, r in refs.items()]
                 )
-                await conn.execute(stmt, [{"op_id": i, "ref": r} for i, r in refs.items()])
             if links:
                 await conn.execute(self._upsert_links(), [link_values(x, now) for x in links])
             if events:
@@ -242,7 +248,7 @@ class BatchRepository:
                 )
                 await conn.execute(stmt, pushed)
             confirmed: list[Operation] = []
-            for part in _chunks(list(refs)):
+            for part in chunks(list(refs)):
                 query = select(operations).where(
                     operations.c.id.in_(part), operations.c.state == _S.CONFIRMED.value
                 )
@@ -304,7 +310,7 @@ class BatchRepository:
             }
             found = dict(created)
             missing = [k for k in rows if k not in found]
-            for part in _chunks(missing):
+            for part in chunks(missing):
                 query = select(webhook_inbox).where(
                     or_(*(and_(inbox.connection == c, inbox.dedupe_key == d) for c, d in part))
                 )
@@ -326,7 +332,7 @@ class BatchRepository:
         order without links maps to an empty list."""
         found: dict[str, list[Link]] = {order_id: [] for order_id in plex_order_ids}
         async with self._reader.connect() as conn:
-            for part in _chunks(list(found)):
+            for part in chunks(list(found)):
                 t = links_table
                 query = (
                     select(t)
@@ -341,7 +347,7 @@ class BatchRepository:
         """The links with these ``orderKey``s (absent keys are left out), in one read."""
         found: dict[str, Link] = {}
         async with self._reader.connect() as conn:
-            for part in _chunks(list(dict.fromkeys(order_keys))):
+            for part in chunks(list(dict.fromkeys(order_keys))):
                 t = links_table
                 query = select(t).where(t.c.connection == connection, t.c.order_key.in_(part))
                 found.update((r.order_key, to_link(r)) for r in await conn.execute(query))

@@ -224,6 +224,26 @@ class ShipmentLine:
 
 
 @dataclass(frozen=True, slots=True)
+class StagedLine:
+    """A shipment line to record with its operation (``Store.stage_batch``)."""
+
+    source_id: str
+    line_key: str
+    quantity: int
+    sku: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StagedWrite:
+    """An operation to enqueue with the shipment lines it writes (``Store.stage_batch``)."""
+
+    kind: str
+    idempotency_key: str
+    payload: JSONDict
+    lines: tuple[StagedLine, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class User:
     """An operator account of the web UI (the password only as an argon2 hash)."""
 

@@ -72,6 +72,7 @@ from mlconnector.store.schema import (
     shipment_lines,
     webhook_inbox,
 )
+from mlconnector.store.writeback import WritebackRepository
 
 if TYPE_CHECKING:
     from mlconnector.store.vault import Vault
@@ -108,7 +109,13 @@ class _Writers:
         return lock
 
 
-class Store(AccountsRepository, ConsoleQueries, BatchRepository, QuarantineRepository):
+class Store(
+    AccountsRepository,
+    ConsoleQueries,
+    BatchRepository,
+    WritebackRepository,
+    QuarantineRepository,
+):
     """The connector's state: connections, credentials, cursors, links, the idempotent outbox,
     the audit trail, the webhook inbox, rate budgets, flow locks, the inventory snapshot, shipment
     write-backs, the quarantine of unreadable records, and the web UI's operator accounts and

@@ -27,6 +27,7 @@ One run:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,7 +50,17 @@ from mlconnector.plex import (
 from mlconnector.plex.writeback import SHIPPED_INVENTORY, shipper_is_shipped
 from mlconnector.shipstation import MalformedDeliveryError, parse_delivery
 from mlconnector.shipstation.webhooks import V1_ORDER_EVENTS
-from mlconnector.store import InboxItem, Link, Operation, OperationState
+from mlconnector.store import (
+    AuditEvent,
+    InboxItem,
+    Link,
+    Operation,
+    OperationState,
+    QuarantineEntry,
+    StagedLine,
+    StagedWrite,
+    StoreError,
+)
 from mlconnector.sync.base import FlowResult, PlanItem, Resolution, StaleOperationError, audit
 from mlconnector.sync.cursor import (
     DEFAULT_INITIAL_LOOKBACK,
@@ -80,6 +91,8 @@ KIND_REVERSE = "plex.shipment.reverse"
 
 #: inbox items read per store query
 INBOX_PAGE = 100
+#: records whose store work is batched together (one look-up, one staging transaction)
+STAGE_PAGE = 100
 #: V1 events that never carry a shipment to write back
 IGNORED_EVENTS = V1_ORDER_EVENTS | {"FULFILLMENT_REJECTED"}
 #: the poll that reads (by creation date) every record a V1 delivery of this type points at
@@ -178,9 +191,9 @@ class ShipmentsFlow:
             )
         deliveries = await self._inbox(rt, run)
         # quarantined records are re-read by id (the cursors moved past them)
-        for rec in await retry_unreadable(rt.ss_v1, run.book):
-            run.result.count("read")
-            await self._handle(rt, run, rec)
+        retried = await retry_unreadable(rt.ss_v1, run.book)
+        run.result.count("read", len(retried))
+        await self._handle_many(rt, run, retried)
         windows = await self._poll(rt, run, cursors)
         await self._finish_covered(rt, run)
         if not dry_run:
@@ -222,11 +235,17 @@ class ShipmentsFlow:
             fresh = [item for item in page if item.id not in tried]
             if not fresh:
                 break
-            for item in fresh[: self.inbox_limit - len(tried)]:
-                tried.add(item.id)
-                outcome = await self._delivery(rt, run, item)
-                if outcome is not None and not run.dry_run:
-                    await rt.store.finish_webhook(item.id, outcome)
+            finished: list[tuple[int, str]] = []
+            try:
+                for item in fresh[: self.inbox_limit - len(tried)]:
+                    tried.add(item.id)
+                    outcome = await self._delivery(rt, run, item)
+                    if outcome is not None and not run.dry_run:
+                        finished.append((item.id, outcome))
+            finally:
+                # the page's processed deliveries, in one statement (also when a connection-level
+                # error stops the pass: those need not be processed again)
+                await rt.store.finish_webhooks(finished)
         return len(tried)
 
     async def _delivery(self, rt: ConnectionRuntime, run: _Run, item: InboxItem) -> str | None:
@@ -267,8 +286,7 @@ class ShipmentsFlow:
         records = shipped_records(batch.shipments, batch.fulfillments)
         await run.book.put_all(unreadable_entries(batch.unreadable))
         run.result.count("read", len(records))
-        for rec in records:
-            await self._handle(rt, run, rec)
+        await self._handle_many(rt, run, records)
         return f"ok: {len(records)} record(s)"
 
     def _poll_covers(self, span: tuple[datetime, datetime], received_at: datetime) -> bool:
@@ -288,13 +306,17 @@ class ShipmentsFlow:
         raised before this, and they stay pending for the next run)."""
         if run.dry_run:
             return
+        outcomes: list[tuple[int, str]] = []
         for item_id, poll in run.covered:
             start, end = run.spans[poll]
-            await rt.store.finish_webhook(
-                item_id,
-                f"ok: read by the {poll} poll ({format_utc_z(start)}..{format_utc_z(end)}), "
-                "not followed",
+            outcomes.append(
+                (
+                    item_id,
+                    f"ok: read by the {poll} poll ({format_utc_z(start)}..{format_utc_z(end)}), "
+                    "not followed",
+                )
             )
+        await rt.store.finish_webhooks(outcomes)
 
     # --- source 2: the polls -------------------------------------------------------------------
     async def _poll(
@@ -309,11 +331,13 @@ class ShipmentsFlow:
             pairs: list[tuple[str, Any]] = []
             found = await self._read(rt, run, poll, start, end)
             read_to = read_bound(end, rt.ss_v1.server_time(), safety_lag=self.safety_lag)
+            fresh: list[Shipped] = []
             for rec, stamp in found:
                 pairs.append((str(rec.ss_id), stamp))
                 if state.is_new(str(rec.ss_id), stamp):
                     run.result.count("read")
-                    await self._handle(rt, run, rec)
+                    fresh.append(rec)
+            await self._handle_many(rt, run, fresh)
             whole = poll not in run.unretried
             moved = advance(
                 state, pairs, end, overlap=self.overlap, read_through=read_to if whole else None
@@ -364,49 +388,74 @@ class ShipmentsFlow:
         await run.book.put_all(entries)
 
     # --- the one idempotent path ---------------------------------------------------------------
-    async def _handle(self, rt: ConnectionRuntime, run: _Run, rec: Shipped) -> None:
-        if (rec.source_id, rec.voided) in run.handled:
-            return
-        run.handled.add((rec.source_id, rec.voided))
-        if rec.voided:
-            await self._void(rt, run, rec)
-            return
-        key = op_key(rt.name, rec.source_id)
-        existing = await rt.store.get_operation_by_key(key)
-        if existing is not None and existing.state is _S.CONFIRMED:
-            run.result.add(PlanItem("skip", "shipment", rec.source_id, "already written back"))
-            run.result.count("unchanged")
-            return
-        if await rt.store.get_operation_by_key(op_key(rt.name, rec.void_id)) is not None:
-            reason = "the label was voided before it was written back; never written back"
-            await self._note(
-                rt,
-                run,
-                PlanItem("skip", "shipment", rec.source_id, reason),
-                "skipped",
-                **_refs(rec),
-            )
-            return
-        link, order_items = await self._link(rt, rec)
+    async def _handle_many(self, rt: ConnectionRuntime, run: _Run, recs: Sequence[Shipped]) -> None:
+        """Send records of one source (a delivery, a poll, the quarantine retries) down the one
+        idempotent path, :data:`STAGE_PAGE` at a time: the store work of a page is batched."""
+        fresh: list[Shipped] = []
+        for rec in recs:
+            if (rec.source_id, rec.voided) not in run.handled:
+                run.handled.add((rec.source_id, rec.voided))
+                fresh.append(rec)
+        for start in range(0, len(fresh), STAGE_PAGE):
+            await self._handle_page(rt, run, fresh[start : start + STAGE_PAGE])
+
+    async def _handle_page(self, rt: ConnectionRuntime, run: _Run, recs: list[Shipped]) -> None:
+        """One page: the operations of every record (and of its void) in one read, the links in
+        one or two, the new write-backs staged in one transaction, then sent one by one (one
+        transaction each). Voided labels go their own way (:meth:`_void`)."""
+        writes = [rec for rec in recs if not rec.voided]
+        known = await rt.store.operations_by_keys(
+            [op_key(rt.name, ref) for rec in writes for ref in (rec.source_id, rec.void_id)]
+        )
+        todo: list[Shipped] = []
+        for rec in writes:
+            existing = known.get(op_key(rt.name, rec.source_id))
+            if existing is not None and existing.state is _S.CONFIRMED:
+                run.result.add(PlanItem("skip", "shipment", rec.source_id, "already written back"))
+                run.result.count("unchanged")
+            elif op_key(rt.name, rec.void_id) in known:
+                reason = "the label was voided before it was written back; never written back"
+                item = PlanItem("skip", "shipment", rec.source_id, reason)
+                await self._note(rt, run, item, "skipped", **_refs(rec))
+            else:
+                todo.append(rec)
+        links = await self._links(rt, todo)
+        staged: list[tuple[Shipped, Link, PlanItem, StagedWrite]] = []
+        for rec in todo:
+            link, order_items = links[rec.source_id]
+            write = await self._decide(rt, run, rec, link, order_items)
+            if write is not None:
+                staged.append(write)
+        if staged:
+            await self._stage_and_send(rt, run, staged)
+        for rec in recs:
+            if rec.voided:
+                await self._void(rt, run, rec)
+
+    async def _decide(
+        self,
+        rt: ConnectionRuntime,
+        run: _Run,
+        rec: Shipped,
+        link: Link | None,
+        order_items: list[dict[str, Any]],
+    ) -> tuple[Shipped, Link, PlanItem, StagedWrite] | None:
+        """The write-back of one record to stage, or ``None`` (skipped with the reason, or a dry
+        run)."""
         if link is None:
             reason = (
                 f"not ours: no link for ShipStation order {rec.order_key or rec.order_id} "
                 f"({rec.order_number or '?'})"
             )
-            await self._note(
-                rt,
-                run,
-                PlanItem("skip", "shipment", rec.source_id, reason),
-                "skipped",
-                **_refs(rec),
-            )
-            return
+            item = PlanItem("skip", "shipment", rec.source_id, reason)
+            await self._note(rt, run, item, "skipped", **_refs(rec))
+            return None
         lines, foreign = self._lines(rec, link, order_items)
         if not lines:
             reason = f"no shipped line is a Plex release of {link.order_key}"
             item = PlanItem("skip", "shipment", rec.source_id, reason, {"items": foreign})
             await self._note(rt, run, item, "skipped", **_refs(rec, link))
-            return
+            return None
         payload = self._payload(rt, rec, link, lines)
         plan = PlanItem(
             "write_back",
@@ -417,42 +466,162 @@ class ShipmentsFlow:
         )
         if run.dry_run:
             run.result.add(plan, "written_back")
-            return
-        enqueued = await run.box.enqueue(KIND_WRITE, key, payload)
-        for line in lines:
-            await rt.store.record_shipment_line(
-                rt.name, rec.source_id, line["release_id"], line["quantity"], sku=line["sku"]
-            )
-        run.result.add(plan)
-        # Inserted by this very call: no attempt under this reference can have reached Plex
-        # (every write happens after mark_sent of this row), so the write need not look first.
-        await self._submit(
-            rt, run, enqueued.operation, _refs(rec, link), first_attempt=enqueued.created
+            return None
+        staged_lines = tuple(
+            StagedLine(rec.source_id, line["release_id"], line["quantity"], sku=line["sku"])
+            for line in lines
         )
+        key = op_key(rt.name, rec.source_id)
+        return rec, link, plan, StagedWrite(KIND_WRITE, key, payload, staged_lines)
 
-    async def _link(
-        self, rt: ConnectionRuntime, rec: Shipped
-    ) -> tuple[Link | None, list[dict[str, Any]]]:
-        """The link of the record's order; for a fulfilment also the order's items (it has none)."""
-        if rec.kind == "shipment":
-            link = await rt.store.get_link(rt.name, rec.order_key) if rec.order_key else None
-            if link is None and rec.order_id is not None:
-                found = await rt.store.find_links(rt.name, ss_order_id=str(rec.order_id))
-                link = found[0] if found else None
-            return link, []
-        if rec.order_id is None:
-            return None, []
-        order = await rt.ss_v1.get_order(rec.order_id)
-        link = await rt.store.get_link(rt.name, order.order_key) if order.order_key else None
-        if link is None:
-            found = await rt.store.find_links(rt.name, ss_order_id=str(rec.order_id))
-            link = found[0] if found else None
-        items = [
-            {"line_item_key": (i.line_item_key or "").lower(), "sku": i.sku, "quantity": i.quantity}
-            for i in order.items or []
-            if not i.adjustment
+    async def _stage_and_send(
+        self,
+        rt: ConnectionRuntime,
+        run: _Run,
+        staged: list[tuple[Shipped, Link, PlanItem, StagedWrite]],
+    ) -> None:
+        """Enqueue the page's write-backs with their lines (so the inventory flow subtracts them
+        until written back) in one transaction, then send them. A write-back the store refused
+        fails alone: counted, audited, and its record quarantined so a later pass reads it."""
+        results = await rt.store.stage_batch(rt.name, FLOW, [write for *_, write in staged])
+        sends: list[tuple[Operation, dict[str, Any], bool]] = []
+        for (rec, link, plan, write), got in zip(staged, results, strict=True):
+            refs = _refs(rec, link)
+            run.result.add(plan)
+            if isinstance(got, StoreError):
+                await self._unstaged(run, rec, write, got, refs)
+                continue
+            if got.created:
+                run.box.changed(got.operation)
+            sends.append((got.operation, refs, got.created))
+        await self._send_page(rt, run, sends)
+
+    async def _unstaged(
+        self, run: _Run, rec: Shipped, write: StagedWrite, error: StoreError, refs: dict[str, Any]
+    ) -> None:
+        run.result.count("failed")
+        run.result.settle(("shipment", rec.source_id), "failed", str(error))
+        run.result.errors.append(f"{write.idempotency_key}: {error}")
+        await run.box.record("write_back", "failed", error=error, **refs)
+        if rec.kind == "fulfillment":
+            retry_key: str | None = f"fulfillment:{rec.ss_id}"
+        else:
+            retry_key = f"shipments-of-order:{rec.order_id}" if rec.order_id else None
+        entry = QuarantineEntry(
+            record_kind=f"ShipStation {rec.kind}",
+            record_id=str(rec.ss_id),
+            field="(operation)",
+            value_excerpt=write.idempotency_key,
+            error=str(error),
+            what_to_do="the connector reads it again on the next pass; if this repeats, check "
+            "the database (its log names the refused value)",
+            retry_key=retry_key,
+            shipment_id=rec.source_id,
+        )
+        await run.book.put(entry)
+
+    async def _send_page(
+        self, rt: ConnectionRuntime, run: _Run, sends: list[tuple[Operation, dict[str, Any], bool]]
+    ) -> None:
+        """Send each ready write-back. Each is claimed (``sent``) just before its request leaves,
+        in the transaction that settles the one before it (confirmed, lines written back,
+        audited): one store transaction per write-back. ``created``: the operation was inserted
+        by this pass (its first attempt need not look in Plex first)."""
+        result, box = run.result, run.box
+        done: tuple[Operation, str | None, AuditEvent] | None = None
+        for op, refs, created in sends:
+            if op.state is _S.CONFIRMED:
+                result.count("unchanged")
+                continue
+            if not box.ready(op):
+                result.add(PlanItem("skip", "operation", op.idempotency_key, box.why_not_ready(op)))
+                result.count("skipped")
+                continue
+            sent = await self._settle_and_claim(rt, run, done, op)
+            done = None
+            if sent is None:
+                reason = f"operation {op.id} is no longer pending (another run took it)"
+                result.add(PlanItem("skip", "operation", op.idempotency_key, reason), "skipped")
+                continue
+            try:
+                ref = await self._write_back(rt, sent, first_attempt=created and op.attempts == 0)
+            except ConnectorError as exc:
+                await self._failed(run, sent, exc, "write_back", refs)
+                continue
+            event = box.event(
+                "write_back",
+                "ok",
+                op=sent,
+                from_last_request=True,
+                remote_ids={"plex": ref},
+                **refs,
+            )
+            done = (sent, ref, event)
+        await self._settle_and_claim(rt, run, done, None)
+
+    async def _settle_and_claim(
+        self,
+        rt: ConnectionRuntime,
+        run: _Run,
+        done: tuple[Operation, str | None, AuditEvent] | None,
+        claim: Operation | None,
+    ) -> Operation | None:
+        """Confirm ``done`` (its lines written back, its audit event) and claim ``claim``, in one
+        transaction; the claimed operation (``None`` if it was not pending/failed any more)."""
+        if done is None and claim is None:
+            return None
+        op, ref, event = done if done is not None else (None, None, None)
+        confirmed, claimed = await rt.store.settle_and_claim(
+            confirms=[(op.id, ref)] if op is not None else [],
+            lines_written=[(rt.name, op.payload["reference"])] if op is not None else [],
+            events=[event] if event is not None else [],
+            claim=[claim.id] if claim is not None else [],
+        )
+        for settled in confirmed:
+            run.box.changed(settled)
+            run.result.count("written_back")
+        for taken in claimed:
+            run.box.changed(taken)
+        return claimed[0] if claimed else None
+
+    async def _links(
+        self, rt: ConnectionRuntime, recs: list[Shipped]
+    ) -> dict[str, tuple[Link | None, list[dict[str, Any]]]]:
+        """The link of each record's order, by ``source_id`` (by ``orderKey``, else by
+        ShipStation orderId, each in one read); for a fulfilment also the order's items (it has
+        none: the order is read from ShipStation)."""
+        order_keys: dict[str, str | None] = {}
+        items: dict[str, list[dict[str, Any]]] = {}
+        for rec in recs:
+            order_keys[rec.source_id], items[rec.source_id] = rec.order_key, []
+            if rec.kind == "shipment" or rec.order_id is None:
+                continue
+            order = await rt.ss_v1.get_order(rec.order_id)
+            order_keys[rec.source_id] = order.order_key
+            items[rec.source_id] = [
+                {
+                    "line_item_key": (i.line_item_key or "").lower(),
+                    "sku": i.sku,
+                    "quantity": i.quantity,
+                }
+                for i in order.items or []
+                if not i.adjustment
+            ]
+        wanted = [key for key in order_keys.values() if key]
+        by_key = await rt.store.get_links(rt.name, wanted) if wanted else {}
+        missing = [
+            str(rec.order_id)
+            for rec in recs
+            if rec.order_id is not None and by_key.get(order_keys[rec.source_id] or "") is None
         ]
-        return link, items
+        by_id = await rt.store.links_by_ss_order_ids(rt.name, missing) if missing else {}
+        found: dict[str, tuple[Link | None, list[dict[str, Any]]]] = {}
+        for rec in recs:
+            link = by_key.get(order_keys[rec.source_id] or "")
+            if link is None and rec.order_id is not None:
+                link = by_id.get(str(rec.order_id))
+            found[rec.source_id] = (link, items[rec.source_id])
+        return found
 
     @staticmethod
     def _lines(
@@ -585,18 +754,26 @@ class ShipmentsFlow:
         try:
             ref = await self._execute(rt, sent, first_attempt=first_attempt and op.attempts == 0)
         except ConnectorError as exc:
-            # a per-operation fatal error (a void Plex cannot reverse, an inventory move left to
-            # an operator) goes dead at once with one alert inside fail; the pass goes on
-            failed = await box.fail(sent, exc, action=action, **refs)
-            if isinstance(exc, StaleOperationError | FrozenRecordError):
-                result.count("skipped")
-            else:
-                result.count("failed")
-                result.settle(_planned(op), failed.state.value, str(exc))
-                result.errors.append(f"{op.idempotency_key}: {exc} ({failed.state.value})")
+            await self._failed(run, sent, exc, action, refs)
             return
         await box.confirm(sent, ref, action=action, remote_ids={"plex": ref}, **refs)
         result.count("cancelled" if op.kind == KIND_REVERSE else "written_back")
+
+    @staticmethod
+    async def _failed(
+        run: _Run, sent: Operation, exc: ConnectorError, action: str, refs: dict[str, Any]
+    ) -> None:
+        """Record a failed send. A per-operation fatal error (a void Plex cannot reverse, an
+        inventory move left to an operator) goes dead at once with one alert inside ``fail``;
+        the pass goes on. A connection-level one is re-raised by ``fail``."""
+        result = run.result
+        failed = await run.box.fail(sent, exc, action=action, **refs)
+        if isinstance(exc, StaleOperationError | FrozenRecordError):
+            result.count("skipped")
+        else:
+            result.count("failed")
+            result.settle(_planned(sent), failed.state.value, str(exc))
+            result.errors.append(f"{sent.idempotency_key}: {exc} ({failed.state.value})")
 
     # --- one operation (retries, replays) and crash recovery -----------------------------------
     async def execute(self, rt: ConnectionRuntime, op: Operation) -> str | None:
@@ -617,7 +794,16 @@ class ShipmentsFlow:
                 "to Plex; it is never written back",
                 record=reference,
             )
-        write, releases = await self._shipment_write(rt, payload)
+        ref = await self._write_back(rt, op, first_attempt=first_attempt)
+        await self._mark_written(rt, reference)
+        return ref
+
+    async def _write_back(
+        self, rt: ConnectionRuntime, op: Operation, *, first_attempt: bool
+    ) -> str:
+        """The Plex write of a write-back operation; the Plex record id (its lines are stamped
+        written back by the caller)."""
+        write, releases = await self._shipment_write(rt, op.payload)
         # Unless this is the operation's first attempt, write_shipment looks in Plex first
         # (find_existing by the reference in the note or the inventory shipment code) and
         # resumes or confirms an earlier attempt: one Plex write. The releases just read are
@@ -625,8 +811,7 @@ class ShipmentsFlow:
         done: WriteResult = await rt.writer.write_shipment(
             write, first_attempt=first_attempt, releases=releases
         )
-        await self._mark_written(rt, reference)
-        return done.shipper_id or done.inventory_shipment_id or reference
+        return done.shipper_id or done.inventory_shipment_id or write.reference
 
     async def _shipment_write(
         self, rt: ConnectionRuntime, payload: dict[str, Any]
@@ -666,8 +851,8 @@ class ShipmentsFlow:
         return write, shipped
 
     async def _mark_written(self, rt: ConnectionRuntime, reference: str) -> None:
-        for line in await rt.store.get_shipment_lines(rt.name, reference):
-            await rt.store.mark_line_written_back(rt.name, reference, line.line_key)
+        """Stamp the lines of ``reference`` not yet written back (one statement)."""
+        await rt.store.settle_and_claim(lines_written=[(rt.name, reference)])
 
     async def _reverse(self, rt: ConnectionRuntime, op: Operation) -> str | None:
         payload = op.payload

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ import pytest
 
 from mlconnector.clock import FakeClock
 from mlconnector.plex import ExistingWrite, ShipmentWrite, Shipper, WriteResult
-from mlconnector.store import AuditQuery, Link, OperationState, Store
+from mlconnector.store import AuditQuery, Link, OperationState, StagedLine, StagedWrite, Store
 from mlconnector.sync import ConnectionRuntime, LogAlertSink, build_runtime, recover
 from mlconnector.sync.base import StaleOperationError
 from mlconnector.sync.shipments import KIND_WRITE, ShipmentsFlow, op_key
@@ -361,3 +361,68 @@ async def test_a_delivery_left_to_a_poll_that_fails_stays_pending(
     await ShipmentsFlow().run(rt)
     assert [w.reference for w in writer.writes] == ["ss-shipment-32"]
     assert await rt.store.pending_webhooks(connection="acme") == []
+
+
+async def test_a_write_back_the_store_refuses_fails_alone_and_is_read_again(
+    env: tuple[Fake, Writer, ConnectionRuntime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, writer, rt = env
+    fake.shipments = [shipment(7, [("r1", 1)]), shipment(8, [("r2", 1)]), shipment(9, [("r1", 2)])]
+    stage = rt.store.stage_batch
+
+    async def refusing(connection: str, flow: str, items: list[StagedWrite]) -> Any:
+        # the database refuses ss-shipment-8's line (NOT NULL): the page's many-row statements
+        # fail, and the store stages row by row
+        bad = [StagedLine(line.source_id, line.line_key, None) for line in items[1].lines]  # type: ignore[arg-type]
+        return await stage(
+            connection, flow, [items[0], replace(items[1], lines=tuple(bad)), *items[2:]]
+        )
+
+    monkeypatch.setattr(rt.store, "stage_batch", refusing)
+    result = await ShipmentsFlow().run(rt)
+    assert sorted(w.reference for w in writer.writes) == ["ss-shipment-7", "ss-shipment-9"]
+    assert (result.written_back, result.failed, result.quarantined) == (2, 1, 1)
+    assert [e.split(":")[2] for e in result.errors] == ["ss-shipment-8"]
+    assert await rt.store.get_operation_by_key(op_key("acme", "ss-shipment-8")) is None
+    failed = await rt.store.search_audit(AuditQuery(shipment_id="ss-shipment-8"))
+    assert ("write_back", "failed") in [(e.action, e.outcome) for e in failed]
+    monkeypatch.undo()
+    again = await ShipmentsFlow().run(rt)  # quarantined: re-read through its order's shipments
+    assert [w.reference for w in writer.writes][2:] == ["ss-shipment-8"]
+    assert again.written_back == 1
+
+
+async def test_a_crash_mid_page_leaves_only_the_write_in_flight_sent(
+    env: tuple[Fake, Writer, ConnectionRuntime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, writer, rt = env
+    fake.shipments = [shipment(sid, [("r1", 1)]) for sid in (21, 22, 23)]
+    write = writer.write_shipment
+
+    async def dies_on_the_second(w: ShipmentWrite, **kw: Any) -> WriteResult:
+        if len(writer.writes) == 1:
+            writer.writes.append(w)
+            raise RuntimeError("the process died after the request left")
+        return await write(w, **kw)
+
+    monkeypatch.setattr(writer, "write_shipment", dies_on_the_second)
+    with pytest.raises(RuntimeError):
+        await ShipmentsFlow().run(rt)
+    states = {}
+    for sid in (21, 22, 23):
+        op = await rt.store.get_operation_by_key(op_key("acme", f"ss-shipment-{sid}"))
+        assert op is not None
+        states[sid] = op.state
+    # each write-back is claimed just before its request leaves: the third was never claimed
+    assert states == {
+        21: OperationState.CONFIRMED,
+        22: OperationState.SENT,
+        23: OperationState.PENDING,
+    }
+    monkeypatch.undo()
+    writer.existing = ExistingWrite(shipper=Shipper(id="shipper-22", status="Shipped"))
+    assert (await recover(rt, [ShipmentsFlow()])).recovered == 1  # 22 landed: looked up
+    result = await ShipmentsFlow().run(rt)
+    assert [w.reference for w in writer.writes] == [f"ss-shipment-{s}" for s in (21, 22, 23)]
+    assert (result.written_back, result.unchanged) == (1, 2)
+    assert writer.first_attempts[-1] is False  # 23 was created by the crashed run: look first
