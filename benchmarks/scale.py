@@ -124,11 +124,17 @@ def config_toml(home: Path, conns: list[str], plex_url: str, ss_url: str) -> str
     return "\n".join(parts)
 
 
-async def seed(store: Store, conns: list[str], accts: list[ShipStationAccount]) -> dict[Any, Any]:
+async def seed(
+    store: Store,
+    conns: list[str],
+    accts: list[ShipStationAccount],
+    *,
+    now: datetime | None = None,
+) -> dict[Any, Any]:
     """Connections, credentials and a last run per (connection, flow) at a random past
-    instant of its interval; returns the first due time of each."""
+    instant of its interval before ``now`` (default: now); returns the first due time of each."""
     rng = random.Random(12)
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     due: dict[tuple[str, str], datetime] = {}
     for c, acct in zip(conns, accts, strict=True):
         await store.create_connection(c, plex_pcn=str(PCN))
@@ -282,7 +288,73 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def postgres_scenario(workers: int, n: int, seconds: float) -> None:
+class Statuses:
+    """ASGI wrapper: the answers' status codes (a 429 is a rate budget overspent)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.counts: Counter[int] = Counter()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def counting(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                self.counts[message["status"]] += 1
+            await send(message)
+
+        await self.app(scope, receive, counting)
+
+
+async def pg_counters(store: Store) -> tuple[int, int]:
+    """(transactions, rows written) of this database so far (``pg_stat_database``)."""
+    from sqlalchemy import text
+
+    async with store.engine.connect() as conn:
+        await conn.execute(text("SELECT pg_stat_clear_snapshot()"))
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT xact_commit + xact_rollback AS x, "
+                    "tup_inserted + tup_updated + tup_deleted AS w "
+                    "FROM pg_stat_database WHERE datname = current_database()"
+                )
+            )
+        ).one()
+    return int(row.x), int(row.w)
+
+
+async def workers_ready(store: Store, procs: list[Any], logs: Path, within: float) -> None:
+    """Until every worker has registered with procrastinate (its start-up done: imports,
+    config, the start-of-worker schedule pass)."""
+    from sqlalchemy import text
+
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        for i, p in enumerate(procs):
+            if p.returncode is not None:
+                log = (logs / f"worker-{i}.log").read_text()[-2000:]
+                raise SystemExit(f"worker {i} exited ({p.returncode}):\n{log}")
+        async with store.engine.connect() as conn:
+            if (await conn.execute(text("SELECT to_regclass('procrastinate_workers')"))).scalar():
+                seen = (
+                    await conn.execute(text("SELECT count(*) FROM procrastinate_workers"))
+                ).scalar_one()
+                if seen >= len(procs):
+                    return
+        await asyncio.sleep(0.5)
+    raise SystemExit(f"workers not ready after {within:.0f} s (see {logs})")
+
+
+async def postgres_scenario(
+    workers: int,
+    n: int,
+    seconds: float,
+    warmup: float,
+    profile: Path | None,
+    log_statements: bool = False,
+) -> None:
+    """The schedule is seeded as of the window start ``t0`` = now + ``warmup``: nothing falls
+    due before it, so the workers' start-up (imports, procrastinate's schema check, the first
+    schedule pass) is over, and outside the CPU figure, when the window opens."""
     from sqlalchemy import text
     from tests.dbutil import temporary_database
 
@@ -292,6 +364,7 @@ async def postgres_scenario(workers: int, n: int, seconds: float) -> None:
     clock = SystemClock()
     plex, ss, accts = sims(clock, n)
     plex_app, ss_app = Metered(plex.app, clock), Metered(ss.app, clock)  # type: ignore[arg-type]
+    plex_st, ss_st = Statuses(plex_app), Statuses(ss_app)
     home = Path(tempfile.mkdtemp(prefix="mlc-scale-pg-"))
     conns = names(n)
     with temporary_database() as url:
@@ -303,21 +376,28 @@ async def postgres_scenario(workers: int, n: int, seconds: float) -> None:
             "MLCONNECTOR_LOG_LEVEL": "WARNING",
         }
         init_home(env)
-        async with serve(plex_app) as plex_url, serve(ss_app) as ss_url:
+        async with serve(plex_st) as plex_url, serve(ss_st) as ss_url:
             (home / "home" / "mlconnector.toml").write_text(
                 config_toml(home / "home", conns, plex_url, ss_url)
             )
             store = await open_store(url, clock=clock, vault=load_vault(env))
-            due = await seed(store, conns, accts)
-            start = datetime.now(UTC)
+            if log_statements:  # the server log gets this database's statements (profiling)
+                async with store.engine.begin() as conn:
+                    db = store.engine.url.database
+                    await conn.execute(text(f"ALTER DATABASE \"{db}\" SET log_statement = 'all'"))
+                print(f"logging the statements of database {db}")
+            t0 = datetime.now(UTC) + timedelta(seconds=warmup)
+            due = await seed(store, conns, accts, now=t0)
             procs = []
             for i in range(workers):
                 log = open(home / f"worker-{i}.log", "wb")  # noqa: SIM115, ASYNC230
+                cli = ["-m", "mlconnector.cli"]
+                if profile is not None and i == 0:
+                    cli = [str(Path(__file__).parent / "_profiled_worker.py"), str(profile)]
                 procs.append(
                     await asyncio.create_subprocess_exec(
                         sys.executable,
-                        "-m",
-                        "mlconnector.cli",
+                        *cli,
                         "worker",
                         "--concurrency",
                         "16",
@@ -326,13 +406,34 @@ async def postgres_scenario(workers: int, n: int, seconds: float) -> None:
                         stderr=log,
                     )
                 )
+            await workers_ready(store, procs, home, within=max(120.0, warmup))
+            ready = datetime.now(UTC)
+            idle_cpu0 = sum(proc_cpu(p.pid) for p in procs)
+            idle = (t0 - ready).total_seconds()
+            if idle < 0:
+                print(
+                    f"warning: workers ready {-idle:.1f} s after the window start; raise --warmup"
+                )
+                t0 = ready
+            else:
+                await asyncio.sleep(idle)
+            idle_cpu = sum(proc_cpu(p.pid) for p in procs) - idle_cpu0
+            if profile is not None:
+                procs[0].send_signal(signal.SIGUSR1)
+            cpu0 = sum(proc_cpu(p.pid) for p in procs)
+            pg0 = await pg_counters(store)
+            plex_app.cpu = ss_app.cpu = 0.0
+            plex_st.counts.clear()
+            ss_st.counts.clear()
             await asyncio.sleep(seconds)
-            cpu = sum(proc_cpu(p.pid) for p in procs)
+            cpu = sum(proc_cpu(p.pid) for p in procs) - cpu0
+            pg1 = await pg_counters(store)
+            t1 = datetime.now(UTC)
+            sims_cpu = plex_app.cpu + ss_app.cpu
             for p in procs:
                 p.send_signal(signal.SIGTERM)
             for p in procs:
                 await p.wait()
-            end = datetime.now(UTC)
             async with store.engine.connect() as conn:
                 rows = (
                     await conn.execute(
@@ -358,7 +459,13 @@ async def postgres_scenario(workers: int, n: int, seconds: float) -> None:
             await store.close()
     lag: dict[str, list[float]] = {}
     started: Counter[str] = Counter()
+    early = 0
     for r in rows:
+        if r.started < t0:
+            early += 1
+            continue
+        if r.started > t1:
+            continue
         at = r.scheduled_at or r.started
         lag.setdefault(r.flow, []).append(max(0.0, (r.started - at).total_seconds()))
         started[r.flow] += 1
@@ -370,17 +477,28 @@ async def postgres_scenario(workers: int, n: int, seconds: float) -> None:
         runs.sort()
         overlaps += sum(1 for (_, b), (a2, _) in itertools.pairwise(runs) if a2 < b)
     total = sum(started.values())
+    window = (t1 - t0).total_seconds()
+    idle_rate = idle_cpu / max(idle, 1e-9) if idle > 0 else float("nan")
+    marginal = (cpu - idle_rate * window) / max(1, total)
+    xacts, writes = pg1[0] - pg0[0], pg1[1] - pg0[1]
     report(
-        f"PostgreSQL, {workers} worker processes, {n} connections x 4 flows, {seconds:.0f} s",
+        f"PostgreSQL, {workers} worker processes, {n} connections x 4 flows, {window:.0f} s "
+        "window after start-up",
         lag,
         started,
-        due_in(due, start, end),
+        due_in(due, t0, t1),
         1000 * cpu / max(1, total),
         float("nan"),
         overlaps,
-        f"workers' CPU {cpu:.1f} s = {100 * cpu / seconds:.0f}% of a core (includes start-up "
-        f"and procrastinate's polling); simulators' CPU {plex_app.cpu + ss_app.cpu:.1f} s; "
-        "scheduler statements: see docs (per 30-s pass: 2 queue listings + 1 store statement)",
+        f"workers' CPU in the window {cpu:.1f} s = {100 * cpu / window:.0f}% of a core; "
+        f"idle before it {idle_cpu:.2f} s in {idle:.0f} s ({100 * idle_rate:.1f}% of a core, "
+        f"{workers} workers) -> CPU per run above idle {1000 * marginal:.2f} ms\n"
+        f"PostgreSQL: {xacts / window:.1f} transactions/s, {xacts / max(1, total):.1f} per run; "
+        f"{writes / max(1, total):.1f} rows written per run\n"
+        f"HTTP answers: Plex {dict(plex_st.counts)}, ShipStation {dict(ss_st.counts)}; "
+        f"429s: {plex_st.counts[429] + ss_st.counts[429]}\n"
+        f"window {t0:%H:%M:%S}-{t1:%H:%M:%S} UTC; runs started before it (start-up): {early}; "
+        f"simulators' CPU {sims_cpu:.1f} s (not counted)",
     )
 
 
@@ -394,12 +512,30 @@ def main() -> None:
         choices=list(INTERVALS),
         help="sqlite: schedule only this flow (CPU per run of it)",
     )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=60.0,
+        help="postgres: seconds from the workers' start to the window (nothing falls due before)",
+    )
+    parser.add_argument(
+        "--profile", type=Path, help="postgres: cProfile worker 0 into this file (slows it)"
+    )
+    parser.add_argument(
+        "--log-statements",
+        action="store_true",
+        help="postgres: log_statement = all for the benchmark's database (the server's log)",
+    )
     args = parser.parse_args()
     if args.backend == "sqlite":
         asyncio.run(sqlite_scenario(args.numbers[0], args.seconds, args.flow))
     else:
         workers, n = args.numbers
-        asyncio.run(postgres_scenario(workers, n, args.seconds))
+        asyncio.run(
+            postgres_scenario(
+                workers, n, args.seconds, args.warmup, args.profile, args.log_statements
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -88,6 +88,13 @@ class BudgetState:
     def delay_needed(self, now: float, safety: float) -> float:
         """Seconds to wait before one more request may start (0: now)."""
         self.inflight = [t for t in self.inflight if t > now - INFLIGHT_TTL]
+        # a start older than one window (and the safety) no longer holds a request back: drop
+        # it, so the state (the shared row, read and written at every step) holds one window's
+        # starts, not the last ``limit`` of all time (10,000 for a Plex key), nor, without a
+        # limit, every start ever
+        recent = now - self.window - safety
+        if self.starts and self.starts[0] <= recent:
+            self.starts = [t for t in self.starts if t > recent]
         if self.blocked_until > now:
             return self.blocked_until - now
         if self.header_mode:

@@ -260,3 +260,24 @@ def test_registry_never_holds_the_secret_in_clear(fake_clock: FakeClock) -> None
     assert secret not in dump(registry)
     assert secret not in dump(limiter)
     assert secret not in repr(list(vars(registry).values()))
+
+
+def test_the_budget_state_keeps_one_window_of_starts(fake_clock: FakeClock) -> None:
+    """The state is the shared row on PostgreSQL, read and written at every request: it holds
+    the starts of the last window only, not the last ``limit`` (10,000 for a Plex key) of all
+    time, nor every start ever when there is no limit; the pacing is the same."""
+    from mlconnector.http.ratelimit import BudgetState
+
+    paced = BudgetState(limit=10_000, window=60.0)
+    unlimited = BudgetState(limit=None, window=60.0)
+    now = 0.0
+    for _ in range(600):  # one request every second for ten minutes
+        assert paced.try_start(now, 0.05) == 0.0
+        assert unlimited.try_start(now, 0.05) == 0.0
+        now += 1.0
+    assert len(paced.starts) <= 61
+    assert len(unlimited.starts) <= 61
+    tight = BudgetState(limit=3, window=60.0)
+    for at in (0.0, 70.0, 71.0, 72.0):  # the first start has left the window
+        assert tight.try_start(at, 0.05) == 0.0
+    assert tight.try_start(73.0, 0.05) == pytest.approx(70.0 + 60.0 - 73.0 + 0.05)
