@@ -35,10 +35,10 @@ import pytest_asyncio
 
 from mlconnector.clock import FakeClock
 from mlconnector.config import Config
-from mlconnector.passwords import hash_password
 from mlconnector.sandbox.server import serve
 from mlconnector.store import Role, Store, Vault, generate_key, open_store
 from mlconnector.web import create_web_app
+from tests.accounts import account_hash
 from tests.unit.web.seed import Seeded, seed
 
 CHROMIUM = os.environ.get("MLCONNECTOR_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -169,7 +169,7 @@ async def log_in(
 ) -> Any:
     """Log ``page`` in at ``url`` through the login form (creating the account if missing)."""
     if await store.get_user(name) is None:
-        await store.create_user(name, role, hash_password(password))
+        await store.create_user(name, role, account_hash(password))
     await page.goto(url + "/login")
     await page.get_by_label("Name").fill(name)
     await page.get_by_label("Password").fill(password)

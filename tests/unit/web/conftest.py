@@ -22,10 +22,10 @@ from mlconnector.config import (
     ShipStationSettings,
     WebSettings,
 )
-from mlconnector.passwords import hash_password
 from mlconnector.store import CredentialKind, Role, Store, Vault, generate_key, open_store
 from mlconnector.store.schema import metadata
 from mlconnector.web import ReceiverOptions, create_web_app
+from tests.accounts import account_hash
 from tests.dbutil import temporary_database
 
 SS_BASE = "http://ss.test"
@@ -72,7 +72,7 @@ async def log_in(
     """Create the account if needed, log ``client`` in through the login form (sent from
     ``origin``), and return the session's CSRF token."""
     if await store.get_user(name) is None:
-        await store.create_user(name, role, hash_password(password))
+        await store.create_user(name, role, account_hash(password))
     form = await client.get("/login")
     response = await client.post(
         "/login",

@@ -10,10 +10,10 @@ import pytest
 
 from mlconnector.clock import FakeClock
 from mlconnector.config import WebSettings
-from mlconnector.passwords import hash_password
 from mlconnector.store import AuditQuery, OperationState, Role, Store
 from mlconnector.web import create_web_app
 from mlconnector.web.auth import SESSION_COOKIE
+from tests.accounts import account_hash
 from tests.unit.web.conftest import ORIGIN, PASSWORD, csrf_of, log_in, make_config
 from tests.unit.web.seed import Seeded, seed
 
@@ -113,7 +113,7 @@ async def test_login_then_logout(anonymous: httpx.AsyncClient, store: Store) -> 
 async def test_the_login_redirects_only_to_local_paths(
     anonymous: httpx.AsyncClient, store: Store
 ) -> None:
-    await store.create_user("ana", Role.VIEWER, hash_password(PASSWORD))
+    await store.create_user("ana", Role.VIEWER, account_hash(PASSWORD))
     for target, expected in (("/audit?x=1", "/audit?x=1"), ("//evil.example", "/")):
         anonymous.cookies.clear()  # a logged-in browser would skip the form
         form = await anonymous.get("/login", params={"next": target})
@@ -168,7 +168,7 @@ async def login_attempt(client: httpx.AsyncClient, name: str, password: str) -> 
 async def test_a_wrong_password_or_name_is_refused_alike_and_audited(
     anonymous: httpx.AsyncClient, store: Store
 ) -> None:
-    await store.create_user("ana", Role.OPERATOR, hash_password(PASSWORD))
+    await store.create_user("ana", Role.OPERATOR, account_hash(PASSWORD))
     wrong = await login_attempt(anonymous, "ana", PASSWORD + "x")
     unknown = await login_attempt(anonymous, "nobody", PASSWORD)
     for response in (wrong, unknown):
@@ -187,7 +187,7 @@ async def test_a_wrong_password_or_name_is_refused_alike_and_audited(
 async def test_failed_logins_are_throttled_per_name_then_allowed_again(
     anonymous: httpx.AsyncClient, store: Store, fake_clock: FakeClock
 ) -> None:
-    await store.create_user("ana", Role.OPERATOR, hash_password(PASSWORD))
+    await store.create_user("ana", Role.OPERATOR, account_hash(PASSWORD))
     for _ in range(5):
         assert (await login_attempt(anonymous, "ana", "not it at all")).status_code == 401
     blocked = await login_attempt(anonymous, "ana", PASSWORD)  # even the right password
@@ -204,7 +204,7 @@ async def test_failed_logins_are_throttled_per_name_then_allowed_again(
 async def test_the_login_form_needs_its_token_and_an_allowed_origin(
     anonymous: httpx.AsyncClient, store: Store
 ) -> None:
-    await store.create_user("ana", Role.OPERATOR, hash_password(PASSWORD))
+    await store.create_user("ana", Role.OPERATOR, account_hash(PASSWORD))
     form = await anonymous.get("/login")
     data = {"csrf_token": csrf_of(form.text), "username": "ana", "password": PASSWORD}
     foreign = await anonymous.post("/login", data=data, headers={"origin": "https://evil.example"})
@@ -241,7 +241,7 @@ async def test_a_new_password_ends_the_open_sessions(
     client: httpx.AsyncClient, store: Store
 ) -> None:
     assert (await client.get("/")).status_code == 200
-    await store.set_user_password("ops", hash_password("a brand new password"))
+    await store.set_user_password("ops", account_hash("a brand new password"))
     assert (await client.get("/")).status_code == 303
 
 
@@ -313,7 +313,7 @@ PROXY = WebSettings(
 async def test_a_trusted_proxy_header_logs_a_known_account_in(
     make_client: MakeClient, store: Store, seeded: Seeded
 ) -> None:
-    await store.create_user("ana", Role.OPERATOR, hash_password(PASSWORD))
+    await store.create_user("ana", Role.OPERATOR, account_hash(PASSWORD))
     proxied = await make_client(web=PROXY, client=("10.1.2.3", 4000))
     page = await proxied.get("/operations", headers={"x-remote-user": "Ana"})
     assert page.status_code == 200
@@ -339,7 +339,7 @@ async def test_a_trusted_proxy_header_logs_a_known_account_in(
 async def test_the_proxy_header_from_any_other_address_is_ignored(
     make_client: MakeClient, store: Store
 ) -> None:
-    await store.create_user("ana", Role.OPERATOR, hash_password(PASSWORD))
+    await store.create_user("ana", Role.OPERATOR, account_hash(PASSWORD))
     direct = await make_client(web=PROXY, client=("192.0.2.7", 4000))
     response = await direct.get("/", headers={"x-remote-user": "ana"})
     assert response.status_code == 303
