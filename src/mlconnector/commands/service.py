@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -48,7 +48,7 @@ def run(ctx: typer.Context) -> None:
     """Scheduler + webhook receiver + operator UI in one process (Ctrl-C / SIGTERM stops it
     after the running steps finish)."""
     state = get_context(ctx)
-    asyncio.run(_run(state, state.load_config(), web=True, engine=True))
+    _serve_forever(_run(state, state.load_config(), web=True, engine=True))
 
 
 @reports_errors
@@ -71,7 +71,7 @@ def worker(
     the in-process scheduler on SQLite."""
     state = get_context(ctx)
     config = state.load_config()
-    asyncio.run(
+    _serve_forever(
         _run(
             state,
             config,
@@ -87,7 +87,16 @@ def worker(
 def serve(ctx: typer.Context) -> None:
     """The web app only: webhook receiver, operator UI, /healthz, /metrics."""
     state = get_context(ctx)
-    asyncio.run(_run(state, state.load_config(), web=True, engine=False))
+    _serve_forever(_run(state, state.load_config(), web=True, engine=False))
+
+
+def _serve_forever(main: Coroutine[Any, Any, None]) -> None:
+    """Run a long-lived command on uvloop's event loop where it is installed (less CPU per
+    webhook delivery and per database round trip), else on asyncio's."""
+    from mlconnector.web.server import event_loop_factory
+
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        runner.run(main)
 
 
 async def _run(

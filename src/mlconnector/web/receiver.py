@@ -174,6 +174,7 @@ class WebhookReceiver:
     _verifiers: dict[str, SignatureVerifier] = field(default_factory=dict)
     _http: dict[str, httpx.AsyncClient] = field(default_factory=dict)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _allow_lists: dict[str, AllowList] = field(default_factory=dict)
     _token_cache: TokenCache | None = None
     _group_commit: GroupCommit | None = None
     _pending: PendingCount | None = None
@@ -280,8 +281,14 @@ class WebhookReceiver:
         return self._group_commit
 
     def _allow_list(self, name: str) -> AllowList:
-        conn = self.config.connections.get(name)
-        return allow_list_for(conn.shipstation if conn else ShipStationSettings())
+        # built once per connection (the config does not change under a running app): building
+        # parses both base URLs and compiles the host pattern
+        allow = self._allow_lists.get(name)
+        if allow is None:
+            conn = self.config.connections.get(name)
+            settings = conn.shipstation if conn else ShipStationSettings()
+            allow = self._allow_lists[name] = allow_list_for(settings)
+        return allow
 
     async def _audit_rejected(
         self, name: str, delivery: WebhookDelivery, reason: str, error: ConnectorError
