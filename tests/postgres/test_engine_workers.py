@@ -35,7 +35,8 @@ from mlconnector.sync.jobs import (
 from tests.dbutil import temporary_database
 from tests.unit.engine.conftest import SECRETS, refusing_factory
 
-pytestmark = pytest.mark.postgres
+# several worker processes on real time: under pytest-xdist these files share one worker (.ci/run)
+pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("pg-processes")]
 
 NAMES = ("acme", "beta", "gamma")
 INTERVAL = 2.0

@@ -24,7 +24,8 @@ from mlconnector.store.schema import rate_budgets
 from tests.dbutil import temporary_database
 from tests.unit.core.test_ratelimit import FixedWindowServer, drive
 
-pytestmark = pytest.mark.postgres
+# several worker processes on real time: under pytest-xdist these files share one worker (.ci/run)
+pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("pg-processes")]
 
 HOST, CREDENTIAL = "ssapi.example.com", "the-key:the-secret"
 

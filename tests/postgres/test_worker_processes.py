@@ -42,7 +42,8 @@ from mlconnector.store import (
 from tests.dbutil import temporary_database
 from tests.e2e.shipping_env import Recorder
 
-pytestmark = pytest.mark.postgres
+# several worker processes on real time: under pytest-xdist these files share one worker (.ci/run)
+pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("pg-processes")]
 
 PCN = 340884
 CREATE = ("POST", "/orders/createorders")
