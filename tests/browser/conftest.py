@@ -39,6 +39,7 @@ from mlconnector.sandbox.server import serve
 from mlconnector.store import Role, Store, Vault, generate_key, open_store
 from mlconnector.web import create_web_app
 from tests.accounts import account_hash
+from tests.dbutil import migrated_sqlite
 from tests.unit.web.seed import Seeded, seed
 
 CHROMIUM = os.environ.get("MLCONNECTOR_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -214,9 +215,7 @@ class Served:
 @pytest_asyncio.fixture(loop_scope="session")
 async def served(tmp_path: Path, fake_clock: FakeClock) -> AsyncIterator[Served]:
     vault = Vault([generate_key()], source="a test key")
-    store = await open_store(
-        f"sqlite+aiosqlite:///{tmp_path / 'mlc.db'}", clock=fake_clock, vault=vault
-    )
+    store = await open_store(migrated_sqlite(tmp_path / "mlc.db"), clock=fake_clock, vault=vault)
     try:
         await store.create_connection("acme", plex_pcn="79870")
         seeded = await seed(store)

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from mlconnector.clock import FakeClock
 from mlconnector.store import Store, Vault, generate_key, open_store
 from mlconnector.store.schema import metadata
-from tests.dbutil import temporary_database
+from tests.dbutil import migrated_sqlite, temporary_database
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
@@ -43,6 +44,8 @@ def vault() -> Vault:
 @pytest.fixture
 async def store(db_url: str, fake_clock: FakeClock, vault: Vault) -> AsyncIterator[Store]:
     """A migrated, empty store on each backend, with a vault and the fake clock."""
+    if db_url.startswith("sqlite"):
+        db_url = migrated_sqlite(Path(make_url(db_url).database or ""))
     store = await open_store(db_url, clock=fake_clock, vault=vault)
     if store.dialect == "postgresql":
         # The session database is shared: start every test from empty tables.

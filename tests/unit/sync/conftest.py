@@ -13,6 +13,7 @@ from mlconnector.clock import FakeClock
 from mlconnector.config import Config, ConnectionConfig, PlexSettings, RetryBudget
 from mlconnector.store import CredentialKind, Store, Vault, generate_key, open_store
 from mlconnector.sync import ConnectionRuntime, LogAlertSink, build_runtime
+from tests.dbutil import migrated_sqlite
 
 SECRETS = {
     CredentialKind.PLEX_API_KEY: "plex-key-0123456789",
@@ -34,9 +35,7 @@ def make_config(tmp_path: Path, **connection: object) -> Config:
 @pytest.fixture
 async def store(tmp_path: Path, fake_clock: FakeClock) -> AsyncIterator[Store]:
     vault = Vault([generate_key()], source="a test key")
-    store = await open_store(
-        f"sqlite+aiosqlite:///{tmp_path / 'mlc.db'}", clock=fake_clock, vault=vault
-    )
+    store = await open_store(migrated_sqlite(tmp_path / "mlc.db"), clock=fake_clock, vault=vault)
     await store.create_connection("acme", plex_pcn="79870")
     try:
         yield store

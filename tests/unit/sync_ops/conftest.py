@@ -29,6 +29,7 @@ from mlconnector.sandbox.shipstation import (
 from mlconnector.store import CredentialKind, Store, Vault, generate_key, open_store
 from mlconnector.sync import ConnectionRuntime, LogAlertSink, build_runtime
 from tests.conftest import FAKE_START
+from tests.dbutil import migrated_sqlite
 from tests.unit.cli.conftest import cli, served  # noqa: F401 (fixtures of the command tests)
 
 PCN = 340884
@@ -110,7 +111,7 @@ async def make_env(tmp_path: Path, *, orders: int = 12) -> OpsEnv:
     plex = create_plex_sandbox(clock, tenants=[spec])
     ss = create_shipstation_sandbox(clock, accounts=[ShipStationAccount()])
     store = await open_store(
-        f"sqlite+aiosqlite:///{tmp_path / 'mlc.db'}",
+        migrated_sqlite(tmp_path / "mlc.db"),
         clock=clock,
         vault=Vault([generate_key()], source="test"),
     )

@@ -26,7 +26,7 @@ from mlconnector.store import CredentialKind, Role, Store, Vault, generate_key, 
 from mlconnector.store.schema import metadata
 from mlconnector.web import ReceiverOptions, create_web_app
 from tests.accounts import account_hash
-from tests.dbutil import temporary_database
+from tests.dbutil import migrated_sqlite, temporary_database
 
 SS_BASE = "http://ss.test"
 TOKEN = "tok-3f9a0c1d2e4b5a69788"
@@ -102,7 +102,7 @@ async def store(
     """A store with connection ``acme`` and its webhook token, on SQLite and on PostgreSQL."""
     vault = Vault([generate_key()], source="a test key")
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'mlc.db'}"
+        url = migrated_sqlite(tmp_path / "mlc.db")
     else:
         url = request.getfixturevalue("web_pg_url")
     store = await open_store(url, clock=fake_clock, vault=vault)
