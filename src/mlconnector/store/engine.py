@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection as SyncConnection
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
@@ -22,6 +20,10 @@ from mlconnector.errors import ConfigError
 from mlconnector.http.redact import Redactor
 from mlconnector.store.repository import READ_ONLY_OPTION, Store
 from mlconnector.store.vault import Vault, home_dir
+
+if TYPE_CHECKING:
+    # Alembic is imported when a database is migrated, not when the CLI starts (~0.1 s).
+    from alembic.config import Config
 
 DATABASE_URL_ENV = "MLCONNECTOR_DATABASE_URL"
 DB_FILE = "mlconnector.db"
@@ -111,6 +113,8 @@ def _check_sqlite_file(url: str) -> None:
 
 def alembic_config() -> Config:
     """An Alembic configuration pointing at the packaged migrations (no ini file)."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
     return config
@@ -120,6 +124,8 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
     """Upgrade the database to ``revision`` (default: the latest)."""
 
     def upgrade(sync_connection: SyncConnection) -> None:
+        from alembic import command
+
         config = alembic_config()
         config.attributes["connection"] = sync_connection
         command.upgrade(config, revision)
@@ -138,6 +144,8 @@ async def autogenerate_revision(url: str, message: str, rev_id: str) -> None:
     engine = create_engine(url)
 
     def revision(sync_connection: SyncConnection) -> None:
+        from alembic import command
+
         config = alembic_config()
         config.attributes["connection"] = sync_connection
         command.revision(config, message=message, autogenerate=True, rev_id=rev_id)
