@@ -27,7 +27,6 @@ from mlconnector.store import CredentialKind, Operation, Store, Vault, generate_
 from mlconnector.sync import ConnectionRuntime, FlowResult, LogAlertSink, Resolution
 from mlconnector.sync.engine import Engine, EngineOptions
 from tests.conftest import FAKE_START
-from tests.dbutil import migrated_sqlite
 
 CONNECTION = "acme"
 SECRETS = {
@@ -199,7 +198,9 @@ def fake_clock() -> SteppedClock:
 @pytest.fixture
 async def env(tmp_path: Path, fake_clock: FakeClock) -> AsyncIterator[EngineEnv]:
     vault = Vault([generate_key()], source="a test key")
-    store = await open_store(migrated_sqlite(tmp_path / "mlc.db"), clock=fake_clock, vault=vault)
+    store = await open_store(
+        f"sqlite+aiosqlite:///{tmp_path / 'mlc.db'}", clock=fake_clock, vault=vault
+    )
     await store.create_connection(CONNECTION, plex_pcn="79870")
     for kind, value in SECRETS.items():
         await store.set_credential(CONNECTION, kind, value)
