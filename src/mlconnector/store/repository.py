@@ -138,10 +138,14 @@ class Store(
         self._engine = engine
         # The same pool, marked read-only: on SQLite these transactions take no write lock.
         self._reader = engine.execution_options(**{READ_ONLY_OPTION: True})
+        self._postgres = engine.dialect.name == "postgresql"
+        if self._postgres:
+            # Read Committed takes a snapshot per statement, in a transaction or not: readers
+            # run without one, saving the BEGIN and ROLLBACK round trips of each read
+            self._reader = self._reader.execution_options(isolation_level="AUTOCOMMIT")
         self._clock = clock
         self._vault = vault
         self._redactor = redactor or Redactor()
-        self._postgres = engine.dialect.name == "postgresql"
         self._writers = None if self._postgres else _Writers()
 
     # --- lifecycle -----------------------------------------------------------------------------
