@@ -56,6 +56,9 @@ log = logging.getLogger("mlconnector.engine")
 RUN_FLOW = "mlconnector.run_flow"
 SCHEDULE = "mlconnector.schedule"
 RETRY_STALLED = "mlconnector.retry_stalled"
+#: seconds between two passes of :data:`SCHEDULE` and of :data:`RETRY_STALLED`
+SCHEDULE_EVERY = 30
+RETRY_STALLED_EVERY = 15
 #: a nudge or retry overtakes the waiting scheduled run of its lock
 URGENT = 10
 #: seconds without heartbeat after which a worker's jobs are handed to another
@@ -176,12 +179,14 @@ def build_app(
             need_runner(), queue, JobArgs(connection, flow, mode, reason, failures, alerted)
         )
 
-    @app.periodic(cron="*/30 * * * * *")
+    # croniter's sixth field is the seconds: "*/30 * * * * *" would be every second of minutes
+    # :00 and :30 (60 passes in a burst, then none for 29 minutes)
+    @app.periodic(cron=f"* * * * * */{SCHEDULE_EVERY}")
     @app.task(name=SCHEDULE, queueing_lock=SCHEDULE)
     async def schedule(timestamp: int) -> None:
         await ensure_scheduled(need_runner(), queue)
 
-    @app.periodic(cron="*/15 * * * * *")
+    @app.periodic(cron=f"* * * * * */{RETRY_STALLED_EVERY}")
     @app.task(name=RETRY_STALLED, queueing_lock=RETRY_STALLED)
     async def retry_stalled(timestamp: int) -> None:
         await retry_stalled_jobs(app, after=stalled_after)
