@@ -170,6 +170,10 @@ class CountingStore:
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._inner, name)
         if not asyncio.iscoroutinefunction(value):
+            if name == "flow_lock":
+                # An async context manager whose SQLite path opens the lock file in a thread:
+                # uncounted, the loop looks idle while the thread runs and time jumps ahead.
+                return lambda *args, **kwargs: _CountedContext(self, value(*args, **kwargs))
             return value
 
         async def counted(*args: Any, **kwargs: Any) -> Any:
@@ -180,6 +184,29 @@ class CountingStore:
                 self.in_flight -= 1
 
         return counted
+
+
+class _CountedContext:
+    """An async context manager of the store whose entering and leaving are counted as calls
+    in flight (not the block between: a flow may wait on the clock while it holds the lock)."""
+
+    def __init__(self, owner: CountingStore, inner: Any) -> None:
+        self._owner = owner
+        self._inner = inner
+
+    async def __aenter__(self) -> Any:
+        self._owner.in_flight += 1
+        try:
+            return await self._inner.__aenter__()
+        finally:
+            self._owner.in_flight -= 1
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        self._owner.in_flight += 1
+        try:
+            return await self._inner.__aexit__(*exc)
+        finally:
+            self._owner.in_flight -= 1
 
 
 async def settle(stores: list[CountingStore]) -> None:
