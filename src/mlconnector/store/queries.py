@@ -17,6 +17,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlalchemy import Select, and_, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mlconnector.store.records import (
@@ -27,13 +29,29 @@ from mlconnector.store.records import (
     Run,
 )
 from mlconnector.store.rows import to_audit, to_operation, to_run
-from mlconnector.store.schema import audit_events, operations, runs
+from mlconnector.store.schema import audit_events, cursors, operations, runs
 
 T = TypeVar("T")
 _S = OperationState
 #: the states an error group is made of (what Replay acts on)
 GROUP_STATES = (_S.FAILED, _S.DEAD)
 _MAX_GROUP_SCAN = 200_000
+
+
+def _cursor_upsert(insert_into: Any) -> Any:
+    stmt = insert_into(cursors)
+    return stmt.on_conflict_do_update(
+        index_elements=["connection", "flow"],
+        set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
+    )
+
+
+# Built once: a statement built per call costs its construction and its cache key (~0.1 ms
+# each) on every run; these are executed with their values as parameters.
+#: insert-or-replace one cursor, per dialect (parameters: connection, flow, value, updated_at)
+UPSERT_CURSOR = {"sqlite": _cursor_upsert(sqlite_insert), "postgresql": _cursor_upsert(pg_insert)}
+_INSERT_RUN = insert(runs)
+_INSERT_AUDIT = insert(audit_events)
 
 _UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I)
 _QUOTED = re.compile(r"'[^']*\d[^']*'|\"[^\"]*\d[^\"]*\"")
@@ -159,7 +177,13 @@ class ConsoleQueries:
 
         def _write(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
 
+        def _tx(
+            self, connection: str | None = None
+        ) -> AbstractAsyncContextManager[AsyncConnection]: ...
+
         def _now(self, now: datetime | None) -> datetime: ...
+
+        def _audit_values(self, event: AuditEvent) -> dict[str, Any]: ...
 
         async def append_audit(self, event: AuditEvent) -> AuditEvent: ...
 
@@ -412,20 +436,41 @@ class ConsoleQueries:
         owner: str,
     ) -> Run:
         """Append one run to the history."""
-        values = {
-            "connection": connection,
-            "flow": flow,
-            "started_at": started_at,
-            "finished_at": finished_at,
-            "seconds": max(0.0, (finished_at - started_at).total_seconds()),
-            "outcome": outcome,
-            "counts": {k: int(v) for k, v in counts.items() if v},
-            "error": error[:4000] if error else None,
-            "owner": owner[:200],
-        }
+        values = _run_values(
+            connection, flow, started_at, finished_at, outcome, counts, error, owner
+        )
         async with self._write() as conn:
             row = (await conn.execute(insert(runs).values(values).returning(runs))).one()
         return to_run(row)
+
+    async def finish_run(
+        self,
+        connection: str,
+        flow: str,
+        *,
+        last_run: tuple[str, str],
+        started_at: datetime,
+        finished_at: datetime,
+        outcome: str,
+        counts: dict[str, int],
+        error: str | None,
+        owner: str,
+        event: AuditEvent,
+    ) -> None:
+        """Record a finished run in **one** write transaction: the cursor ``last_run``
+        (``(name, value)``: the flow's last run), the run history row (as :meth:`add_run`) and
+        the run's audit ``event`` (as :meth:`append_audit`). Three round trips, one commit."""
+        name, value = last_run
+        now = self._now(None)
+        cursor = {"connection": connection, "flow": name, "value": value, "updated_at": now}
+        history = _run_values(
+            connection, flow, started_at, finished_at, outcome, counts, error, owner
+        )
+        audit = self._audit_values(event)
+        async with self._tx(connection) as conn:
+            await conn.execute(UPSERT_CURSOR[conn.dialect.name], cursor)
+            await conn.execute(_INSERT_RUN, history)
+            await conn.execute(_INSERT_AUDIT, audit)
 
     async def runs_page(
         self,
@@ -456,6 +501,30 @@ class ConsoleQueries:
             query = query.where(runs.c.connection == connection)
         async with self._reader.connect() as conn:
             return sorted((row[0], row[1]) for row in await conn.execute(query))
+
+
+def _run_values(
+    connection: str,
+    flow: str,
+    started_at: datetime,
+    finished_at: datetime,
+    outcome: str,
+    counts: dict[str, int],
+    error: str | None,
+    owner: str,
+) -> dict[str, Any]:
+    """The row of one run of the history."""
+    return {
+        "connection": connection,
+        "flow": flow,
+        "started_at": started_at,
+        "finished_at": finished_at,
+        "seconds": max(0.0, (finished_at - started_at).total_seconds()),
+        "outcome": outcome,
+        "counts": {k: int(v) for k, v in counts.items() if v},
+        "error": error[:4000] if error else None,
+        "owner": owner[:200],
+    }
 
 
 def _op_id(op: Operation) -> int:

@@ -36,7 +36,7 @@ from mlconnector.store.accounts import AccountsRepository
 from mlconnector.store.batch import BatchRepository, link_values
 from mlconnector.store.exceptions import OperationStateError, StoreError, UnknownConnectionError
 from mlconnector.store.quarantine import QuarantineRepository
-from mlconnector.store.queries import ConsoleQueries, audit_filters, error_cause
+from mlconnector.store.queries import UPSERT_CURSOR, ConsoleQueries, audit_filters, error_cause
 from mlconnector.store.records import (
     AuditEvent,
     AuditQuery,
@@ -458,15 +458,9 @@ class Store(
     ) -> Cursor:
         """Store the position of ``flow`` (call only after the batch it covers is committed)."""
         now = self._now(now)
-        stmt = self._insert(cursors).values(
-            connection=connection, flow=flow, value=value, updated_at=now
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["connection", "flow"],
-            set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
-        )
+        values = {"connection": connection, "flow": flow, "value": value, "updated_at": now}
         async with self._tx(connection) as conn:
-            await conn.execute(stmt)
+            await conn.execute(UPSERT_CURSOR[self.dialect], values)
         return Cursor(connection, flow, value, now)
 
     async def list_cursors(self, connection: str) -> list[Cursor]:

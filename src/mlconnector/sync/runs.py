@@ -260,6 +260,8 @@ async def record_run(
     add it to the run history, append its ``run`` audit event, log its one summary line and tell
     the observer (metrics)."""
     counts = report.counts()
+    nonzero = {k: v for k, v in counts.items() if v}
+    summary = report.summary()
     run = LastRun(
         flow=report.flow,
         at=at,
@@ -267,20 +269,39 @@ async def record_run(
         outcome=report.outcome,
         seconds=seconds,
         owner=owner,
-        summary=report.summary(),
+        summary=summary,
         counts=counts,
         error=report.error,
     )
-    await store.set_cursor(report.connection, last_run_cursor(report.flow), run.to_json())
-    await store.add_run(
+    details = {
+        "owner": owner,
+        "run_id": report.run_id,
+        "seconds": round(seconds, 3),
+        "counts": nonzero,
+        "error": report.error,
+        "recovered": report.recovered.recovered if report.recovered else 0,
+        "retried": report.retried.retried if report.retried else 0,
+    }
+    # the last run, the history row and the audit event: one write transaction
+    await store.finish_run(
         report.connection,
         report.flow,
+        last_run=(last_run_cursor(report.flow), run.to_json()),
         started_at=at,
         finished_at=at + timedelta(seconds=max(0.0, seconds)),
         outcome=report.outcome,
         counts=counts,
         error=report.error,
         owner=owner,
+        event=AuditEvent(
+            connection=report.connection,
+            flow=report.flow,
+            direction="internal",
+            entity="flow",
+            action="run",
+            outcome=report.outcome,
+            details=details,
+        ),
     )
     observer.run_finished(report.connection, report.flow, report.outcome, seconds)
     log.log(
@@ -288,26 +309,7 @@ async def record_run(
         "run %s in %.1fs: %s",
         report.outcome,
         seconds,
-        report.summary(),
-        extra={"outcome": report.outcome, "counts": {k: v for k, v in counts.items() if v}},
-    )
-    await store.append_audit(
-        AuditEvent(
-            connection=report.connection,
-            flow=report.flow,
-            direction="internal",
-            entity="flow",
-            action="run",
-            outcome=report.outcome,
-            details={
-                "owner": owner,
-                "run_id": report.run_id,
-                "seconds": round(seconds, 3),
-                "counts": {k: v for k, v in counts.items() if v},
-                "error": report.error,
-                "recovered": report.recovered.recovered if report.recovered else 0,
-                "retried": report.retried.retried if report.retried else 0,
-            },
-        )
+        summary,
+        extra={"outcome": report.outcome, "counts": nonzero},
     )
     return run
