@@ -37,16 +37,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import procrastinate
+import psycopg
+import psycopg_pool
 from procrastinate import exceptions as pexc
 from procrastinate.jobs import Status
 
 from mlconnector.store import Store
+from mlconnector.store.engine import PING_IDLE_AFTER
 from mlconnector.sync.flowrun import FlowRunner, Streak
 from mlconnector.sync.runs import all_last_runs
 from mlconnector.sync.scheduler import INBOX_FLOW, FlowBusyError, Key, Mode
@@ -146,17 +151,57 @@ class JobQueue:
         return found
 
 
+async def _autocommit(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Each of procrastinate's queries is one statement (a function call, atomic by itself):
+    in autocommit it needs no ``BEGIN`` and ``COMMIT`` around it."""
+    await conn.set_autocommit(True)
+
+
+def pool_factory(
+    *, ping_idle_after: float = PING_IDLE_AFTER
+) -> Callable[..., psycopg_pool.AsyncConnectionPool[Any]]:
+    """procrastinate's psycopg pool, with its connection check (an empty query at every
+    checkout) made only when the connection was last checked out ``ping_idle_after`` seconds
+    ago or more (procrastinate's queries hold a connection for one statement, so the last
+    checkout is its last use): a dropped or restarted server is still noticed before use."""
+    last_checkout: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    async def check(conn: psycopg.AsyncConnection[Any]) -> None:
+        now = time.monotonic()
+        previous = last_checkout.get(conn)
+        if previous is None or now - previous >= ping_idle_after:
+            await psycopg_pool.AsyncConnectionPool.check_connection(conn)
+        last_checkout[conn] = now
+
+    def factory(**kwargs: Any) -> psycopg_pool.AsyncConnectionPool[Any]:
+        kwargs["check"] = check
+        return psycopg_pool.AsyncConnectionPool(**kwargs)
+
+    return factory
+
+
 def build_app(
     url: str,
     *,
     runner: FlowRunner | None = None,
     pool_size: int = 4,
     stalled_after: float = STALLED_AFTER,
+    ping_idle_after: float = PING_IDLE_AFTER,
 ) -> procrastinate.App:
     """The procrastinate app on the database at ``url`` (the store's). With a ``runner`` its
-    tasks can run here (a worker); without, it only defers and lists jobs (web, CLI)."""
+    tasks can run here (a worker); without, it only defers and lists jobs (web, CLI).
+
+    Its pool's connections are in autocommit (``configure``, also applied to the LISTEN
+    connection) and checked only after ``ping_idle_after`` seconds unused: one statement per
+    procrastinate query instead of four (``BEGIN``, the query, ``COMMIT`` and the check)."""
     connector = procrastinate.PsycopgConnector(
-        conninfo=conninfo(url), min_size=1, max_size=pool_size
+        conninfo=conninfo(url),
+        min_size=1,
+        max_size=pool_size,
+        configure=_autocommit,
+        pool_factory=pool_factory(ping_idle_after=ping_idle_after),
     )
     app = procrastinate.App(connector=connector)
     queue = JobQueue(app)
