@@ -13,12 +13,14 @@ per credential, shared by every flow and connection using it (:class:`RateLimite
 because the server counts per key, not per caller. Its state is one :class:`BudgetState`:
 
 * :class:`RateLimiter` keeps it in this process (the embedded SQLite deployment);
-* :class:`SharedRateLimiter` keeps it behind a :class:`BudgetBackend` (a PostgreSQL row locked for
-  each step, :mod:`mlconnector.store.budgets`), so every worker process spends one budget.
+* :class:`SharedRateLimiter` keeps it behind a :class:`BudgetBackend` (a PostgreSQL row, stepped
+  by compare-and-set on its version, :mod:`mlconnector.store.budgets`), so every worker process
+  spends one budget.
 
 Waiting is fair: requests of one process queue FIFO on an :class:`asyncio.Lock` (only its head
 waits on the budget), so connections and flows sharing a credential take turns in arrival order;
-across processes each process's head competes for the row lock.
+across processes each process's head competes for the row (a lost compare-and-set is tried
+again on the row as it is; after a few, the step takes the row lock).
 The budget is keyed by a hash of host and credential, never by the secret.
 """
 

@@ -34,6 +34,7 @@ from mlconnector.http.redact import Redactor
 from mlconnector.store import flowlock
 from mlconnector.store.accounts import AccountsRepository
 from mlconnector.store.batch import BatchRepository, link_values
+from mlconnector.store.budgets import SharedBudgets
 from mlconnector.store.exceptions import OperationStateError, StoreError, UnknownConnectionError
 from mlconnector.store.quarantine import QuarantineRepository
 from mlconnector.store.queries import UPSERT_CURSOR, ConsoleQueries, audit_filters, error_cause
@@ -68,7 +69,6 @@ from mlconnector.store.schema import (
     inventory_snapshot,
     links,
     operations,
-    rate_budgets,
     shipment_lines,
     webhook_inbox,
 )
@@ -147,6 +147,7 @@ class Store(
         self._vault = vault
         self._redactor = redactor or Redactor()
         self._writers = None if self._postgres else _Writers()
+        self._budgets = SharedBudgets(engine, self._reader, clock.now) if self._postgres else None
 
     # --- lifecycle -----------------------------------------------------------------------------
     @property
@@ -174,6 +175,7 @@ class Store(
         store disposes of the shared engine."""
         store = Store(self._engine, clock=self._clock, vault=vault, redactor=self._redactor)
         store._writers = self._writers  # one engine, one queue of writers
+        store._budgets = self._budgets  # and one view of the shared budgets
         return store
 
     async def close(self) -> None:
@@ -1037,30 +1039,12 @@ class Store(
     async def step_budget(
         self, key: str, initial: BudgetState, step: Callable[[BudgetState], _T]
     ) -> _T:
-        """Apply ``step`` to the rate budget ``key`` under its row lock (created from
-        ``initial`` when missing) and save it; concurrent steps of any process take turns."""
-        where = rate_budgets.c.key == key
-        async with self._write() as conn:
-            row = (
-                await conn.execute(select(rate_budgets.c.state).where(where).with_for_update())
-            ).first()
-            if row is None:
-                await conn.execute(
-                    self._insert(rate_budgets)
-                    .values(key=key, state=initial.to_json(), updated_at=self._clock.now())
-                    .on_conflict_do_nothing(index_elements=["key"])
-                )
-                row = (
-                    await conn.execute(select(rate_budgets.c.state).where(where).with_for_update())
-                ).one()
-            state = BudgetState.from_json(row.state)
-            result = step(state)
-            await conn.execute(
-                update(rate_budgets)
-                .where(where)
-                .values(state=state.to_json(), updated_at=self._clock.now())
-            )
-        return result
+        """Apply ``step`` to the rate budget ``key`` (created from ``initial`` when missing) and
+        save it; concurrent steps of any process take turns, none is lost (PostgreSQL only:
+        :mod:`mlconnector.store.budgets`)."""
+        if self._budgets is None:
+            raise TypeError("shared rate budgets live on PostgreSQL; SQLite keeps them in-process")
+        return await self._budgets.step(key, initial, step)
 
     # --- inventory snapshot --------------------------------------------------------------------
     async def get_inventory_snapshot(self, connection: str) -> dict[tuple[str, str], int]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from sqlalchemy import (
     DDL,
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -235,13 +236,15 @@ webhook_inbox = Table(
 )
 
 #: shared rate budgets per credential (key = hash of host and credential, never the secret);
-#: ``state`` is :class:`mlconnector.http.ratelimit.BudgetState`, stepped under a row lock
+#: ``state`` is :class:`mlconnector.http.ratelimit.BudgetState`, stepped by compare-and-set on
+#: ``version`` (:mod:`mlconnector.store.budgets`)
 rate_budgets = Table(
     "rate_budgets",
     metadata,
     Column("key", String(64), primary_key=True),
     Column("state", JSON, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("version", BigInteger, nullable=False, server_default=text("0")),
 )
 
 inventory_snapshot = Table(
