@@ -377,6 +377,26 @@ class Store(
         self._redactor.add(secret)
         return secret
 
+    async def get_credentials(self, connection: str) -> dict[str, str]:
+        """Every secret of ``connection`` in clear, by kind, in one statement (what building a
+        connection's runtime reads: one ``SELECT`` per kind was nine). :class:`VaultError` on
+        a wrong key, naming the credential."""
+        vault = self._require_vault()
+        async with self._reader.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(credentials.c.kind, credentials.c.ciphertext).where(
+                        credentials.c.connection == connection
+                    )
+                )
+            ).all()
+        found: dict[str, str] = {}
+        for row in rows:
+            secret = vault.decrypt(row.ciphertext, record=f"credential {connection}/{row.kind}")
+            self._redactor.add(secret)
+            found[row.kind] = secret
+        return found
+
     async def list_credentials_masked(self, connection: str) -> list[CredentialInfo]:
         """The credentials of a connection, masked (at most the last 4 characters shown)."""
         vault = self._require_vault()

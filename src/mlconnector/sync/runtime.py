@@ -199,12 +199,9 @@ def plex_settings(
 
 
 async def _secrets(store: Store, connection: str) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for kind in CredentialKind:
-        value = await store.get_credential(connection, kind.value)
-        if value:
-            found[kind.value] = value
-    return found
+    known = {kind.value for kind in CredentialKind}
+    stored = await store.get_credentials(connection)
+    return {kind: value for kind, value in stored.items() if kind in known and value}
 
 
 async def build_runtime(

@@ -94,3 +94,19 @@ async def test_without_vault_and_bad_input(store: Store, acme: str) -> None:
     with pytest.raises(UnknownConnectionError):
         await store.set_credential("ghost", "ss_v1_key", "value-value")
     assert await _rows(store) == []
+
+
+async def test_all_secrets_of_a_connection_at_once(store: Store, acme: str) -> None:
+    await store.set_credential(acme, "ss_v1_key", "key-number-one-1111")
+    await store.set_credential(acme, "plex_api_key", "plex-api-key-99999999")
+    await store.create_connection("beta")
+    await store.set_credential("beta", "ss_v1_key", "key-of-beta-2222")
+    assert await store.get_credentials(acme) == {
+        "ss_v1_key": "key-number-one-1111",
+        "plex_api_key": "plex-api-key-99999999",
+    }
+    assert await store.get_credentials("nobody") == {}
+    other = store.with_vault(Vault([generate_key()], source="another key"))
+    with pytest.raises(VaultError) as info:
+        await other.get_credentials(acme)
+    assert f"credential {acme}/" in str(info.value)

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from mlconnector.clock import FakeClock
 from mlconnector.config import Config, ConnectionConfig, PlexSettings
@@ -150,3 +151,23 @@ async def test_last_request_is_per_task(rt: ConnectionRuntime) -> None:
     assert rt.last_request is not None
     assert rt.last_request.request_id == "mine"
     assert rt.stats.requests["plex"] == 1  # the counters are shared
+
+
+async def test_the_runtime_reads_the_credentials_in_one_statement(
+    tmp_path: Path, with_secrets: Store, fake_clock: FakeClock
+) -> None:
+    reads: list[str] = []
+
+    @event.listens_for(with_secrets.engine.sync_engine, "before_cursor_execute")
+    def _statement(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if "FROM credentials" in statement:
+            reads.append(statement)
+
+    rt = await build_runtime(
+        make_config(tmp_path), "acme", with_secrets, fake_clock, refusing_factory([])
+    )
+    await rt.aclose()
+    assert len(reads) == 1
+    assert rt.has_ss_v2  # every kind stored was read
+    for secret in SECRETS.values():
+        assert secret not in rt.redactor.text(secret)
