@@ -51,6 +51,8 @@ from mlconnector.config import (
     WebSettings,
 )
 from mlconnector.store import CredentialKind, Store, Vault, generate_key, open_store
+from mlconnector.store.engine import WAL_AUTOCHECKPOINT_PAGES
+from mlconnector.store.wal import checkpointing
 from mlconnector.web import create_web_app, server_config
 from mlconnector.web.server import event_loop_factory
 
@@ -197,14 +199,28 @@ async def inbox_count(store: Store) -> int:
 
 
 async def main(
-    n: int, concurrency: int, postgres: str | None, parser: str, client: str, loop_name: str
+    n: int,
+    concurrency: int,
+    postgres: str | None,
+    parser: str,
+    client: str,
+    loop_name: str,
+    inline_checkpoints: bool,
 ) -> None:
     clock = SystemClock()
     with tempfile.TemporaryDirectory() as tmp:
         url = (
             _create_database(postgres) if postgres else f"sqlite+aiosqlite:///{Path(tmp) / 'b.db'}"
         )
-        store = await open_store(url, clock=clock, vault=Vault([generate_key()], source="bench"))
+        # --inline-checkpoints: SQLite's default, a commit checkpoints the WAL every 1000 pages;
+        # else as the serve command: a task checkpoints it every second, off the commit path
+        autocheckpoint = 1000 if inline_checkpoints else WAL_AUTOCHECKPOINT_PAGES
+        store = await open_store(
+            url,
+            clock=clock,
+            vault=Vault([generate_key()], source="bench"),
+            wal_autocheckpoint=autocheckpoint,
+        )
         await store.create_connection("acme")
         await store.set_credential("acme", CredentialKind.WEBHOOK_TOKEN, TOKEN)
         settings = ShipStationSettings(v1_base_url=BASE, v2_base_url=BASE)
@@ -223,12 +239,14 @@ async def main(
 
         event.listen(store.engine.sync_engine, "commit", committed)
         loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
+        checkpoints = "inline" if inline_checkpoints else "background"
         print(
             f"webhook receiver over loopback, {store.dialect}, {parser} parser, {loop} loop, "
-            f"load from a separate process ({client} client)"
+            f"load from a separate process ({client} client), {checkpoints} WAL checkpoints"
         )
+        background = contextlib.nullcontext() if inline_checkpoints else checkpointing(store, clock)
         try:
-            async with serve(app, config, parser) as base_url:
+            async with background, serve(app, config, parser) as base_url:
                 for c in (1, concurrency):
                     before, commits = await inbox_count(store), counter["commits"]
                     cpu = time.process_time()
@@ -266,6 +284,12 @@ if __name__ == "__main__":
         default="raw",
         help="the load generator's HTTP client (raw: minimal HTTP/1.1 over asyncio streams)",
     )
+    parser.add_argument(
+        "--inline-checkpoints",
+        action="store_true",
+        help="SQLite: checkpoint the WAL inside commits every 1000 pages (SQLite's default) "
+        "instead of in a background task as the serve command does",
+    )
     parser.add_argument("--load", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--offset", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -276,5 +300,13 @@ if __name__ == "__main__":
             print(json.dumps(result))
         else:
             runner.run(
-                main(args.n, args.concurrency, args.postgres, args.parser, args.client, args.loop)
+                main(
+                    args.n,
+                    args.concurrency,
+                    args.postgres,
+                    args.parser,
+                    args.client,
+                    args.loop,
+                    args.inline_checkpoints,
+                )
             )

@@ -108,6 +108,7 @@ async def _run(
     concurrency: int = 32,
     stalled_after: float = 30.0,
 ) -> None:
+    from mlconnector.store.wal import checkpointing
     from mlconnector.web.metrics import Metrics
 
     # one set of counters per process: the engine's events show on this process's /metrics
@@ -146,14 +147,17 @@ async def _run(
             if server is not None:
                 server.should_exit = True
 
+        # SQLite: the WAL is checkpointed by a task of its own, not inside a delivery's commit
         with on_signals(stop):
-            tasks = []
-            if server is not None:
-                tasks.append(asyncio.create_task(server.serve()))
-            if engine:
-                state.console.print(f"scheduler: {', '.join(eng.connections()) or 'no connection'}")
-                tasks.append(asyncio.create_task(_engine_then_stop(eng, stop)))
-            await asyncio.gather(*tasks)
+            async with checkpointing(store, state.clock):
+                tasks = []
+                if server is not None:
+                    tasks.append(asyncio.create_task(server.serve()))
+                if engine:
+                    names = ", ".join(eng.connections()) or "no connection"
+                    state.console.print(f"scheduler: {names}")
+                    tasks.append(asyncio.create_task(_engine_then_stop(eng, stop)))
+                await asyncio.gather(*tasks)
 
 
 async def check_master_key(store: Store, command: str) -> None:

@@ -50,6 +50,7 @@ from mlconnector.store.records import (
     StagedLine,
     StagedWrite,
     User,
+    WalCheckpoint,
     WebSession,
 )
 from mlconnector.store.repository import Store
@@ -98,6 +99,7 @@ __all__ = [
     "UnknownConnectionError",
     "User",
     "Vault",
+    "WalCheckpoint",
     "WebSession",
     "create_engine",
     "database_url",

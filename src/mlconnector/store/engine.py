@@ -31,6 +31,10 @@ DATABASE_URL_ENV = "MLCONNECTOR_DATABASE_URL"
 DB_FILE = "mlconnector.db"
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: WAL pages after which a commit checkpoints the log itself (SQLite's default is 1,000). Long-
+#: running commands checkpoint every second off the commit path (:mod:`mlconnector.store.wal`),
+#: so this is only the cap that bounds the log (~40 MiB) when they fall behind or do not run
+WAL_AUTOCHECKPOINT_PAGES = 10_000
 #: a PostgreSQL connection idle this long (seconds) is pinged before use (see create_engine)
 PING_IDLE_AFTER = 10.0
 _IDLE_SINCE = "mlconnector_idle_since"
@@ -64,7 +68,12 @@ def normalize_url(url: str) -> str:
     )
 
 
-def create_engine(url: str, *, ping_idle_after: float = PING_IDLE_AFTER) -> AsyncEngine:
+def create_engine(
+    url: str,
+    *,
+    ping_idle_after: float = PING_IDLE_AFTER,
+    wal_autocheckpoint: int = WAL_AUTOCHECKPOINT_PAGES,
+) -> AsyncEngine:
     """An async engine; on SQLite with WAL, a busy timeout, foreign keys on and write transactions
     that take the lock at BEGIN (so read-then-write never fails halfway with "database locked");
     connections carrying the ``READ_ONLY_OPTION`` execution option open no transaction: each
@@ -74,7 +83,11 @@ def create_engine(url: str, *, ping_idle_after: float = PING_IDLE_AFTER) -> Asyn
     On PostgreSQL a pooled connection idle for ``ping_idle_after`` seconds or more is pinged when
     checked out, and replaced if the ping fails (a restarted server, a dropped idle session);
     one checked in since is used as it is. (SQLAlchemy's ``pool_pre_ping`` pings at every
-    checkout: ~20 of the ~100 statements of a worker's no-change run were those pings.)"""
+    checkout: ~20 of the ~100 statements of a worker's no-change run were those pings.)
+
+    On SQLite a commit checkpoints the WAL itself only past ``wal_autocheckpoint`` pages: a
+    checkpoint syncs the log and the database file, tens of milliseconds on a busy disk that
+    every delivery waiting for that commit would wait too."""
     url = normalize_url(url)
     if not url.startswith("sqlite"):
         engine = create_async_engine(url)
@@ -92,6 +105,7 @@ def create_engine(url: str, *, ping_idle_after: float = PING_IDLE_AFTER) -> Asyn
         if not in_memory:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA wal_autocheckpoint={int(wal_autocheckpoint)}")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -224,13 +238,15 @@ async def open_store(
     vault: Vault | None = None,
     redactor: Redactor | None = None,
     run_migrations: bool = True,
+    wal_autocheckpoint: int = WAL_AUTOCHECKPOINT_PAGES,
 ) -> Store:
     """Connect to ``url``, migrate it to head, and return the :class:`Store`.
 
-    For SQLite the parent folder of the file must exist (``init_home`` creates the default one).
+    For SQLite the parent folder of the file must exist (``init_home`` creates the default one);
+    ``wal_autocheckpoint`` as in :func:`create_engine`.
     """
     _check_sqlite_file(normalize_url(url))
-    engine = create_engine(url)
+    engine = create_engine(url, wal_autocheckpoint=wal_autocheckpoint)
     if run_migrations:
         try:
             await migrate(engine)

@@ -210,6 +210,17 @@ class Received:
 
 
 @dataclass(frozen=True, slots=True)
+class WalCheckpoint:
+    """The outcome of ``Store.checkpoint_wal`` (SQLite's ``PRAGMA wal_checkpoint`` row)."""
+
+    #: another checkpoint ran at the same time, so this one did nothing
+    busy: bool
+    #: frames in the write-ahead log, and how many of them are now in the database file
+    wal_frames: int
+    checkpointed: int
+
+
+@dataclass(frozen=True, slots=True)
 class ShipmentLine:
     """One ShipStation shipment (or fulfilment) line reduced in Plex exactly once."""
 

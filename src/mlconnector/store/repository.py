@@ -51,6 +51,7 @@ from mlconnector.store.records import (
     OperationState,
     Received,
     ShipmentLine,
+    WalCheckpoint,
 )
 from mlconnector.store.rows import (
     mask,
@@ -181,6 +182,22 @@ class Store(
     async def close(self) -> None:
         """Dispose of the connection pool."""
         await self._engine.dispose()
+
+    async def checkpoint_wal(self) -> WalCheckpoint | None:
+        """SQLite: copy the committed pages of the write-ahead log into the database file and
+        sync both (``PRAGMA wal_checkpoint(PASSIVE)``: it waits for no reader and no writer, so
+        commits go on meanwhile); ``None`` on PostgreSQL. Run off the commit path by
+        :func:`mlconnector.store.wal.checkpoint_periodically`."""
+        if self._postgres:
+            return None
+        async with self._engine.connect() as conn:
+            # on the driver's connection, outside any transaction: SQLAlchemy's BEGIN (and ours,
+            # IMMEDIATE) would make SQLite refuse the checkpoint ("database table is locked")
+            driver: Any = (await conn.get_raw_connection()).driver_connection
+            cursor = await driver.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            busy, frames, checkpointed = await cursor.fetchone()
+            await cursor.close()
+        return WalCheckpoint(busy=bool(busy), wal_frames=frames, checkpointed=checkpointed)
 
     async def ping(self) -> None:
         """Raise :class:`StoreError` unless the database answers a trivial query. Read-only: on
