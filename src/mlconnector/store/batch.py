@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import String, and_, bindparam, func, or_, select, update
 
+from mlconnector.store.queries import INSERT_AUDIT
 from mlconnector.store.records import (
     AuditEvent,
     Enqueued,
@@ -263,12 +264,13 @@ class BatchRepository:
         )
 
     async def append_audits(self, events: Sequence[AuditEvent]) -> None:
-        """:meth:`append_audit` for many events, in one statement (details redacted)."""
+        """:meth:`append_audit` for one or many events, in one statement of one transaction
+        (details redacted); their ids are not read back."""
         if not events:
             return
         rows = [self._audit_values(e) for e in events]
         async with self._write() as conn:
-            await conn.execute(audit_events.insert(), rows)
+            await conn.execute(INSERT_AUDIT, rows[0] if len(rows) == 1 else rows)
 
     # --- webhook inbox -------------------------------------------------------------------------
     async def receive_webhooks(

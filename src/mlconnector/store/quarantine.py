@@ -15,7 +15,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mlconnector.store.records import (
@@ -27,6 +27,16 @@ from mlconnector.store.records import (
 from mlconnector.store.schema import quarantine
 
 _Q = QuarantineState
+#: the open records of one flow (every run reads them: built once)
+_OPEN_OF_FLOW = (
+    select(quarantine)
+    .where(
+        quarantine.c.connection == bindparam("connection"),
+        quarantine.c.flow == bindparam("flow"),
+        quarantine.c.state == _Q.OPEN.value,
+    )
+    .order_by(quarantine.c.id)
+)
 #: indexed audit columns naming a record: ``plex_order_id``, ``shipment_id``, ``sku``
 AuditRefs = Mapping[str, str | None]
 #: longest excerpt / error text kept in a row
@@ -225,14 +235,9 @@ class QuarantineRepository:
 
     async def open_quarantined(self, connection: str, flow: str) -> list[Quarantined]:
         """Every open record of one flow: what the flow retries this pass (oldest first)."""
-        q = quarantine.c
-        query = (
-            select(quarantine)
-            .where(q.connection == connection, q.flow == flow, q.state == _Q.OPEN.value)
-            .order_by(q.id)
-        )
+        params = {"connection": connection, "flow": flow}
         async with self._reader.connect() as conn:
-            return [_to_quarantined(r) for r in await conn.execute(query)]
+            return [_to_quarantined(r) for r in await conn.execute(_OPEN_OF_FLOW, params)]
 
     async def count_open_quarantined(
         self, *, connection: str | None = None

@@ -51,7 +51,8 @@ def _cursor_upsert(insert_into: Any) -> Any:
 #: insert-or-replace one cursor, per dialect (parameters: connection, flow, value, updated_at)
 UPSERT_CURSOR = {"sqlite": _cursor_upsert(sqlite_insert), "postgresql": _cursor_upsert(pg_insert)}
 _INSERT_RUN = insert(runs)
-_INSERT_AUDIT = insert(audit_events)
+#: one audit event (parameters: ``Store._audit_values``), without RETURNING
+INSERT_AUDIT = insert(audit_events)
 
 _UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I)
 _QUOTED = re.compile(r"'[^']*\d[^']*'|\"[^\"]*\d[^\"]*\"")
@@ -470,7 +471,7 @@ class ConsoleQueries:
         async with self._tx(connection) as conn:
             await conn.execute(UPSERT_CURSOR[conn.dialect.name], cursor)
             await conn.execute(_INSERT_RUN, history)
-            await conn.execute(_INSERT_AUDIT, audit)
+            await conn.execute(INSERT_AUDIT, audit)
 
     async def runs_page(
         self,

@@ -21,7 +21,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from sqlalchemy import Select, and_, case, delete, func, literal, or_, select, update
+from sqlalchemy import Select, and_, bindparam, case, delete, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -84,6 +84,47 @@ _KIND = re.compile(r"^[a-z0-9_]{1,64}$")
 _MAX_ERROR = 4000
 _S = OperationState
 _T = TypeVar("_T")
+
+# The reads of every scheduled run, built once and executed with their values as parameters
+# (a statement built per call costs its construction and its cache key on every run).
+_GET_CURSOR = select(cursors).where(
+    cursors.c.connection == bindparam("connection"), cursors.c.flow == bindparam("flow")
+)
+_DUE = (
+    select(operations)
+    .where(
+        operations.c.connection == bindparam("connection"),
+        operations.c.flow == bindparam("flow"),
+        or_(
+            operations.c.state == _S.PENDING.value,
+            and_(
+                operations.c.state == _S.FAILED.value,
+                operations.c.next_attempt_at <= bindparam("now"),
+            ),
+        ),
+    )
+    .order_by(operations.c.id)
+    .limit(bindparam("limit"))
+)
+_PENDING_ANY = (
+    select(webhook_inbox)
+    .where(webhook_inbox.c.processed_at.is_(None))
+    .order_by(webhook_inbox.c.received_at, webhook_inbox.c.id)
+    .limit(bindparam("limit"))
+)
+_PENDING_OF_CONNECTION = _PENDING_ANY.where(webhook_inbox.c.connection == bindparam("connection"))
+_INVENTORY_SNAPSHOT = select(
+    inventory_snapshot.c.sku, inventory_snapshot.c.location, inventory_snapshot.c.quantity
+).where(inventory_snapshot.c.connection == bindparam("connection"))
+_UNWRITTEN = (
+    select(shipment_lines.c.sku, func.sum(shipment_lines.c.quantity))
+    .where(
+        shipment_lines.c.connection == bindparam("connection"),
+        shipment_lines.c.written_back_at.is_(None),
+        shipment_lines.c.sku.is_not(None),
+    )
+    .group_by(shipment_lines.c.sku)
+)
 
 
 class _Writers:
@@ -483,13 +524,8 @@ class Store(
     async def get_cursor(self, connection: str, flow: str) -> Cursor | None:
         """The stored position of ``flow`` for ``connection``, or ``None`` before the first run."""
         async with self._reader.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(cursors).where(
-                        cursors.c.connection == connection, cursors.c.flow == flow
-                    )
-                )
-            ).first()
+            params = {"connection": connection, "flow": flow}
+            row = (await conn.execute(_GET_CURSOR, params)).first()
         return Cursor(row.connection, row.flow, row.value, row.updated_at) if row else None
 
     async def set_cursor(
@@ -756,24 +792,9 @@ class Store(
     ) -> list[Operation]:
         """Operations to send now: ``pending``, and ``failed`` whose ``next_attempt_at`` has
         come, oldest first."""
-        now = self._now(now)
-        query = (
-            select(operations)
-            .where(
-                operations.c.connection == connection,
-                operations.c.flow == flow,
-                or_(
-                    operations.c.state == _S.PENDING.value,
-                    and_(
-                        operations.c.state == _S.FAILED.value,
-                        operations.c.next_attempt_at <= now,
-                    ),
-                ),
-            )
-            .order_by(operations.c.id)
-            .limit(limit)
-        )
-        return await self._operations(query)
+        params = {"connection": connection, "flow": flow, "now": self._now(now), "limit": limit}
+        async with self._reader.connect() as conn:
+            return [to_operation(r) for r in await conn.execute(_DUE, params)]
 
     async def due_flows(self, *, now: datetime | None = None) -> set[tuple[str, str]]:
         """Every (connection, flow) with an operation to send now (``pending``, or ``failed``
@@ -987,12 +1008,12 @@ class Store(
         self, *, connection: str | None = None, limit: int = 100
     ) -> list[InboxItem]:
         """Deliveries not yet processed, oldest first."""
-        query = select(webhook_inbox).where(webhook_inbox.c.processed_at.is_(None))
         if connection is not None:
-            query = query.where(webhook_inbox.c.connection == connection)
-        query = query.order_by(webhook_inbox.c.received_at, webhook_inbox.c.id).limit(limit)
+            query, params = _PENDING_OF_CONNECTION, {"connection": connection, "limit": limit}
+        else:
+            query, params = _PENDING_ANY, {"limit": limit}
         async with self._reader.connect() as conn:
-            return [to_inbox(r) for r in await conn.execute(query)]
+            return [to_inbox(r) for r in await conn.execute(query, params)]
 
     async def count_pending_webhooks(self, *, connection: str | None = None) -> dict[str, int]:
         """Deliveries not yet processed, per connection (a connection with none is absent);
@@ -1087,14 +1108,22 @@ class Store(
     async def get_inventory_snapshot(self, connection: str) -> dict[tuple[str, str], int]:
         """Last quantity pushed to ShipStation per ``(sku, location)``."""
         async with self._reader.connect() as conn:
-            rows = await conn.execute(
-                select(
-                    inventory_snapshot.c.sku,
-                    inventory_snapshot.c.location,
-                    inventory_snapshot.c.quantity,
-                ).where(inventory_snapshot.c.connection == connection)
-            )
+            rows = await conn.execute(_INVENTORY_SNAPSHOT, {"connection": connection})
             return {(r.sku, r.location): r.quantity for r in rows}
+
+    async def inventory_baseline(
+        self, connection: str
+    ) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
+        """:meth:`get_inventory_snapshot` and :meth:`unwritten_quantities` in one read (what
+        the inventory flow compares Plex on-hand with)."""
+        params = {"connection": connection}
+        async with self._reader.connect() as conn:
+            snapshot = {
+                (r.sku, r.location): r.quantity
+                for r in await conn.execute(_INVENTORY_SNAPSHOT, params)
+            }
+            unwritten = {sku: int(n) for sku, n in await conn.execute(_UNWRITTEN, params)}
+        return snapshot, unwritten
 
     async def record_inventory_pushed(
         self,
@@ -1213,17 +1242,9 @@ class Store(
     async def unwritten_quantities(self, connection: str) -> dict[str, int]:
         """Quantity per SKU shipped in ShipStation but not yet written back to Plex (for the
         inventory flow: ``on_hand − this``). Lines without a SKU are not counted."""
-        query = (
-            select(shipment_lines.c.sku, func.sum(shipment_lines.c.quantity))
-            .where(
-                shipment_lines.c.connection == connection,
-                shipment_lines.c.written_back_at.is_(None),
-                shipment_lines.c.sku.is_not(None),
-            )
-            .group_by(shipment_lines.c.sku)
-        )
         async with self._reader.connect() as conn:
-            return {sku: int(total) for sku, total in await conn.execute(query)}
+            rows = await conn.execute(_UNWRITTEN, {"connection": connection})
+            return {sku: int(total) for sku, total in rows}
 
 
 def _sku_of(details: Mapping[str, Any]) -> str | None:

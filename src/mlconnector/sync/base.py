@@ -353,7 +353,8 @@ def audit_event(
 async def audit(
     rt: ConnectionRuntime, *, flow: str, action: str, outcome: str, **fields: Any
 ) -> AuditEvent:
-    """Append one audit event for connection ``rt.name`` (fields: see :func:`audit_event`)."""
-    return await rt.store.append_audit(
-        audit_event(rt, flow=flow, action=action, outcome=outcome, **fields)
-    )
+    """Append one audit event for connection ``rt.name`` (fields: see :func:`audit_event`);
+    returns it as appended (its id is not read back)."""
+    event = audit_event(rt, flow=flow, action=action, outcome=outcome, **fields)
+    await rt.store.append_audits([event])
+    return event

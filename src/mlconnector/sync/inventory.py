@@ -33,7 +33,14 @@ from mlconnector.errors import ConnectorError
 from mlconnector.lenient import Unreadable
 from mlconnector.plex import OnHand
 from mlconnector.store import CredentialKind, Operation, OperationState
-from mlconnector.sync.base import FlowResult, PlanItem, Resolution, StaleOperationError, audit
+from mlconnector.sync.base import (
+    FlowResult,
+    PlanItem,
+    Resolution,
+    StaleOperationError,
+    audit,
+    audit_event,
+)
 from mlconnector.sync.outbox import Outbox
 from mlconnector.sync.quarantine import QuarantineBook, entry_of
 from mlconnector.sync.runtime import ConnectionRuntime, missing_credential
@@ -133,8 +140,8 @@ class InventoryFlow:
         await book.resolve_unseen()
         on_hand, unmapped = await self.map_on_hand(rt, [r for r in rows if r.part_id not in held])
         held_skus = {n for p in problems if (n := p.ref("partNo"))} | held
-        for location, detail in sorted(unmapped.items()):
-            item = PlanItem(
+        skipped = [
+            PlanItem(
                 "skip",
                 "inventory",
                 f"plex-location {location}",
@@ -142,7 +149,9 @@ class InventoryFlow:
                 f"connections.{rt.name}.mappings.inventory_locations",
                 detail,
             )
-            await self._note(rt, result, item, dry_run)
+            for location, detail in sorted(unmapped.items())
+        ]
+        await self._note(rt, result, skipped, dry_run)
         levels = [lv for lv in await self._levels(rt, on_hand) if lv.sku not in held_skus]
         box = Outbox(rt, FLOW, direction="plex->ss", entity="inventory")
         changed = []
@@ -168,18 +177,25 @@ class InventoryFlow:
         return result
 
     async def _note(
-        self, rt: ConnectionRuntime, result: FlowResult, item: PlanItem, dry_run: bool
+        self, rt: ConnectionRuntime, result: FlowResult, items: list[PlanItem], dry_run: bool
     ) -> None:
-        result.add(item, "skipped")
+        """Count and plan the skipped ``items``; audit each (one store transaction for all)."""
+        for item in items:
+            result.add(item, "skipped")
         if not dry_run:
-            await audit(
-                rt,
-                flow=FLOW,
-                action="skip",
-                outcome="skipped",
-                entity="inventory",
-                direction="plex->ss",
-                details={"reason": item.reason, "key": item.key, **item.details},
+            await rt.store.append_audits(
+                [
+                    audit_event(
+                        rt,
+                        flow=FLOW,
+                        action="skip",
+                        outcome="skipped",
+                        entity="inventory",
+                        direction="plex->ss",
+                        details={"reason": item.reason, "key": item.key, **item.details},
+                    )
+                    for item in items
+                ]
             )
 
     async def map_on_hand(
@@ -216,8 +232,7 @@ class InventoryFlow:
         return {r.part_id: numbers.get(r.part_id) or r.part_id for r in rows}
 
     async def _levels(self, rt: ConnectionRuntime, on_hand: dict[Key, int]) -> list[Level]:
-        snapshot = await rt.store.get_inventory_snapshot(rt.name)
-        unwritten = await rt.store.unwritten_quantities(rt.name)
+        snapshot, unwritten = await rt.store.inventory_baseline(rt.name)
         mapped = set(rt.config.mappings.inventory_locations.values())
         # A level pushed before whose stock is gone (all shipped, moved, put on hold) goes to 0.
         for key in snapshot:
