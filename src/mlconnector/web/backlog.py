@@ -10,7 +10,10 @@ lowers the real count). While that estimate stays below ``headroom`` × the cap 
 of it), no read is needed: other receivers of the same database would have to store the other
 half within ``ttl`` for the cap to be missed. At or above it, every delivery reads the count
 again, exactly as without this cache: a full inbox refuses at once, and one the engine has worked
-off accepts again with the next delivery. Concurrent deliveries that need a read share it.
+off accepts again with the next delivery. Concurrent deliveries that need a read share it, and
+an estimate past ``refresh_after`` of its ttl is read again in the background while it is still
+used, so under steady traffic far below the cap no delivery waits for the count (every
+deliveries in flight waited 5-17 ms for it once per ttl).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from mlconnector.store import Store
 
 DEFAULT_TTL = 1.0
 DEFAULT_HEADROOM = 0.5
+#: the share of the ttl after which a used estimate is read again in the background
+DEFAULT_REFRESH_AFTER = 0.5
 
 
 @dataclass
@@ -43,12 +48,14 @@ class PendingCount:
         *,
         ttl: float = DEFAULT_TTL,
         headroom: float = DEFAULT_HEADROOM,
+        refresh_after: float = DEFAULT_REFRESH_AFTER,
     ) -> None:
         self.store = store
         self.clock = clock
         self.cap = cap
         self.ttl = ttl
         self.headroom = headroom
+        self.refresh_after = refresh_after
         self._estimates: dict[str, _Estimate] = {}
         self._reads: dict[str, asyncio.Task[int]] = {}
         #: counts read from the store (for tests and benchmarks)
@@ -58,12 +65,12 @@ class PendingCount:
         """The connection's waiting deliveries: the cached estimate while it is fresh and below
         the headroom, else the store's count."""
         estimate = self._estimates.get(name)
-        if (
-            estimate is not None
-            and self.clock.monotonic() - estimate.read_at < self.ttl
-            and estimate.pending < self.cap * self.headroom
-        ):
-            return estimate.pending
+        if estimate is not None and estimate.pending < self.cap * self.headroom:
+            age = self.clock.monotonic() - estimate.read_at
+            if age < self.ttl:
+                if age >= self.ttl * self.refresh_after:
+                    self._start_read(name)  # the estimate holds meanwhile: within its ttl
+                return estimate.pending
         return await self._read(name)
 
     def stored(self, name: str) -> None:
@@ -75,16 +82,26 @@ class PendingCount:
     async def _read(self, name: str) -> int:
         # one read per connection at a time, in its own task: a waiter whose client went away
         # (cancelled) does not cancel the read the others wait for
+        return await asyncio.shield(self._start_read(name))
+
+    def _start_read(self, name: str) -> asyncio.Task[int]:
         task = self._reads.get(name)
         if task is None:
             task = self._reads[name] = asyncio.create_task(self._count(name))
             task.add_done_callback(lambda t: self._done(name, t))
-        return await asyncio.shield(task)
+        return task
+
+    async def aclose(self) -> None:
+        """Stop the reads in flight (the store is about to close)."""
+        reads = list(self._reads.values())
+        for task in reads:
+            task.cancel()
+        await asyncio.gather(*reads, return_exceptions=True)
 
     def _done(self, name: str, task: asyncio.Task[int]) -> None:
         self._reads.pop(name, None)
         if not task.cancelled():
-            task.exception()  # retrieved: every waiter may have gone away
+            task.exception()  # retrieved: every waiter may have gone away, or there was none
 
     async def _count(self, name: str) -> int:
         read_at = self.clock.monotonic()

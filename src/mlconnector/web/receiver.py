@@ -397,7 +397,11 @@ class WebhookReceiver:
             log.exception("on_webhook callback failed for %r", name)
 
     async def aclose(self) -> None:
-        """Close the HTTP client opened for key fetches, if any."""
+        """Stop the token and inbox-count reads in flight; close the HTTP client opened for key
+        fetches, if any."""
+        for cache in (self._token_cache, self._pending):
+            if cache is not None:
+                await cache.aclose()
         clients, self._http = self._http, {}
         for client in clients.values():
             await client.aclose()

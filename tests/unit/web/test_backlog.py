@@ -96,3 +96,22 @@ async def test_concurrent_deliveries_share_one_read(store: Store, fake_clock: Fa
     counter.stored("acme")
     assert await counter.pending("acme") == 2  # this process's own deliveries, without a read
     assert reads[0] == 1
+
+
+async def test_an_estimate_in_use_is_read_again_before_it_expires(
+    store: Store, fake_clock: FakeClock
+) -> None:
+    count = PendingCount(store, fake_clock, cap=100, ttl=1.0, refresh_after=0.5)
+    assert await count.pending("acme") == 0
+    # stored by another process: only a read of the store shows them
+    await store.receive_webhooks([("acme", delivery(n), {}) for n in range(3)])
+    fake_clock.advance(0.4)
+    assert await count.pending("acme") == 0
+    assert count.reads == 1  # young: no read
+    fake_clock.advance(0.2)  # past half the ttl: served at once, read in the background
+    assert await count.pending("acme") == 0
+    await asyncio.wait_for(asyncio.gather(*count._reads.values()), 10)  # the background read
+    assert count.reads == 2
+    fake_clock.advance(0.4)  # 1.0 s after the first read (expired), 0.4 s after the second
+    assert await count.pending("acme") == 3
+    assert count.reads == 2
