@@ -111,8 +111,9 @@ class ReceiverOptions:
     key_source: KeySource | None = None
     #: seconds a connection's webhook token is remembered (a changed token applies within it)
     token_ttl: float = DEFAULT_TTL
-    #: group commit: seconds a delivery waits for others to share its transaction, and how many
-    #: deliveries one transaction holds at most
+    #: group commit: seconds the next batch waits for more deliveries while busy (a delivery
+    #: arriving while none is committing waits for nothing), and how many deliveries one
+    #: transaction holds at most
     group_commit_window: float = DEFAULT_WINDOW
     group_commit_max: int = DEFAULT_MAX_BATCH
     #: seconds a connection's inbox count is trusted while well below ``inbox_max_pending``

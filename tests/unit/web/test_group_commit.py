@@ -148,3 +148,46 @@ async def test_a_changed_token_applies_within_the_token_ttl(
     new = await client.post("/webhooks/shipstation/acme/tok-new-0123456789abcdef", content=body(3))
     assert (old.status_code, new.status_code) == (404, 200)
     assert await inbox(store) == sorted([body(1), body(3)])
+
+
+async def test_an_idle_receiver_commits_a_delivery_at_once(
+    store: Store, fake_clock: FakeClock
+) -> None:
+    group = GroupCommit(store, fake_clock, window=0.5)
+    started = fake_clock.monotonic()
+    for i in range(3):
+        received = await group.receive("acme", body(i), {})
+        assert received.created
+    assert fake_clock.monotonic() == started  # no window waited for (the clock would show it)
+    assert (group.batches, group.stored) == (3, 3)
+
+
+async def test_deliveries_arriving_during_a_commit_go_together_after_the_window(
+    store: Store, fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = store.receive_webhooks
+    sizes: list[int] = []
+    entered, gate = asyncio.Event(), asyncio.Event()
+
+    async def gated(deliveries: Sequence[tuple[str, bytes, Mapping[str, str]]]) -> Any:
+        sizes.append(len(deliveries))
+        if len(sizes) == 1:
+            entered.set()
+            await gate.wait()  # the first commit is in flight
+        return await real(deliveries)
+
+    monkeypatch.setattr(store, "receive_webhooks", gated)
+    group = GroupCommit(store, fake_clock, window=0.5)
+    first = asyncio.create_task(group.receive("acme", body(0), {}))
+    await asyncio.wait_for(entered.wait(), 10)
+    later = [asyncio.create_task(group.receive("acme", body(i), {})) for i in range(1, 6)]
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert sizes == [1]  # they wait for the commit in flight
+    assert not any(t.done() for t in [first, *later])
+    started = fake_clock.monotonic()
+    gate.set()
+    await asyncio.wait_for(asyncio.gather(first, *later), 10)
+    assert sizes == [1, 5]
+    assert fake_clock.monotonic() - started >= 0.5  # while busy, the window gathered them
+    assert await inbox(store) == sorted(body(i) for i in range(6))
