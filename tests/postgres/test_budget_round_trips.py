@@ -3,20 +3,17 @@
 A step is one compare-and-set statement in autocommit when no other process stepped the budget
 since this one last did (a step under the row lock was four statements: BEGIN, SELECT … FOR
 UPDATE, UPDATE, COMMIT); a step after another process's costs one more (the failed
-compare-and-set returns the row as it is). Statements are counted with SQLAlchemy's cursor
-events on the store's engine, transactions from the driver's state at each.
+compare-and-set returns the row as it is). Statements and transactions are counted
+with :mod:`tests.postgres.counting`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
-from psycopg.pq import TransactionStatus
-from sqlalchemy import event, select, text
+from sqlalchemy import select, text
 
 from mlconnector.clock import FakeClock
 from mlconnector.http import RateLimiterRegistry
@@ -24,6 +21,7 @@ from mlconnector.http.ratelimit import BudgetState, RateLimiter
 from mlconnector.store import Store, open_store
 from mlconnector.store.budgets import CAS_TRIES
 from mlconnector.store.schema import metadata, rate_budgets
+from tests.postgres.counting import Counts, count_statements
 
 pytestmark = pytest.mark.postgres
 
@@ -32,30 +30,8 @@ HEADERS = {"X-Rate-Limit-Limit": "40", "X-Rate-Limit-Remaining": "30", "X-Rate-L
 GUARD = 30
 
 
-@dataclass
-class Counts:
-    statements: int = 0
-    transactions: int = 0
-
-    def take(self) -> tuple[int, int]:
-        got = (self.statements, self.transactions)
-        self.statements = self.transactions = 0
-        return got
-
-
 def _count(store: Store) -> Counts:
-    """Count the statements sent on ``store``'s engine, and the transactions they open: a
-    statement sent outside autocommit on an idle connection makes the driver send BEGIN."""
-    counts = Counts()
-
-    @event.listens_for(store.engine.sync_engine, "before_cursor_execute")
-    def _statement(conn: Any, *_: object) -> None:
-        counts.statements += 1
-        driver = conn.connection.driver_connection
-        if not driver.autocommit and driver.info.transaction_status == TransactionStatus.IDLE:
-            counts.transactions += 1
-
-    return counts
+    return count_statements(store.engine)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -32,6 +32,33 @@ T = TypeVar("T")
 
 #: compare-and-set attempts before a step takes the row lock
 CAS_TRIES = 3
+
+# built once: a statement built per call spends more CPU on its cache key than on its round trip
+_KEY = rate_budgets.c.key == bindparam("k")
+_STATE = bindparam("state", type_=rate_budgets.c.state.type)
+_AT = bindparam("at", type_=rate_budgets.c.updated_at.type)
+_READ = select(rate_budgets.c.version, rate_budgets.c.state).where(_KEY)
+_CREATE = (
+    pg_insert(rate_budgets)
+    .values(key=bindparam("k"), state=_STATE, version=1, updated_at=_AT)
+    .on_conflict_do_nothing(index_elements=["key"])
+    .returning(rate_budgets.c.version)
+)
+_WRITTEN = (
+    update(rate_budgets)
+    .where(_KEY, rate_budgets.c.version == bindparam("v"))
+    .values(state=_STATE, version=bindparam("next"), updated_at=_AT)
+    .returning(rate_budgets.c.version)
+    .cte("written")
+)
+#: the outer SELECT sees the row as of the statement's start: when the update did not apply,
+#: that is the version another process wrote (or an older one, if it commits meanwhile: the
+#: next try then fails too and reads it)
+_COMPARE_AND_SET = select(
+    select(_WRITTEN.c.version).scalar_subquery().label("applied"),
+    rate_budgets.c.version,
+    rate_budgets.c.state,
+).where(_KEY)
 
 
 @dataclass(frozen=True)
@@ -86,13 +113,7 @@ class SharedBudgets:
 
     async def _read(self, key: str) -> _Seen | None:
         async with self._autocommit.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(rate_budgets.c.version, rate_budgets.c.state).where(
-                        rate_budgets.c.key == key
-                    )
-                )
-            ).first()
+            row = (await conn.execute(_READ, {"k": key})).first()
         if row is None:
             return None
         seen = self._seen[key] = _Seen(row.version, row.state)
@@ -101,14 +122,8 @@ class SharedBudgets:
     async def _create(self, key: str, state: BudgetState) -> bool:
         data = state.to_json()
         async with self._autocommit.connect() as conn:
-            created = (
-                await conn.execute(
-                    pg_insert(rate_budgets)
-                    .values(key=key, state=data, version=1, updated_at=self._now())
-                    .on_conflict_do_nothing(index_elements=["key"])
-                    .returning(rate_budgets.c.version)
-                )
-            ).first()
+            params = {"k": key, "state": data, "at": self._now()}
+            created = (await conn.execute(_CREATE, params)).first()
         if created is not None:
             self._seen[key] = _Seen(1, data)
         return created is not None
@@ -117,22 +132,9 @@ class SharedBudgets:
         """Write ``state`` as ``version + 1`` if the row is still at ``version``; else remember
         the row as this statement found it (the next try starts from there)."""
         data = state.to_json()
-        written = (
-            update(rate_budgets)
-            .where(rate_budgets.c.key == key, rate_budgets.c.version == version)
-            .values(state=data, version=version + 1, updated_at=self._now())
-            .returning(rate_budgets.c.version)
-            .cte("written")
-        )
-        # the outer SELECT sees the row as of the statement's start: when the update did not
-        # apply, that is the version another process wrote (or a newer one next time)
-        query = select(
-            select(written.c.version).scalar_subquery().label("applied"),
-            rate_budgets.c.version,
-            rate_budgets.c.state,
-        ).where(rate_budgets.c.key == key)
+        params = {"k": key, "v": version, "next": version + 1, "state": data, "at": self._now()}
         async with self._autocommit.connect() as conn:
-            row = (await conn.execute(query)).first()
+            row = (await conn.execute(_COMPARE_AND_SET, params)).first()
         if row is not None and row.applied is not None:
             self._seen[key] = _Seen(version + 1, data)
             return True

@@ -73,8 +73,22 @@ async def flow_lock(engine: AsyncEngine, connection: str, flow: str) -> AsyncIte
         os.close(fd)
 
 
+#: take the advisory lock and, when that worked, give it back, in one statement (CASE evaluates
+#: its branches in order: the unlock runs only after a lock that was taken)
+_LOCK_FREE = text(
+    "SELECT CASE WHEN pg_try_advisory_lock(:k) THEN pg_advisory_unlock(:k) ELSE false END"
+)
+
+
 async def flow_lock_free(engine: AsyncEngine, connection: str, flow: str) -> bool:
-    """Whether nobody holds the lock of (connection, flow) right now."""
+    """Whether nobody holds the lock of (connection, flow) right now. On PostgreSQL one
+    statement in autocommit (an engine job asks at each run): taking and releasing the lock
+    with :func:`flow_lock` was six (two transactions)."""
+    if engine.dialect.name == "postgresql":
+        async with engine.connect() as conn:
+            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            key = {"k": lock_id(connection, flow)}
+            return bool((await auto.execute(_LOCK_FREE, key)).scalar())
     async with flow_lock(engine, connection, flow) as got:
         return got
 
