@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from mlconnector.clock import Clock
@@ -79,7 +79,17 @@ class BudgetState:
 
     # --- serialisation (the shared row) ---------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # by hand: dataclasses.asdict deep-copies field by field (~0.5 ms a shared step, profiled)
+        return {
+            "limit": self.limit,
+            "window": self.window,
+            "remaining": self.remaining,
+            "reset_at": self.reset_at,
+            "blocked_until": self.blocked_until,
+            "header_mode": self.header_mode,
+            "inflight": list(self.inflight),
+            "starts": list(self.starts),
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> BudgetState:

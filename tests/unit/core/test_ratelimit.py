@@ -8,6 +8,7 @@ requests per key, ``X-Rate-Limit-*`` headers on every answer, 429 past the limit
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Callable
@@ -16,7 +17,7 @@ import httpx
 import pytest
 
 from mlconnector.clock import FakeClock
-from mlconnector.http.ratelimit import RateLimiter, RateLimiterRegistry
+from mlconnector.http.ratelimit import BudgetState, RateLimiter, RateLimiterRegistry
 
 
 class FixedWindowServer:
@@ -281,3 +282,15 @@ def test_the_budget_state_keeps_one_window_of_starts(fake_clock: FakeClock) -> N
     for at in (0.0, 70.0, 71.0, 72.0):  # the first start has left the window
         assert tight.try_start(at, 0.05) == 0.0
     assert tight.try_start(73.0, 0.05) == pytest.approx(70.0 + 60.0 - 73.0 + 0.05)
+
+
+def test_the_budget_state_round_trips_every_field() -> None:
+    state = BudgetState(limit=40, window=30.0, reset_at=12.5, blocked_until=0.5, header_mode=True)
+    state.try_start(1.0, 0.05)
+    state.try_start(2.0, 0.05)
+    data = state.to_json()
+    assert data == dataclasses.asdict(state)  # every field, none forgotten
+    assert set(data) == {f.name for f in dataclasses.fields(BudgetState)}
+    data["inflight"].append(99.0)  # a copy: the state does not change with it
+    assert state.inflight == [1.0, 2.0]
+    assert BudgetState.from_json(state.to_json()) == state
