@@ -57,7 +57,7 @@ from mlconnector.store import CredentialKind, Store, Vault, generate_key, open_s
 from mlconnector.store.engine import WAL_AUTOCHECKPOINT_PAGES
 from mlconnector.store.wal import checkpointing
 from mlconnector.web import create_web_app, server_config
-from mlconnector.web.server import event_loop_factory
+from mlconnector.web.server import event_loop_factory, freeze_startup_heap
 
 TOKEN = "bench-token-0123456789"
 BASE = "http://ss.bench"
@@ -188,6 +188,7 @@ async def serve(app: Starlette, config: Config, parser: str) -> AsyncIterator[st
             if task.done():
                 task.result()
             await asyncio.sleep(0.01)
+        freeze_startup_heap()  # as the serve command does once started
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True

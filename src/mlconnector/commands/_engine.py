@@ -23,6 +23,8 @@ from mlconnector.commands.state import ensure_connection_row, opened_store
 from mlconnector.config import Config, WebSettings
 
 if TYPE_CHECKING:
+    import socket
+
     import uvicorn
     from starlette.types import ASGIApp
 
@@ -103,12 +105,16 @@ def web_server(app: ASGIApp, settings: WebSettings) -> uvicorn.Server:
     that leaves signal handling to the command."""
     import uvicorn
 
-    from mlconnector.web.server import server_config
+    from mlconnector.web.server import freeze_startup_heap, server_config
 
     class _Server(uvicorn.Server):
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
             yield
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            freeze_startup_heap()
 
     return _Server(server_config(app, settings))
 

@@ -17,6 +17,7 @@ it is installed (the commands run on it), else asyncio's.
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib.util
 import math
 from collections.abc import Callable
@@ -245,6 +246,18 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     import uvloop
 
     return uvloop.new_event_loop
+
+
+def freeze_startup_heap() -> None:
+    """Collect once, then move every object alive to the garbage collector's permanent
+    generation (:func:`gc.freeze`), to call when the server has started.
+
+    What start-up built (modules, the app, the engine, the pools: ~100,000 objects) is not
+    garbage, yet every full collection walked it: 70-100 ms with the event loop stopped, once
+    per ~2,000 deliveries at 16 concurrent ones, holding every delivery in flight (the largest
+    latency of a benchmark run). Frozen, a full collection walks only what was made since."""
+    gc.collect()
+    gc.freeze()
 
 
 def server_config(
