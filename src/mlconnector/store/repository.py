@@ -949,6 +949,8 @@ class Store(
             return int((await conn.execute(query)).scalar_one())
 
     def _redact_json(self, value: Mapping[str, Any]) -> dict[str, Any]:
+        if not value:
+            return {}  # "{}" holds no secret (they are 4 characters or more)
         text = self._redactor.text(json.dumps(value, default=str))
         try:
             redacted = json.loads(text)

@@ -262,11 +262,12 @@ async def record_run(
     counts = report.counts()
     nonzero = {k: v for k, v in counts.items() if v}
     summary = report.summary()
+    outcome = report.outcome  # derived once (each read recounts the run)
     run = LastRun(
         flow=report.flow,
         at=at,
-        ok=report.ok,
-        outcome=report.outcome,
+        ok=outcome == "ok",
+        outcome=outcome,
         seconds=seconds,
         owner=owner,
         summary=summary,
@@ -289,7 +290,7 @@ async def record_run(
         last_run=(last_run_cursor(report.flow), run.to_json()),
         started_at=at,
         finished_at=at + timedelta(seconds=max(0.0, seconds)),
-        outcome=report.outcome,
+        outcome=outcome,
         counts=counts,
         error=report.error,
         owner=owner,
@@ -299,17 +300,17 @@ async def record_run(
             direction="internal",
             entity="flow",
             action="run",
-            outcome=report.outcome,
+            outcome=outcome,
             details=details,
         ),
     )
-    observer.run_finished(report.connection, report.flow, report.outcome, seconds)
+    observer.run_finished(report.connection, report.flow, outcome, seconds)
     log.log(
-        RUN_LOG_LEVEL[report.outcome],
+        RUN_LOG_LEVEL[outcome],
         "run %s in %.1fs: %s",
-        report.outcome,
+        outcome,
         seconds,
         summary,
-        extra={"outcome": report.outcome, "counts": nonzero},
+        extra={"outcome": outcome, "counts": nonzero},
     )
     return run
