@@ -171,8 +171,9 @@ class CountingStore:
         value = getattr(self._inner, name)
         if not asyncio.iscoroutinefunction(value):
             if name == "flow_lock":
-                # An async context manager whose SQLite path opens the lock file in a thread:
-                # uncounted, the loop looks idle while the thread runs and time jumps ahead.
+                # An async context manager, not a coroutine function: counted too, so the loop
+                # never looks idle while it awaits (it took a thread hand-off before bc8399a;
+                # uncounted, time jumped ahead meanwhile).
                 return lambda *args, **kwargs: _CountedContext(self, value(*args, **kwargs))
             return value
 
