@@ -120,6 +120,8 @@ def config_toml(home: Path, conns: list[str], plex_url: str, ss_url: str) -> str
             f'[connections.{c}.plex]\npcn = "{PCN}"\nrest_base_url = "{plex_url}"\n'
             f"requests_per_minute = 10000\n[connections.{c}.shipstation]\n"
             f'v1_base_url = "{ss_url}"\nv2_base_url = "{ss_url}"\n'
+            f"[connections.{c}.poll]\n"
+            + "".join(f"{flow} = {seconds}\n" for flow, seconds in INTERVALS.items())
         )
     return "\n".join(parts)
 
@@ -477,6 +479,9 @@ async def postgres_scenario(
         runs.sort()
         overlaps += sum(1 for (_, b), (a2, _) in itertools.pairwise(runs) if a2 < b)
     total = sum(started.values())
+    # a worker builds a connection's runtime at its first run there: with one worker, once per
+    # connection run in the window
+    built = len({r.c for r in rows if t0 <= r.started <= t1})
     window = (t1 - t0).total_seconds()
     idle_rate = idle_cpu / max(idle, 1e-9) if idle > 0 else float("nan")
     marginal = (cpu - idle_rate * window) / max(1, total)
@@ -497,6 +502,8 @@ async def postgres_scenario(
         f"{writes / max(1, total):.1f} rows written per run\n"
         f"HTTP answers: Plex {dict(plex_st.counts)}, ShipStation {dict(ss_st.counts)}; "
         f"429s: {plex_st.counts[429] + ss_st.counts[429]}\n"
+        f"connections run in the window: {built} (runtime builds, with one worker); "
+        f"intervals {INTERVALS}\n"
         f"window {t0:%H:%M:%S}-{t1:%H:%M:%S} UTC; runs started before it (start-up): {early}; "
         f"simulators' CPU {sims_cpu:.1f} s (not counted)",
     )
@@ -526,7 +533,17 @@ def main() -> None:
         action="store_true",
         help="postgres: log_statement = all for the benchmark's database (the server's log)",
     )
+    parser.add_argument(
+        "--interval",
+        type=int,
+        help="postgres: every flow's poll interval in seconds (at least the configuration's "
+        "minimum: 60, inventory 300), so a connection runs again inside the window, on the "
+        "runtime its worker built at its first run",
+    )
     args = parser.parse_args()
+    if args.interval is not None:
+        for flow in INTERVALS:
+            INTERVALS[flow] = max(args.interval, 300 if flow == "inventory" else 60)
     if args.backend == "sqlite":
         asyncio.run(sqlite_scenario(args.numbers[0], args.seconds, args.flow))
     else:
