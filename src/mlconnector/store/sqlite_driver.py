@@ -8,6 +8,11 @@ SQLAlchemy reads afterwards (description, rows, row count, last row id); everyth
 (connections, transactions, errors) is SQLAlchemy's ``sqlite+aiosqlite`` dialect unchanged.
 
 Used through ``create_async_engine(url, module=OneHopDBAPI())`` (``store.engine``).
+
+It subclasses SQLAlchemy 2.1's ``connectors.asyncio`` adapter classes and calls aiosqlite's
+``Connection._execute``/``_conn``: ``pyproject.toml`` bounds both (``sqlalchemy <2.2``,
+``aiosqlite <0.23``), and ``tests/unit/store/test_sqlite_round_trips.py`` fails if an upgrade
+changes them.
 """
 
 from __future__ import annotations
