@@ -157,3 +157,32 @@ async def test_a_process_that_keeps_losing_takes_the_row_lock(
     assert remaining == 99 - CAS_TRIES - 1
     version, state = await _row(first)
     assert (version, state.remaining) == (1 + CAS_TRIES + 1, remaining)
+
+
+async def test_an_answer_without_budget_news_rides_on_the_next_step(
+    stores: tuple[Store, Store], fake_clock: FakeClock
+) -> None:
+    store = stores[0]
+    counts = _count(store)
+    limiter = RateLimiterRegistry(fake_clock, store.shared_budgets()).for_credential(
+        "plex.example.com", "plex-key", limit_per_minute=100
+    )
+    await limiter.acquire()
+    counts.take()
+    await limiter.settle({"Content-Type": "application/json"}, status=200)  # V2, Plex: no headers
+    assert counts.take() == (0, 0)
+    _version, state = await _row(store)
+    assert len(state.inflight) == 1  # still counted in flight (sliding window: holds nothing)
+    counts.take()
+    await limiter.acquire()
+    assert counts.take() == (1, 0)
+    _version, state = await _row(store)
+    assert len(state.inflight) == 1  # the first request's end went with this start
+    assert len(state.starts) == 2
+    counts.take()  # (the reads of the row above)
+    # a 429 is news even without headers: one step at once, and the credential is blocked
+    await limiter.settle({}, status=429)
+    assert counts.take() == (1, 0)
+    _version, state = await _row(store)
+    assert state.inflight == []
+    assert state.blocked_until > fake_clock.now().timestamp()

@@ -53,6 +53,19 @@ def _number(headers: Mapping[str, str], name: str) -> float | None:
         return None
 
 
+def budget_news(headers: Mapping[str, str] | None, status: int | None) -> bool:
+    """Whether an answer tells the budget more than that its request ended (what
+    :meth:`BudgetState.learn` acts on besides that): a 429, or the budget headers."""
+    if status == 429:
+        return True
+    if headers is None:
+        return False
+    return (
+        _number(headers, "X-Rate-Limit-Remaining") is not None
+        and _number(headers, "X-Rate-Limit-Reset") is not None
+    )
+
+
 def budget_key(host: str, credential: str) -> str:
     """The key of a credential's budget: a hash of host and credential (never the secret)."""
     return hashlib.sha256(f"{host}\0{credential}".encode()).hexdigest()[:32]
@@ -269,17 +282,40 @@ class SharedRateLimiter(RateLimiter):
         super().__init__(clock, **kwargs)
         self.backend = backend
         self.key = key
+        #: answers that told nothing but the end of their request, not yet taken off the row
+        self._finished = 0
 
     def _now(self) -> float:
         return self.clock.now().timestamp()
 
     async def _step(self, step: Callable[[BudgetState], T]) -> T:
+        finished = self._finished
+
         def keep(state: BudgetState) -> T:
+            now = self._now()
+            for _ in range(finished):  # the ends of requests settled without a step
+                state.learn(now, None, None, reset_margin=self.reset_margin)
             result = step(state)
             self.state = state  # the last state seen, for header_mode/limit and benchmarks
             return result
 
-        return await self.backend.step_budget(self.key, self._initial, keep)
+        result = await self.backend.step_budget(self.key, self._initial, keep)
+        self._finished -= finished
+        return result
+
+    async def settle(
+        self, headers: Mapping[str, str] | None = None, *, status: int | None = None
+    ) -> None:
+        """:meth:`RateLimiter.settle`; an answer with no budget news (not a 429, no
+        ``X-Rate-Limit-Remaining/Reset``: every answer of V2 and Plex but their 429s) only
+        ends its request, and that is carried by this process's next step of the budget
+        instead of a step of its own. Until then the request still counts in flight, which
+        holds nothing back in sliding-window mode and errs on the safe side in header mode;
+        a process that never steps the budget again leaves it to ``INFLIGHT_TTL``."""
+        if not budget_news(headers, status):
+            self._finished += 1
+            return
+        await super().settle(headers, status=status)
 
     def release(
         self, headers: Mapping[str, str] | None = None, *, status: int | None = None
