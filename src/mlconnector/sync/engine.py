@@ -6,10 +6,13 @@ PostgreSQL the workers are procrastinate's (:mod:`mlconnector.sync.jobs`).
 
 * **Due times live in memory.** At start one statement reads every flow's last run (recorded by
   :func:`~mlconnector.sync.runs.record_run`, so a restart keeps the schedule); afterwards a flow
-  is due at its last start plus its interval, kept in memory. The scheduler sleeps until the
-  earliest due time (at most ``tick`` seconds), so a due run starts on time.
-* **One store statement per tick**: which flows have operations due (``Store.due_flows``); such a
-  flow runs its retries alone between runs.
+  is due at its last start plus its interval, kept in memory and in a heap ordered by due time:
+  a pass looks only at the flows due (and the nudged ones), not at every (connection, flow), so
+  its CPU does not grow with the number of connections. The scheduler sleeps until the earliest
+  due time (at most ``tick`` seconds), so a due run starts on time.
+* **At most one store statement per ``tick`` seconds**: which flows have operations due
+  (``Store.due_flows``); such a flow runs its retries alone between runs. (A pass woken by a
+  finished run or a nudge does not ask again within ``tick`` seconds of the last answer.)
 * **Never two at once**: one in-process lock per (connection, flow) (a flow still running is
   skipped; ``sync --once`` of a running flow is refused with :class:`FlowBusyError`), and at most
   ``concurrency`` runs at a time, the others waiting their turn in order.
@@ -24,6 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
 import signal
 from collections.abc import Mapping, Sequence
@@ -100,6 +105,12 @@ class Engine:
         self.owner = self.runner.owner
         self.stats = SchedulerStats()
         self._due: dict[Key, datetime] | None = None  # None: not read from the store yet
+        #: (due time, tie-breaker, key): an entry counts while its time is ``_due[key]``
+        self._heap: list[tuple[datetime, int, Key]] = []
+        self._seq = itertools.count()
+        self._pairs: frozenset[Key] = frozenset()
+        self._retry: set[Key] = set()
+        self._retry_read: float | None = None  # monotonic time of the last due_flows answer
         self._streaks: dict[Key, Streak] = {}
         self._nudged: set[Key] = set()
         self._tasks: dict[Key, asyncio.Task[RunReport]] = {}
@@ -191,57 +202,98 @@ class Engine:
             log.info("engine %s stopped", self.owner)
 
     async def tick(self) -> list[asyncio.Task[RunReport]]:
-        """One scheduler pass: start every due flow that is not already running. Reads the
-        store once (flows with due operations), plus once at the first pass (last runs)."""
+        """One scheduler pass: start every due flow that is not already running (in due-time
+        order), the nudged ones, and the flows with operations due. Reads the store at most once
+        per ``tick`` seconds (flows with due operations), plus once at the first pass (last
+        runs)."""
         self.stats.ticks += 1
         now = self.clock.now()
         try:
             due = await self._due_times(now)
-            retry = await self.store.due_flows(now=now) if self._has_retries() else set()
+            retry = await self._retry_flows(now)
         except StoreError as exc:
             log.error("the store refused the schedule step: %s", exc)
             return []
+        runs: list[Key] = []
+        for key in sorted(self._nudged):
+            if key not in self._pairs:
+                self._nudged.discard(key)  # not a flow of this engine: nothing to run
+            elif not self._running(key):
+                runs.append(key)
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            at, _, key = heapq.heappop(heap)
+            if due.get(key) != at or self._running(key):
+                continue  # superseded, or running: its end pushes its next due time
+            runs.append(key)
         started: list[asyncio.Task[RunReport]] = []
-        for key in self.runner.pairs():
+        for key in dict.fromkeys(runs):
             if self._stopping:
                 break
-            task = self._tasks.get(key)
-            if task is not None and not task.done():
-                continue
-            at = due.setdefault(key, now)
-            if key in self._nudged or at <= now:
-                mode: Mode = "run"
-            elif key in retry:
-                mode, at = "retry", now
-            else:
-                continue
             self._nudged.discard(key)
-            self._tasks[key] = asyncio.create_task(self._scheduled(key, mode, at))
-            started.append(self._tasks[key])
+            started.append(self._start(key, "run", due[key]))
+        for key in sorted(retry - set(runs)):
+            if self._stopping:
+                break
+            if key in self._pairs and not self._running(key):
+                started.append(self._start(key, "retry", now))
         return started
+
+    def _start(self, key: Key, mode: Mode, at: datetime) -> asyncio.Task[RunReport]:
+        self._tasks[key] = asyncio.create_task(self._scheduled(key, mode, at))
+        return self._tasks[key]
+
+    def _running(self, key: Key) -> bool:
+        task = self._tasks.get(key)
+        return task is not None and not task.done()
+
+    def _push(self, key: Key) -> None:
+        assert self._due is not None
+        heapq.heappush(self._heap, (self._due[key], next(self._seq), key))
 
     def _has_retries(self) -> bool:
         return any(flow.kinds for flow in self.flows.values())
 
+    async def _retry_flows(self, now: datetime) -> set[Key]:
+        """The flows with operations due, asked of the store at most once per ``tick``
+        seconds (each key handed out once per answer)."""
+        if not self._has_retries():
+            return set()
+        mono = self.clock.monotonic()
+        if self._retry_read is None or mono - self._retry_read >= self.options.tick:
+            self._retry = set(await self.store.due_flows(now=now))
+            self._retry_read = mono
+        retry, self._retry = self._retry, set()
+        self._retry |= {key for key in retry if self._running(key)}  # asked again after it ends
+        return retry - self._retry
+
     async def _due_times(self, now: datetime) -> dict[Key, datetime]:
         if self._due is None:
             last: dict[Key, LastRun] = await all_last_runs(self.store)
+            self._pairs = frozenset(self.runner.pairs())
             self._due = {
-                key: run.at + timedelta(seconds=self.interval(*key)) for key, run in last.items()
+                key: last[key].at + timedelta(seconds=self.interval(*key)) if key in last else now
+                for key in self._pairs
             }
+            for key in self._due:
+                self._push(key)
         return self._due
 
     def _seconds_to_next(self) -> float:
         """Until the earliest due time of a flow not running, at most ``tick``."""
-        if self._nudged:
+        if any(not self._running(key) for key in self._nudged):
             return 0.0
         wait = self.options.tick
-        if self._due:
+        if self._due is not None:
             now = self.clock.now()
-            for key, at in self._due.items():
-                task = self._tasks.get(key)
-                if task is None or task.done():
-                    wait = min(wait, (at - now).total_seconds())
+            heap = self._heap
+            while heap:
+                at, _, key = heap[0]
+                if self._due.get(key) != at or (at <= now and self._running(key)):
+                    heapq.heappop(heap)  # superseded, or due while running: pushed at its end
+                    continue
+                wait = min(wait, (at - now).total_seconds())
+                break
         return max(0.0, wait)
 
     async def drain(self) -> list[RunReport]:
@@ -273,6 +325,7 @@ class Engine:
         elif mode == "run":
             # measured from the start, as the store's last run is: the schedule does not drift
             self._due[key] = started + timedelta(seconds=nxt.delay)
+        self._push(key)
         if nxt.alert:
             await self.runner.alert(key, report, nxt.streak.failures)
         if self._wake is not None:

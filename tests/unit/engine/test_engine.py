@@ -88,13 +88,18 @@ async def test_an_idle_tick_asks_the_store_once(env: EngineEnv) -> None:
     event.listen(env.store.engine.sync_engine, "before_cursor_execute", count)
     try:
         for _ in range(10):
+            env.clock.advance(engine.options.tick)
+            await engine.tick()
+        timed = list(statements)
+        for _ in range(10):  # passes woken within a tick (a run ended, a nudge): no new read
             await engine.tick()
     finally:
         event.remove(env.store.engine.sync_engine, "before_cursor_execute", count)
     await engine.aclose()
     # due times live in memory: one statement per tick (which flows have due operations),
     # whatever the number of (connection, flow) pairs
-    assert statements == ["SELECT"] * 10
+    assert timed == ["SELECT"] * 10
+    assert statements == timed
     assert all(len(f.runs) == 1 for f in flows.values())
 
 
@@ -193,6 +198,40 @@ async def test_a_nudge_runs_the_inbox_flow_at_once(env: EngineEnv) -> None:
     await env.run(1)
     assert len(inbox.runs) == 2
     assert (inbox.runs[1][0] - nudged_at).total_seconds() < 1
+    engine.stop()
+    await task
+
+
+async def test_a_nudge_while_the_inbox_flow_runs_waits_for_it_without_spinning(
+    env: EngineEnv,
+) -> None:
+    inbox = FakeFlow("shipments", env.clock, duration=60)
+    engine = env.engine({"shipments": inbox}, intervals={"shipments": 3600})
+    task = asyncio.create_task(engine.run_forever())
+    await env.run(10)  # the first run is 10 s into its 60
+    ticks = engine.stats.ticks
+    engine.nudge(CONNECTION)
+    await env.run(45)
+    assert len(inbox.runs) == 0  # still the first run: never two at once
+    assert engine.stats.ticks - ticks < 20  # waited (at most a tick a 5 s), no busy loop
+    await env.run(70)
+    assert len(inbox.runs) == 2  # the nudged run followed the first one's end
+    assert inbox.runs[1][0] == inbox.runs[0][1]
+    assert inbox.max_running == 1
+    engine.stop()
+    await task
+
+
+async def test_a_nudge_for_a_connection_it_does_not_run_is_dropped(env: EngineEnv) -> None:
+    inbox = FakeFlow("shipments", env.clock)
+    engine = env.engine({"shipments": inbox}, intervals={"shipments": 3600})
+    task = asyncio.create_task(engine.run_forever())
+    await env.run(10)
+    ticks = engine.stats.ticks
+    engine.nudge("not-configured")
+    await env.run(30)
+    assert engine.stats.ticks - ticks < 20
+    assert len(inbox.runs) == 1
     engine.stop()
     await task
 
