@@ -18,11 +18,11 @@ deliveries in flight waited 5-17 ms for it once per ttl).
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from mlconnector.clock import Clock
 from mlconnector.store import Store
+from mlconnector.web.shared_reads import SharedReads
 
 DEFAULT_TTL = 1.0
 DEFAULT_HEADROOM = 0.5
@@ -57,7 +57,7 @@ class PendingCount:
         self.headroom = headroom
         self.refresh_after = refresh_after
         self._estimates: dict[str, _Estimate] = {}
-        self._reads: dict[str, asyncio.Task[int]] = {}
+        self._reads: SharedReads[int] = SharedReads(self._count)
         #: counts read from the store (for tests and benchmarks)
         self.reads = 0
 
@@ -69,9 +69,9 @@ class PendingCount:
             age = self.clock.monotonic() - estimate.read_at
             if age < self.ttl:
                 if age >= self.ttl * self.refresh_after:
-                    self._start_read(name)  # the estimate holds meanwhile: within its ttl
+                    self._reads.start(name)  # the estimate holds meanwhile: within its ttl
                 return estimate.pending
-        return await self._read(name)
+        return await self._reads.get(name)  # one read at a time per connection, shared
 
     def stored(self, name: str) -> None:
         """One new delivery of ``name`` was stored by this process."""
@@ -79,29 +79,9 @@ class PendingCount:
         if estimate is not None:
             estimate.pending += 1
 
-    async def _read(self, name: str) -> int:
-        # one read per connection at a time, in its own task: a waiter whose client went away
-        # (cancelled) does not cancel the read the others wait for
-        return await asyncio.shield(self._start_read(name))
-
-    def _start_read(self, name: str) -> asyncio.Task[int]:
-        task = self._reads.get(name)
-        if task is None:
-            task = self._reads[name] = asyncio.create_task(self._count(name))
-            task.add_done_callback(lambda t: self._done(name, t))
-        return task
-
     async def aclose(self) -> None:
         """Stop the reads in flight (the store is about to close)."""
-        reads = list(self._reads.values())
-        for task in reads:
-            task.cancel()
-        await asyncio.gather(*reads, return_exceptions=True)
-
-    def _done(self, name: str, task: asyncio.Task[int]) -> None:
-        self._reads.pop(name, None)
-        if not task.cancelled():
-            task.exception()  # retrieved: every waiter may have gone away, or there was none
+        await self._reads.aclose()
 
     async def _count(self, name: str) -> int:
         read_at = self.clock.monotonic()

@@ -17,12 +17,12 @@ waits for the read: an answer is never used more than ``ttl`` after its read beg
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections import OrderedDict
 
 from mlconnector.clock import Clock
 from mlconnector.store import CredentialKind, Store
+from mlconnector.web.shared_reads import SharedReads
 
 DEFAULT_TTL = 5.0
 DEFAULT_MAX_ENTRIES = 1024
@@ -48,7 +48,7 @@ class TokenCache:
         self.max_entries = max(1, max_entries)
         self.refresh_after = refresh_after
         self._entries: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
-        self._reads: dict[str, asyncio.Task[str | None]] = {}
+        self._reads: SharedReads[str | None] = SharedReads(self._load)
         self._forgotten = 0
         #: reads of the store (for tests and benchmarks)
         self.reads = 0
@@ -62,31 +62,13 @@ class TokenCache:
             age = self.clock.monotonic() - entry[0]
             if age < self.ttl:
                 if age >= self.ttl * self.refresh_after:
-                    self._read(name)  # served meanwhile: it is still within its ttl
+                    self._reads.start(name)  # served meanwhile: it is still within its ttl
                 return entry[1]
-        # one read at a time per name, in its own task: a waiter whose client went away
-        # (cancelled) does not cancel the read the others wait for
-        return await asyncio.shield(self._read(name))
-
-    def _read(self, name: str) -> asyncio.Task[str | None]:
-        task = self._reads.get(name)
-        if task is None:
-            task = self._reads[name] = asyncio.create_task(self._load(name))
-            task.add_done_callback(lambda t: self._done(name, t))
-        return task
+        return await self._reads.get(name)  # one read at a time per name, shared
 
     async def aclose(self) -> None:
         """Stop the reads in flight (the store is about to close)."""
-        reads = list(self._reads.values())
-        for task in reads:
-            task.cancel()
-        await asyncio.gather(*reads, return_exceptions=True)
-
-    def _done(self, name: str, task: asyncio.Task[str | None]) -> None:
-        if self._reads.get(name) is task:
-            del self._reads[name]
-        if not task.cancelled():
-            task.exception()  # retrieved: a background refresh may have no waiter
+        await self._reads.aclose()
 
     async def _load(self, name: str) -> str | None:
         read_at, forgotten = self.clock.monotonic(), self._forgotten
@@ -109,7 +91,6 @@ class TokenCache:
         self._forgotten += 1
         if name is None:
             self._entries.clear()
-            self._reads.clear()
         else:
             self._entries.pop(name, None)
-            self._reads.pop(name, None)
+        self._reads.discard(name)

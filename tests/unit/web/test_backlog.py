@@ -110,7 +110,7 @@ async def test_an_estimate_in_use_is_read_again_before_it_expires(
     assert count.reads == 1  # young: no read
     fake_clock.advance(0.2)  # past half the ttl: served at once, read in the background
     assert await count.pending("acme") == 0
-    await asyncio.wait_for(asyncio.gather(*count._reads.values()), 10)  # the background read
+    await asyncio.wait_for(asyncio.gather(*count._reads.in_flight()), 10)  # the background read
     assert count.reads == 2
     fake_clock.advance(0.4)  # 1.0 s after the first read (expired), 0.4 s after the second
     assert await count.pending("acme") == 3

@@ -51,7 +51,7 @@ async def test_an_answer_in_use_is_read_again_before_it_expires(
     await store.set_credential("acme", CredentialKind.WEBHOOK_TOKEN, "tok-new-0123456789abcdef")
     fake_clock.advance(0.2)  # 4.1 s: past 80 % of the ttl
     assert await cache.expected("acme") == TOKEN  # served at once, still within its ttl
-    await asyncio.wait_for(asyncio.gather(*cache._reads.values()), 10)  # the background read
+    await asyncio.wait_for(asyncio.gather(*cache._reads.in_flight()), 10)  # the background read
     assert reads == ["acme", "acme"]
     fake_clock.advance(1.0)  # 5.1 s after the first read: the refreshed answer, no wait
     assert await cache.expected("acme") == "tok-new-0123456789abcdef"
