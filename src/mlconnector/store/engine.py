@@ -123,28 +123,7 @@ def create_engine(
         if not conn.get_execution_options().get(READ_ONLY_OPTION):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
-    _rollback_only_in_transaction(engine)
     return engine
-
-
-def _rollback_only_in_transaction(engine: AsyncEngine) -> None:
-    """SQLite: skip the ROLLBACK when no transaction is open (after a reader's autocommit
-    statements; the pool's reset after a COMMIT). SQLite would do nothing, but aiosqlite still
-    hands the call to its thread and back. SQLAlchemy's own ``skip_autocommit_rollback`` cannot
-    tell: with BEGIN emitted by us the driver is always in autocommit mode."""
-    dialect = engine.sync_engine.dialect
-    rollback = dialect.do_rollback
-
-    def do_rollback(dbapi_connection: Any) -> None:
-        driver = getattr(dbapi_connection, "driver_connection", None)
-        try:
-            idle = driver is not None and not driver.in_transaction
-        except (ValueError, AttributeError):  # closed: let the real rollback report it
-            idle = False
-        if not idle:
-            rollback(dbapi_connection)
-
-    setattr(dialect, "do_rollback", do_rollback)  # noqa: B010 (mypy: assigning to a method)
 
 
 def _ping_when_idle(engine: AsyncEngine, after: float) -> None:

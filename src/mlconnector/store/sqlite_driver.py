@@ -111,10 +111,22 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
-    """SQLAlchemy's aiosqlite connection adapter, handing out :class:`OneHopCursor`."""
+    """SQLAlchemy's aiosqlite connection adapter, handing out :class:`OneHopCursor`, whose
+    rollback is skipped when no transaction is open."""
 
     __slots__ = ()
     _cursor_cls = OneHopCursor  # type: ignore[assignment]
+
+    def rollback(self) -> None:
+        # No transaction open (a reader's autocommit statements, the pool's reset after a
+        # COMMIT): SQLite would do nothing, but aiosqlite still hands the call to its thread
+        # and back. SQLAlchemy's ``skip_autocommit_rollback`` cannot tell: with the BEGIN
+        # emitted by the store, the driver is always in autocommit mode. A closed connection
+        # is left to the adapter (it skips that itself).
+        driver: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+        if driver._connection is not None and not driver.in_transaction:
+            return
+        super().rollback()
 
 
 class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):

@@ -263,9 +263,9 @@ class Engine:
         if self._retry_read is None or mono - self._retry_read >= self.options.tick:
             self._retry = set(await self.store.due_flows(now=now))
             self._retry_read = mono
-        retry, self._retry = self._retry, set()
-        self._retry |= {key for key in retry if self._running(key)}  # asked again after it ends
-        return retry - self._retry
+        running = {key for key in self._retry if self._running(key)}  # handed out after it ends
+        ready, self._retry = self._retry - running, running
+        return ready
 
     async def _due_times(self, now: datetime) -> dict[Key, datetime]:
         if self._due is None:
