@@ -15,11 +15,12 @@ from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mlconnector.store.exceptions import StoreError
+from mlconnector.store.lane import Connects
 from mlconnector.store.records import Role, User, WebSession
 from mlconnector.store.schema import users, web_sessions
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 def to_user(row: Row[Any]) -> User:
@@ -37,7 +38,7 @@ class AccountsRepository:
     """Operator accounts (``users``) and their server-side sessions (``web_sessions``)."""
 
     if TYPE_CHECKING:
-        _reader: AsyncEngine
+        _reader: Connects
 
         def _now(self, now: datetime | None) -> datetime: ...
 

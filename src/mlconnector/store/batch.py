@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import String, and_, bindparam, func, or_, select, update
 
+from mlconnector.store.lane import Connects
 from mlconnector.store.queries import INSERT_AUDIT
 from mlconnector.store.records import (
     AuditEvent,
@@ -37,7 +38,7 @@ from mlconnector.store.schema import (
 from mlconnector.store.schema import links as links_table
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
     from mlconnector.http.redact import Redactor
 
@@ -103,7 +104,7 @@ class BatchRepository:
     """Outbox, links and audit for many records at once (the flows' batches)."""
 
     if TYPE_CHECKING:
-        _reader: AsyncEngine
+        _reader: Connects
         _redactor: Redactor
 
         def _now(self, now: datetime | None) -> datetime: ...

@@ -26,6 +26,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mlconnector.http.ratelimit import BudgetState
+from mlconnector.store.lane import Connects
 from mlconnector.store.schema import rate_budgets
 
 T = TypeVar("T")
@@ -80,7 +81,7 @@ class BudgetStats:
 class SharedBudgets:
     """The rate budgets of one store on PostgreSQL (see the module doc)."""
 
-    def __init__(self, engine: AsyncEngine, autocommit: AsyncEngine, now: Callable[[], datetime]):
+    def __init__(self, engine: AsyncEngine, autocommit: Connects, now: Callable[[], datetime]):
         self._engine = engine
         self._autocommit = autocommit
         self._now = now

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from mlconnector.clock import Clock, SystemClock
 from mlconnector.errors import ConfigError
 from mlconnector.http.redact import Redactor
+from mlconnector.store.lane import PING_IDLE_AFTER
 from mlconnector.store.repository import READ_ONLY_OPTION, Store
 from mlconnector.store.sqlite_driver import OneHopDBAPI
 from mlconnector.store.vault import Vault, home_dir
@@ -36,8 +37,6 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: running commands checkpoint every second off the commit path (:mod:`mlconnector.store.wal`),
 #: so this is only the cap that bounds the log (~40 MiB) when they fall behind or do not run
 WAL_AUTOCHECKPOINT_PAGES = 10_000
-#: a PostgreSQL connection idle this long (seconds) is pinged before use (see create_engine)
-PING_IDLE_AFTER = 10.0
 _IDLE_SINCE = "mlconnector_idle_since"
 #: PostgreSQL advisory lock id held while migrating ("mlcmigr" in ASCII)
 MIGRATION_LOCK = 0x6D6C636D69677200

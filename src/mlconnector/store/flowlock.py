@@ -21,6 +21,8 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from mlconnector.store.lane import Connects
+
 
 def lock_id(connection: str, flow: str) -> int:
     """A signed 64-bit advisory lock id for (connection, flow)."""
@@ -79,14 +81,20 @@ _LOCK_FREE = text(
 )
 
 
-async def flow_lock_free(engine: AsyncEngine, connection: str, flow: str) -> bool:
+async def flow_lock_free(
+    engine: AsyncEngine, connection: str, flow: str, *, autocommit: Connects | None = None
+) -> bool:
     """Whether nobody holds the lock of (connection, flow) right now. On PostgreSQL one
-    statement in autocommit (an engine job asks at each run): taking and releasing the lock
-    with :func:`flow_lock` was six (two transactions)."""
+    statement in autocommit (an engine job asks at each run), on ``autocommit`` (the store's
+    lane) when given: taking and releasing the lock with :func:`flow_lock` was six (two
+    transactions)."""
     if engine.dialect.name == "postgresql":
+        key = {"k": lock_id(connection, flow)}
+        if autocommit is not None:
+            async with autocommit.connect() as conn:
+                return bool((await conn.execute(_LOCK_FREE, key)).scalar())
         async with engine.connect() as conn:
             auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            key = {"k": lock_id(connection, flow)}
             return bool((await auto.execute(_LOCK_FREE, key)).scalar())
     async with flow_lock(engine, connection, flow) as got:
         return got

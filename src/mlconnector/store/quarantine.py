@@ -16,8 +16,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, func, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from mlconnector.store.lane import Connects
 from mlconnector.store.records import (
     AuditEvent,
     Quarantined,
@@ -69,7 +70,7 @@ class QuarantineRepository:
     """The quarantine's part of :class:`~mlconnector.store.repository.Store`."""
 
     if TYPE_CHECKING:
-        _reader: AsyncEngine
+        _reader: Connects
 
         def _write(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
 

@@ -9,6 +9,7 @@ Pages are keyset pages, never ``OFFSET``: a page reads ``limit + 1`` rows from a
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
@@ -16,11 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from sqlalchemy import Select, and_, func, insert, or_, select, update
+from sqlalchemy import Select, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from mlconnector.store.lane import Connects
 from mlconnector.store.records import (
     AuditEvent,
     AuditQuery,
@@ -53,6 +55,29 @@ UPSERT_CURSOR = {"sqlite": _cursor_upsert(sqlite_insert), "postgresql": _cursor_
 _INSERT_RUN = insert(runs)
 #: one audit event (parameters: ``Store._audit_values``), without RETURNING
 INSERT_AUDIT = insert(audit_events)
+
+
+@functools.cache
+def _finish_run_pg(
+    cursor_keys: tuple[str, ...], run_keys: tuple[str, ...], audit_keys: tuple[str, ...]
+) -> Any:
+    """PostgreSQL: :meth:`ConsoleQueries.finish_run`'s three inserts as **one** statement (two
+    of them in ``WITH``: a statement's data-modifying CTEs commit or fail with it), so it runs
+    in autocommit; its parameters are the three rows' values prefixed ``c_``, ``r_`` and
+    ``a_``. Built once per set of keys."""
+
+    def values(table: Any, prefix: str, keys: tuple[str, ...]) -> dict[str, Any]:
+        return {k: bindparam(prefix + k, type_=table.c[k].type) for k in keys}
+
+    cursor = pg_insert(cursors).values(values(cursors, "c_", cursor_keys))
+    cursor = cursor.on_conflict_do_update(
+        index_elements=["connection", "flow"],
+        set_={"value": cursor.excluded.value, "updated_at": cursor.excluded.updated_at},
+    )
+    history = insert(runs).values(values(runs, "r_", run_keys))
+    event = insert(audit_events).values(values(audit_events, "a_", audit_keys))
+    return event.add_cte(cursor.cte("last_run"), history.cte("history"))
+
 
 _UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I)
 _QUOTED = re.compile(r"'[^']*\d[^']*'|\"[^\"]*\d[^\"]*\"")
@@ -174,13 +199,20 @@ class ConsoleQueries:
     """The operator console's part of :class:`~mlconnector.store.repository.Store`."""
 
     if TYPE_CHECKING:
-        _reader: AsyncEngine
+        _reader: Connects
 
         def _write(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
 
         def _tx(
             self, connection: str | None = None
         ) -> AbstractAsyncContextManager[AsyncConnection]: ...
+
+        def _one_statement(
+            self, connection: str | None = None
+        ) -> AbstractAsyncContextManager[AsyncConnection]: ...
+
+        @property
+        def dialect(self) -> str: ...
 
         def _now(self, now: datetime | None) -> datetime: ...
 
@@ -460,7 +492,8 @@ class ConsoleQueries:
     ) -> None:
         """Record a finished run in **one** write transaction: the cursor ``last_run``
         (``(name, value)``: the flow's last run), the run history row (as :meth:`add_run`) and
-        the run's audit ``event`` (as :meth:`append_audit`). Three round trips, one commit."""
+        the run's audit ``event`` (as :meth:`append_audit`). On PostgreSQL one statement in
+        autocommit; on SQLite three in one transaction."""
         name, value = last_run
         now = self._now(None)
         cursor = {"connection": connection, "flow": name, "value": value, "updated_at": now}
@@ -468,6 +501,14 @@ class ConsoleQueries:
             connection, flow, started_at, finished_at, outcome, counts, error, owner
         )
         audit = self._audit_values(event)
+        if self.dialect == "postgresql":  # one statement, in autocommit
+            stmt = _finish_run_pg(tuple(cursor), tuple(history), tuple(audit))
+            params = {f"c_{k}": v for k, v in cursor.items()}
+            params.update((f"r_{k}", v) for k, v in history.items())
+            params.update((f"a_{k}", v) for k, v in audit.items())
+            async with self._one_statement(connection) as conn:
+                await conn.execute(stmt, params)
+            return
         async with self._tx(connection) as conn:
             await conn.execute(UPSERT_CURSOR[conn.dialect.name], cursor)
             await conn.execute(_INSERT_RUN, history)

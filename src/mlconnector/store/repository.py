@@ -36,6 +36,7 @@ from mlconnector.store.accounts import AccountsRepository
 from mlconnector.store.batch import BatchRepository, link_values
 from mlconnector.store.budgets import SharedBudgets
 from mlconnector.store.exceptions import OperationStateError, StoreError, UnknownConnectionError
+from mlconnector.store.lane import AutocommitLane, Connects
 from mlconnector.store.quarantine import QuarantineRepository
 from mlconnector.store.queries import UPSERT_CURSOR, ConsoleQueries, audit_filters, error_cause
 from mlconnector.store.records import (
@@ -85,6 +86,8 @@ _MAX_ERROR = 4000
 _S = OperationState
 _T = TypeVar("_T")
 
+#: one audit event, the row back (parameters: ``Store._audit_values``)
+_APPEND_AUDIT = audit_events.insert().returning(audit_events)
 # The reads of every scheduled run, built once and executed with their values as parameters
 # (a statement built per call costs its construction and its cache key on every run).
 _GET_CURSOR = select(cursors).where(
@@ -179,12 +182,15 @@ class Store(
     ) -> None:
         self._engine = engine
         # The same pool, marked read-only: on SQLite these transactions take no write lock.
-        self._reader = engine.execution_options(**{READ_ONLY_OPTION: True})
+        self._reader: Connects = engine.execution_options(**{READ_ONLY_OPTION: True})
         self._postgres = engine.dialect.name == "postgresql"
+        self._lane: AutocommitLane | None = None
         if self._postgres:
             # Read Committed takes a snapshot per statement, in a transaction or not: readers
-            # run without one, saving the BEGIN and ROLLBACK round trips of each read
-            self._reader = self._reader.execution_options(isolation_level="AUTOCOMMIT")
+            # run without one, saving the BEGIN and ROLLBACK round trips of each read, on
+            # connections kept out of the pool (store/lane.py), as do writes of one statement
+            self._lane = AutocommitLane(engine.execution_options(isolation_level="AUTOCOMMIT"))
+            self._reader = self._lane
         self._clock = clock
         self._vault = vault
         self._redactor = redactor or Redactor()
@@ -217,11 +223,15 @@ class Store(
         store disposes of the shared engine."""
         store = Store(self._engine, clock=self._clock, vault=vault, redactor=self._redactor)
         store._writers = self._writers  # one engine, one queue of writers
+        store._lane = self._lane  # one lane of autocommit connections
+        store._reader = self._reader
         store._budgets = self._budgets  # and one view of the shared budgets
         return store
 
     async def close(self) -> None:
         """Dispose of the connection pool."""
+        if self._lane is not None:
+            await self._lane.aclose()
         await self._engine.dispose()
 
     async def checkpoint_wal(self) -> WalCheckpoint | None:
@@ -285,9 +295,27 @@ class Store(
             async with self._write() as conn:
                 yield conn
         except IntegrityError as exc:
-            if connection is not None and await self.get_connection(connection) is None:
-                raise UnknownConnectionError(connection) from exc
-            raise StoreError(f"the database refused the write: {exc.orig}") from exc
+            raise await self._refused(exc, connection) from exc
+
+    @asynccontextmanager
+    async def _one_statement(self, connection: str | None = None) -> AsyncIterator[AsyncConnection]:
+        """A write of **one** statement (atomic by itself): on PostgreSQL in autocommit on the
+        lane (no checkout, ``BEGIN`` or ``COMMIT`` of its own); on SQLite a write transaction
+        (:meth:`_tx`). A foreign-key failure on ``connection`` becomes a clear error."""
+        if self._lane is None:
+            async with self._tx(connection) as conn:
+                yield conn
+            return
+        try:
+            async with self._lane.connect() as conn:
+                yield conn
+        except IntegrityError as exc:
+            raise await self._refused(exc, connection) from exc
+
+    async def _refused(self, exc: IntegrityError, connection: str | None) -> StoreError:
+        if connection is not None and await self.get_connection(connection) is None:
+            return UnknownConnectionError(connection)
+        return StoreError(f"the database refused the write: {exc.orig}")
 
     # --- connections ---------------------------------------------------------------------------
     async def create_connection(
@@ -534,7 +562,7 @@ class Store(
         """Store the position of ``flow`` (call only after the batch it covers is committed)."""
         now = self._now(now)
         values = {"connection": connection, "flow": flow, "value": value, "updated_at": now}
-        async with self._tx(connection) as conn:
+        async with self._one_statement(connection) as conn:
             await conn.execute(UPSERT_CURSOR[self.dialect], values)
         return Cursor(connection, flow, value, now)
 
@@ -903,10 +931,8 @@ class Store(
         """Append one event (``at`` defaults to the clock). Details are redacted. There is no
         update or delete: the database refuses both."""
         values = self._audit_values(event)
-        async with self._write() as conn:
-            row = (
-                await conn.execute(audit_events.insert().values(values).returning(audit_events))
-            ).one()
+        async with self._one_statement() as conn:
+            row = (await conn.execute(_APPEND_AUDIT, values)).one()
         return to_audit(row)
 
     def _audit_values(self, event: AuditEvent) -> dict[str, Any]:
@@ -1088,7 +1114,7 @@ class Store(
     async def flow_lock_free(self, connection: str, flow: str) -> bool:
         """Whether no one-off run or backfill holds the lock of (connection, flow) (what an
         engine job checks once it is ``doing``)."""
-        return await flowlock.flow_lock_free(self._engine, connection, flow)
+        return await flowlock.flow_lock_free(self._engine, connection, flow, autocommit=self._lane)
 
     # --- shared rate budgets ----------------------------------------------------------------
     def shared_budgets(self) -> Store | None:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mlconnector.store.batch import chunks, confirm_statement
 from mlconnector.store.exceptions import StoreError, UnknownConnectionError
+from mlconnector.store.lane import Connects
 from mlconnector.store.records import (
     AuditEvent,
     Enqueued,
@@ -33,7 +34,7 @@ from mlconnector.store.schema import audit_events, operations, shipment_lines, w
 from mlconnector.store.schema import links as links_table
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
     from mlconnector.http.redact import Redactor
 
@@ -47,7 +48,7 @@ class WritebackRepository:
     """Outbox, shipment lines, inbox and links for a page of shipments at once."""
 
     if TYPE_CHECKING:
-        _reader: AsyncEngine
+        _reader: Connects
         _redactor: Redactor
 
         def _now(self, now: datetime | None) -> datetime: ...

@@ -51,7 +51,7 @@ from procrastinate import exceptions as pexc
 from procrastinate.jobs import Status
 
 from mlconnector.store import Store
-from mlconnector.store.engine import PING_IDLE_AFTER
+from mlconnector.store.lane import PING_IDLE_AFTER
 from mlconnector.sync.flowrun import FlowRunner, Streak
 from mlconnector.sync.runs import all_last_runs
 from mlconnector.sync.scheduler import INBOX_FLOW, FlowBusyError, Key, Mode
