@@ -153,15 +153,18 @@ async def test_writes_of_one_statement_open_no_transaction(store: Store) -> None
     await store.create_connection("acme")
     counts = count_statements(store.engine)
     await store.set_cursor("acme", "orders", "x")
-    await store.append_audit(
-        AuditEvent(
-            connection="acme",
-            flow="orders",
-            direction="internal",
-            entity="flow",
-            action="read",
-            outcome="ok",
-        )
+    event = AuditEvent(
+        connection="acme",
+        flow="orders",
+        direction="internal",
+        entity="flow",
+        action="read",
+        outcome="ok",
     )
+    await store.append_audit(event)
+    await store.append_audits([event])
     assert await store.get_cursor("acme", "orders") is not None
-    assert counts.take() == (3, 0)  # three statements, none opened a transaction
+    assert counts.take() == (4, 0)  # four statements, none opened a transaction
+    await store.append_audits([event, event])  # two rows: one transaction
+    assert counts.take() == (1, 1)
+    assert await store.count_audit_events() == 4

@@ -111,6 +111,10 @@ class BatchRepository:
 
         def _write(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
 
+        def _one_statement(
+            self, connection: str | None = None
+        ) -> AbstractAsyncContextManager[AsyncConnection]: ...
+
         def _tx(
             self, connection: str | None = None
         ) -> AbstractAsyncContextManager[AsyncConnection]: ...
@@ -266,12 +270,17 @@ class BatchRepository:
 
     async def append_audits(self, events: Sequence[AuditEvent]) -> None:
         """:meth:`append_audit` for one or many events, in one statement of one transaction
-        (details redacted); their ids are not read back."""
+        (details redacted; one event: a write of one statement, in autocommit on PostgreSQL);
+        their ids are not read back."""
         if not events:
             return
         rows = [self._audit_values(e) for e in events]
+        if len(rows) == 1:
+            async with self._one_statement() as conn:
+                await conn.execute(INSERT_AUDIT, rows[0])
+            return
         async with self._write() as conn:
-            await conn.execute(INSERT_AUDIT, rows[0] if len(rows) == 1 else rows)
+            await conn.execute(INSERT_AUDIT, rows)
 
     # --- webhook inbox -------------------------------------------------------------------------
     async def receive_webhooks(
