@@ -5,7 +5,6 @@ server's backend ids, not timed."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
@@ -13,8 +12,7 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 
-from mlconnector.clock import FakeClock
-from mlconnector.store import AuditEvent, Store, open_store
+from mlconnector.store import AuditEvent, Store
 from mlconnector.store.lane import AutocommitLane
 from tests.dbutil import ADMIN_URL
 from tests.postgres.counting import count_statements
@@ -30,15 +28,6 @@ class Ticks:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def store(pg_url: str, fake_clock: FakeClock) -> AsyncIterator[Store]:
-    the_store = await open_store(pg_url, clock=fake_clock)
-    try:
-        yield the_store
-    finally:
-        await the_store.close()
 
 
 def _checkouts(store: Store) -> list[int]:

@@ -5,15 +5,13 @@ ROLLBACK round trips; Read Committed takes a snapshot per statement anyway)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
 import pytest
 from sqlalchemy import text
 
-from mlconnector.clock import FakeClock
-from mlconnector.store import Store, open_store
+from mlconnector.store import Store
 from mlconnector.store.engine import create_engine
 from tests.dbutil import ADMIN_URL
 
@@ -61,15 +59,6 @@ async def test_an_idle_connection_that_died_is_replaced_before_use(pg_url: str) 
         await engine.dispose()
     assert second != first
     assert pings[0] >= 2
-
-
-@pytest.fixture
-async def store(pg_url: str, fake_clock: FakeClock) -> AsyncIterator[Store]:
-    the_store = await open_store(pg_url, clock=fake_clock)
-    try:
-        yield the_store
-    finally:
-        await the_store.close()
 
 
 async def test_a_read_opens_no_transaction(store: Store) -> None:

@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 #: connections a lane keeps out of the pool (SQLAlchemy's default pool holds 5 and 10 more)
 LANE_SIZE = 4
 #: a PostgreSQL connection idle this long (seconds) is pinged before use (see
-#: :func:`mlconnector.store.engine.create_engine`); the lane gives back one idle this long
+#: :func:`mlconnector.store.engine.create_engine`); so is a lane connection idle this long
 PING_IDLE_AFTER = 10.0
 
 
