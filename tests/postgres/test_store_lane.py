@@ -41,10 +41,9 @@ def _checkouts(store: Store) -> list[int]:
 
 
 def _lane(store: Store, **kwargs: Any) -> AutocommitLane:
-    lane = AutocommitLane(
+    return AutocommitLane(
         store.engine.execution_options(isolation_level="AUTOCOMMIT"), size=2, **kwargs
     )
-    return lane
 
 
 async def _pid(lane: AutocommitLane) -> int:

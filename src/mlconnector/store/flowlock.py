@@ -82,20 +82,15 @@ _LOCK_FREE = text(
 
 
 async def flow_lock_free(
-    engine: AsyncEngine, connection: str, flow: str, *, autocommit: Connects | None = None
+    engine: AsyncEngine, connection: str, flow: str, *, autocommit: Connects
 ) -> bool:
     """Whether nobody holds the lock of (connection, flow) right now. On PostgreSQL one
-    statement in autocommit (an engine job asks at each run), on ``autocommit`` (the store's
-    lane) when given: taking and releasing the lock with :func:`flow_lock` was six (two
-    transactions)."""
+    statement on ``autocommit`` (the store's lane; an engine job asks at each run): taking and
+    releasing the lock with :func:`flow_lock` was six (two transactions)."""
     if engine.dialect.name == "postgresql":
-        key = {"k": lock_id(connection, flow)}
-        if autocommit is not None:
-            async with autocommit.connect() as conn:
-                return bool((await conn.execute(_LOCK_FREE, key)).scalar())
-        async with engine.connect() as conn:
-            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            return bool((await auto.execute(_LOCK_FREE, key)).scalar())
+        async with autocommit.connect() as conn:
+            key = {"k": lock_id(connection, flow)}
+            return bool((await conn.execute(_LOCK_FREE, key)).scalar())
     async with flow_lock(engine, connection, flow) as got:
         return got
 

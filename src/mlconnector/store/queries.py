@@ -40,8 +40,10 @@ GROUP_STATES = (_S.FAILED, _S.DEAD)
 _MAX_GROUP_SCAN = 200_000
 
 
-def _cursor_upsert(insert_into: Any) -> Any:
+def _cursor_upsert(insert_into: Any, values: dict[str, Any] | None = None) -> Any:
     stmt = insert_into(cursors)
+    if values is not None:
+        stmt = stmt.values(values)
     return stmt.on_conflict_do_update(
         index_elements=["connection", "flow"],
         set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
@@ -69,11 +71,7 @@ def _finish_run_pg(
     def values(table: Any, prefix: str, keys: tuple[str, ...]) -> dict[str, Any]:
         return {k: bindparam(prefix + k, type_=table.c[k].type) for k in keys}
 
-    cursor = pg_insert(cursors).values(values(cursors, "c_", cursor_keys))
-    cursor = cursor.on_conflict_do_update(
-        index_elements=["connection", "flow"],
-        set_={"value": cursor.excluded.value, "updated_at": cursor.excluded.updated_at},
-    )
+    cursor = _cursor_upsert(pg_insert, values(cursors, "c_", cursor_keys))
     history = insert(runs).values(values(runs, "r_", run_keys))
     event = insert(audit_events).values(values(audit_events, "a_", audit_keys))
     return event.add_cte(cursor.cte("last_run"), history.cte("history"))

@@ -1114,7 +1114,9 @@ class Store(
     async def flow_lock_free(self, connection: str, flow: str) -> bool:
         """Whether no one-off run or backfill holds the lock of (connection, flow) (what an
         engine job checks once it is ``doing``)."""
-        return await flowlock.flow_lock_free(self._engine, connection, flow, autocommit=self._lane)
+        return await flowlock.flow_lock_free(
+            self._engine, connection, flow, autocommit=self._reader
+        )
 
     # --- shared rate budgets ----------------------------------------------------------------
     def shared_budgets(self) -> Store | None:
